@@ -1,0 +1,132 @@
+// Core types shared by every sinklab module: errors, dtypes, strided tensor
+// views, aligned buffers, memory-mapped files and the thread count.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sinklab {
+
+// The one exception type of the library. Messages name the file, tensor or
+// flag that was wrong and what was expected.
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& what) : std::runtime_error(what) {}
+};
+
+// Throws Error(message) when cond is false.
+inline void check(bool cond, const std::string& message) {
+  if (!cond) throw Error(message);
+}
+
+const char* version();
+
+// ---------------------------------------------------------------- dtypes ----
+enum class DType : uint8_t { F32, BF16, F16 };
+
+size_t dtype_size(DType t);
+const char* dtype_name(DType t);
+DType dtype_from_name(std::string_view name);  // "f32", "bf16", "f16"
+
+struct bf16 { uint16_t bits; };
+struct f16 { uint16_t bits; };
+
+// Round-to-nearest-even conversions; NaN stays NaN.
+inline float bf16_to_f32(bf16 h) {
+  uint32_t u = uint32_t(h.bits) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline bf16 f32_to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return bf16{uint16_t((u >> 16) | 0x40u)};
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return bf16{uint16_t(u >> 16)};
+}
+float f16_to_f32(f16 h);
+f16 f32_to_f16(float f);
+
+// Converts n elements of type `from` at src into float32 at dst.
+void to_f32(DType from, const void* src, float* dst, size_t n);
+// Converts n float32 values into `to` at dst.
+void from_f32(DType to, const float* src, void* dst, size_t n);
+
+// ------------------------------------------------------------ tensor view ----
+// A non-owning view of up to 4 dimensions with element strides.
+// A stride of 0 broadcasts that dimension.
+struct TensorView {
+  static constexpr int kMaxDims = 4;
+  void* data = nullptr;
+  DType dtype = DType::F32;
+  int ndim = 0;
+  int64_t shape[kMaxDims] = {0, 0, 0, 0};
+  int64_t stride[kMaxDims] = {0, 0, 0, 0};  // in elements
+
+  TensorView() = default;
+  // Contiguous (row-major) view.
+  TensorView(void* data, DType dtype, std::initializer_list<int64_t> shape);
+  static TensorView strided(void* data, DType dtype, std::initializer_list<int64_t> shape,
+                            std::initializer_list<int64_t> strides);
+
+  bool empty() const { return data == nullptr; }
+  int64_t numel() const;
+  bool is_contiguous() const;
+  // Pointer to the element at index (i0, i1, ...); missing trailing indices are 0.
+  void* at(int64_t i0, int64_t i1 = 0, int64_t i2 = 0, int64_t i3 = 0) const {
+    const int64_t off = i0 * stride[0] + i1 * stride[1] + i2 * stride[2] + i3 * stride[3];
+    return static_cast<char*>(data) + off * int64_t(dtype_size(dtype));
+  }
+  std::string shape_str() const;
+};
+
+// Validates that `t` has the given rank and, for non-negative entries, the given
+// shape; throws an Error naming `what` otherwise. Also rejects null data and
+// strides that would make two distinct indices overlap in a written tensor.
+void check_view(const TensorView& t, const char* what, std::initializer_list<int64_t> shape,
+                bool writable = false);
+
+// ---------------------------------------------------------- aligned memory ----
+struct AlignedFree {
+  void operator()(void* p) const;
+};
+// 64-byte aligned, uninitialised storage.
+template <typename T>
+using AlignedPtr = std::unique_ptr<T[], AlignedFree>;
+void* aligned_alloc_bytes(size_t bytes);
+template <typename T>
+AlignedPtr<T> aligned_array(size_t n) {
+  return AlignedPtr<T>(static_cast<T*>(aligned_alloc_bytes(n * sizeof(T))));
+}
+
+// ------------------------------------------------------------ mapped file ----
+// Read-only memory map of a whole file. Throws Error naming the path on failure.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// ---------------------------------------------------------------- threads ----
+// Number of worker threads used by parallel kernels (OpenMP). 0 = hardware.
+void set_num_threads(int n);
+int num_threads();
+
+}  // namespace sinklab

@@ -1,0 +1,106 @@
+#include <algorithm>
+#include <cstdlib>
+#include <new>
+#include <numeric>
+#include <sstream>
+
+#include "sinklab/core.h"
+
+namespace sinklab {
+
+#ifndef SINKLAB_VERSION
+#define SINKLAB_VERSION "0.0.0"
+#endif
+const char* version() { return SINKLAB_VERSION; }
+
+TensorView::TensorView(void* d, DType t, std::initializer_list<int64_t> shp) : data(d), dtype(t) {
+  check(shp.size() <= size_t(kMaxDims), "TensorView: at most 4 dimensions are supported");
+  ndim = int(shp.size());
+  int i = 0;
+  for (int64_t s : shp) shape[i++] = s;
+  int64_t st = 1;
+  for (int k = ndim - 1; k >= 0; --k) {
+    stride[k] = st;
+    st *= shape[k];
+  }
+}
+
+TensorView TensorView::strided(void* d, DType t, std::initializer_list<int64_t> shp,
+                               std::initializer_list<int64_t> strides) {
+  check(shp.size() == strides.size(), "TensorView::strided: shape and strides differ in rank");
+  TensorView v(d, t, shp);
+  int i = 0;
+  for (int64_t s : strides) v.stride[i++] = s;
+  return v;
+}
+
+int64_t TensorView::numel() const {
+  int64_t n = 1;
+  for (int i = 0; i < ndim; ++i) n *= shape[i];
+  return n;
+}
+
+bool TensorView::is_contiguous() const {
+  int64_t st = 1;
+  for (int k = ndim - 1; k >= 0; --k) {
+    if (shape[k] != 1 && stride[k] != st) return false;
+    st *= shape[k];
+  }
+  return true;
+}
+
+std::string TensorView::shape_str() const {
+  std::ostringstream os;
+  os << '[';
+  for (int i = 0; i < ndim; ++i) os << (i ? ", " : "") << shape[i];
+  os << ']';
+  return os.str();
+}
+
+void check_view(const TensorView& t, const char* what, std::initializer_list<int64_t> shp,
+                bool writable) {
+  const std::string name(what);
+  check(t.data != nullptr, name + ": null data pointer");
+  check(t.ndim == int(shp.size()), name + ": expected rank " + std::to_string(shp.size()) +
+                                       ", got shape " + t.shape_str());
+  int i = 0;
+  for (int64_t s : shp) {
+    check(t.shape[i] >= 0, name + ": negative dimension in shape " + t.shape_str());
+    if (s >= 0 && t.shape[i] != s) {
+      std::ostringstream os;
+      os << name << ": dimension " << i << " is " << t.shape[i] << ", expected " << s
+         << " (shape " << t.shape_str() << ")";
+      throw Error(os.str());
+    }
+    ++i;
+  }
+  for (int k = 0; k < t.ndim; ++k)
+    check(t.stride[k] >= 0, name + ": negative strides are not supported");
+  // Innermost dimension must be unit-stride for the vectorised kernels.
+  if (t.ndim > 0 && t.shape[t.ndim - 1] > 1)
+    check(t.stride[t.ndim - 1] == 1, name + ": the last dimension must have stride 1");
+  if (writable) {
+    // Sorting dims by stride, each stride must cover the extent of the smaller ones,
+    // otherwise two indices alias the same element.
+    std::vector<int> order;
+    for (int k = 0; k < t.ndim; ++k)
+      if (t.shape[k] > 1) order.push_back(k);
+    std::sort(order.begin(), order.end(), [&](int a, int b) { return t.stride[a] < t.stride[b]; });
+    int64_t extent = 1;
+    for (int k : order) {
+      check(t.stride[k] >= extent, name + ": output strides overlap (null or aliasing stride)");
+      extent = t.stride[k] * t.shape[k];
+    }
+  }
+}
+
+void AlignedFree::operator()(void* p) const { std::free(p); }
+
+void* aligned_alloc_bytes(size_t bytes) {
+  const size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, rounded);
+  if (!p) throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
+  return p;
+}
+
+}  // namespace sinklab
