@@ -1,0 +1,243 @@
+// Tiled online-softmax forward (FlashAttention-2 schedule on the CPU):
+// prefill tiles over (batch, head, query block); a split-K decode path for few
+// queries against a long cache; statistics in a second pass from the LSE.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "flash.h"
+#include "tile.h"
+#include "vec_math.h"
+
+namespace sinklab::attn {
+
+namespace {
+
+// Per-thread buffers for one row block.
+struct Scratch {
+  std::vector<float> q, qf, s, v, acc;
+  Scratch(const Dims& d, int goat_features)
+      : q(size_t(kBlockQ * d.head_dim)),
+        qf(size_t(kBlockQ * std::max(goat_features, 1))),
+        s(size_t(kBlockQ * kBlockK)),
+        v(size_t(kBlockK * d.v_dim)),
+        acc(size_t(kBlockQ * d.v_dim)) {}
+  void bind(RowBlock& rb, RowState& st) {
+    rb.q = q.data();
+    rb.qf = qf.data();
+    st.acc = acc.data();
+  }
+};
+
+std::vector<KeySet> prepare_all_keys(const TileContext& c, const TensorView& k) {
+  std::vector<KeySet> sets(size_t(c.d.batch * c.d.n_kv_heads));
+  for (int64_t b = 0; b < c.d.batch; ++b)
+    for (int64_t g = 0; g < c.d.n_kv_heads; ++g)
+      prepare_keys(c, k, b, g, sets[size_t(b * c.d.n_kv_heads + g)]);
+  return sets;
+}
+
+// Few query rows per kv head and a long cache: split the keys instead of the queries.
+bool use_decode_path(const Dims& d) {
+  return d.n_q * d.group <= kBlockQ && d.n_k >= 4 * kBlockK && d.n_q <= 16;
+}
+
+void prefill(const TileContext& c, const TensorView& q, const TensorView& v,
+             const std::vector<KeySet>& keys, const TensorView& o, const TensorView& lse,
+             const TensorView& entropy) {
+  const Dims& d = c.d;
+  const int64_t qblocks = (d.n_q + kBlockQ - 1) / kBlockQ;
+  const int64_t tasks = d.batch * d.n_heads * qblocks;
+  const int64_t kblocks = (d.n_k + kBlockK - 1) / kBlockK;
+  const bool want_entropy = !entropy.empty();
+#pragma omp parallel
+  {
+    Scratch sc(d, c.goat_features());
+    RowBlock rb;
+    RowState st;
+    sc.bind(rb, st);
+    // Later query blocks see more keys under a causal mask: hand them out first.
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int64_t qb = qblocks - 1 - t % qblocks;
+      const int64_t bh = t / qblocks, b = bh / d.n_heads, h = bh % d.n_heads;
+      rb.b = b;
+      rb.g = d.kv_head(h);
+      const int64_t i0 = qb * kBlockQ;
+      rb.n = int(std::min<int64_t>(kBlockQ, d.n_q - i0));
+      for (int r = 0; r < rb.n; ++r) {
+        rb.head[r] = int32_t(h);
+        rb.query[r] = int32_t(i0 + r);
+      }
+      load_rows(c, q, rb);
+      st.reset(rb.n, d.v_dim);
+      const KeySet& ks = keys[size_t(b * d.n_kv_heads + rb.g)];
+      for (int64_t kb = 0; kb < kblocks; ++kb) {
+        const int64_t j0 = kb * kBlockK;
+        accumulate_tile(c, rb, ks, v, j0, int(std::min<int64_t>(kBlockK, d.n_k - j0)),
+                        want_entropy, st, sc.s.data(), sc.v.data());
+      }
+      finalize_rows(c, rb, st, o, lse, entropy);
+    }
+  }
+}
+
+void decode(const TileContext& c, const TensorView& q, const TensorView& v,
+            const std::vector<KeySet>& keys, const TensorView& o, const TensorView& lse,
+            const TensorView& entropy) {
+  const Dims& d = c.d;
+  const int64_t kblocks = (d.n_k + kBlockK - 1) / kBlockK;
+  const int64_t heads = d.batch * d.n_kv_heads;
+  const int threads = omp_get_max_threads();
+  const int64_t chunks = std::clamp<int64_t>((2 * threads + heads - 1) / heads, 1, kblocks);
+  const int64_t blocks_per_chunk = (kblocks + chunks - 1) / chunks;
+  const int rows = int(d.n_q * d.group);
+  const bool want_entropy = !entropy.empty();
+  // Partial states of every (b, g, chunk).
+  const int64_t tasks = heads * chunks;
+  std::vector<float> part_m(size_t(tasks * rows)), part_l(part_m.size()), part_t(part_m.size());
+  std::vector<float> part_acc(size_t(tasks * rows * d.v_dim));
+  auto fill_rows = [&](RowBlock& rb, int64_t b, int64_t g) {
+    rb.b = b;
+    rb.g = g;
+    rb.n = rows;
+    for (int r = 0; r < rows; ++r) {
+      rb.head[r] = int32_t(g * d.group + r / d.n_q);
+      rb.query[r] = int32_t(r % d.n_q);
+    }
+  };
+#pragma omp parallel
+  {
+    Scratch sc(d, c.goat_features());
+    RowBlock rb;
+    RowState st;
+    sc.bind(rb, st);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int64_t bg = t / chunks, chunk = t % chunks;
+      fill_rows(rb, bg / d.n_kv_heads, bg % d.n_kv_heads);
+      load_rows(c, q, rb);
+      st.reset(rows, d.v_dim);
+      const KeySet& ks = keys[size_t(bg)];
+      const int64_t kb1 = std::min(kblocks, (chunk + 1) * blocks_per_chunk);
+      for (int64_t kb = chunk * blocks_per_chunk; kb < kb1; ++kb) {
+        const int64_t j0 = kb * kBlockK;
+        accumulate_tile(c, rb, ks, v, j0, int(std::min<int64_t>(kBlockK, d.n_k - j0)),
+                        want_entropy, st, sc.s.data(), sc.v.data());
+      }
+      std::copy(st.m, st.m + rows, part_m.begin() + t * rows);
+      std::copy(st.l, st.l + rows, part_l.begin() + t * rows);
+      std::copy(st.t, st.t + rows, part_t.begin() + t * rows);
+      std::copy(st.acc, st.acc + rows * d.v_dim, part_acc.begin() + t * rows * d.v_dim);
+    }
+    // Merge the chunks of each (b, g) in order (deterministic), then finalize.
+#pragma omp for schedule(static)
+    for (int64_t bg = 0; bg < heads; ++bg) {
+      fill_rows(rb, bg / d.n_kv_heads, bg % d.n_kv_heads);
+      for (int r = 0; r < rows; ++r) rb.qpos[r] = q_position(c.spec, d, rb.b, rb.query[r]);
+      st.reset(rows, d.v_dim);
+      for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+        const int64_t t = bg * chunks + chunk;
+        RowState part;
+        std::copy(part_m.begin() + t * rows, part_m.begin() + (t + 1) * rows, part.m);
+        std::copy(part_l.begin() + t * rows, part_l.begin() + (t + 1) * rows, part.l);
+        std::copy(part_t.begin() + t * rows, part_t.begin() + (t + 1) * rows, part.t);
+        part.acc = part_acc.data() + t * rows * d.v_dim;
+        merge_state(rows, d.v_dim, st, part);
+      }
+      finalize_rows(c, rb, st, o, lse, entropy);
+    }
+  }
+}
+
+// Second pass: with the LSE known, p_ij = exp(z_ij - lse_i) is exact per tile.
+void stats_pass(const TileContext& c, const TensorView& q, const std::vector<KeySet>& keys,
+                const TensorView& lse, AttnStats& stats) {
+  const Dims& d = c.d;
+  const bool want_mass = !stats.mass_first_k.empty(), want_cols = !stats.column_sums.empty();
+  if (!want_mass && !want_cols) return;
+  const int64_t first_k = std::min<int64_t>(stats.first_k, d.n_k);
+  const int64_t kblocks = want_cols ? (d.n_k + kBlockK - 1) / kBlockK
+                                    : (first_k + kBlockK - 1) / kBlockK;
+  const int64_t qblocks = (d.n_q + kBlockQ - 1) / kBlockQ;
+#pragma omp parallel
+  {
+    Scratch sc(d, c.goat_features());
+    RowBlock rb;
+    rb.q = sc.q.data();
+    rb.qf = sc.qf.data();
+    std::vector<double> cols(size_t(want_cols ? d.n_k : 0));
+    std::vector<double> mass(kBlockQ, 0.0);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t bh = 0; bh < d.batch * d.n_heads; ++bh) {
+      const int64_t b = bh / d.n_heads, h = bh % d.n_heads;
+      std::fill(cols.begin(), cols.end(), 0.0);
+      const KeySet& ks = keys[size_t(b * d.n_kv_heads + d.kv_head(h))];
+      for (int64_t qb = 0; qb < qblocks; ++qb) {
+        rb.b = b;
+        rb.g = d.kv_head(h);
+        const int64_t i0 = qb * kBlockQ;
+        rb.n = int(std::min<int64_t>(kBlockQ, d.n_q - i0));
+        float row_lse[kBlockQ];
+        for (int r = 0; r < rb.n; ++r) {
+          rb.head[r] = int32_t(h);
+          rb.query[r] = int32_t(i0 + r);
+          row_lse[r] = *static_cast<const float*>(lse.at(b, h, i0 + r));
+        }
+        load_rows(c, q, rb);
+        std::fill(mass.begin(), mass.end(), 0.0);
+        for (int64_t kb = 0; kb < kblocks; ++kb) {
+          const int64_t j0 = kb * kBlockK;
+          const int nk = int(std::min<int64_t>(kBlockK, d.n_k - j0));
+          const TileMask mask = classify_tile(c, rb, ks, j0, nk);
+          if (mask == TileMask::Hidden) continue;
+          float* s = sc.s.data();
+          logits_tile(c, rb, ks, j0, nk, mask, s, kBlockK);
+          for (int r = 0; r < rb.n; ++r) {
+            if (row_lse[r] == kNegInf) continue;
+            const float* row = s + r * kBlockK;
+            double msum = 0.0;
+            for (int j = 0; j < nk; ++j) {
+              const float p = exp_nonpos(row[j] - row_lse[r]);
+              if (want_cols) cols[size_t(j0 + j)] += p;
+              if (j0 + j < first_k) msum += p;
+            }
+            mass[size_t(r)] += msum;
+          }
+        }
+        if (want_mass)
+          for (int r = 0; r < rb.n; ++r)
+            *static_cast<float*>(stats.mass_first_k.at(b, h, i0 + r)) = float(mass[size_t(r)]);
+      }
+      if (want_cols)
+        for (int64_t j = 0; j < d.n_k; ++j)
+          *static_cast<float*>(stats.column_sums.at(b, h, j)) = float(cols[size_t(j)]);
+    }
+  }
+}
+
+}  // namespace
+
+void flash_forward(const AttnSpec& spec, const Dims& d, const TensorView& q, const TensorView& k,
+                   const TensorView& v, const TensorView& o, const TensorView& lse,
+                   AttnStats* stats) {
+  const TileContext c(spec, d);
+  const std::vector<KeySet> keys = prepare_all_keys(c, k);
+  const bool second_pass = stats && (!stats->mass_first_k.empty() || !stats->column_sums.empty());
+  std::vector<float> lse_tmp;
+  TensorView row_lse = lse;
+  if (second_pass && lse.empty()) {
+    lse_tmp.resize(size_t(d.batch * d.n_heads * d.n_q));
+    row_lse = TensorView(lse_tmp.data(), DType::F32, {d.batch, d.n_heads, d.n_q});
+  }
+  const TensorView entropy = stats ? stats->entropy : TensorView{};
+  if (d.n_q == 0) return;
+  if (use_decode_path(d))
+    decode(c, q, v, keys, o, row_lse, entropy);
+  else
+    prefill(c, q, v, keys, o, row_lse, entropy);
+  if (second_pass) stats_pass(c, q, keys, row_lse, *stats);
+}
+
+}  // namespace sinklab::attn

@@ -1,0 +1,101 @@
+// The tile machinery shared by the flash forward, decode, statistics and
+// backward kernels. A "row block" is a set of query rows (any heads, any
+// queries) that share one kv head; a key block is a contiguous range of keys.
+// Every logit of a tile is produced by logits_tile(), which is the single place
+// where the AttnSpec (scale, RoPE, softcap, priors, mask) is applied.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "common.h"
+
+namespace sinklab::attn {
+
+constexpr int kBlockQ = 128;  // query rows per tile
+constexpr int kBlockK = 128;  // keys per tile
+
+// Per-call constants derived from the spec.
+struct TileContext {
+  const AttnSpec& spec;
+  const Dims& d;
+  float scale = 1.f;
+  bool rope = false;
+  RopeTable rope_table;
+  std::vector<float> goat_omega;  // [rank]
+  int goat_rank = 0;
+  bool alibi = false;
+  bool key_bias = false;
+
+  TileContext(const AttnSpec& s, const Dims& dims);
+  int goat_features() const { return 2 * goat_rank; }
+};
+
+// Keys (and GOAT key features) of one (batch, kv head), ready for tiles: f32,
+// rotated. When the input is f32 without RoPE the keys are read in place.
+struct KeySet {
+  const float* k = nullptr;  // row j at k + j * k_stride
+  int64_t k_stride = 0;
+  std::vector<float> k_storage;
+  std::vector<float> features;  // [n_k, 2R]: cos(w kpos) | sin(w kpos)
+  std::vector<int32_t> pos;     // [n_k]
+  // Min / max key position of each key block (for skipping and mask-free tiles).
+  std::vector<int32_t> block_min, block_max;
+};
+// Builds the KeySet of (b, g). Parallel inside (call outside parallel regions).
+void prepare_keys(const TileContext& c, const TensorView& k, int64_t b, int64_t g, KeySet& ks);
+
+// Values of one (batch, kv head) for a key block, as f32 rows: either a pointer
+// into the input (f32) or converted into `scratch`.
+const float* value_block(const TensorView& v, int64_t b, int64_t g, int64_t j0, int64_t nk,
+                         float* scratch, int64_t& ld);
+
+// A block of query rows sharing kv head g of batch b.
+struct RowBlock {
+  int64_t b = 0, g = 0;
+  int n = 0;
+  int32_t head[kBlockQ];
+  int32_t query[kBlockQ];
+  int32_t qpos[kBlockQ];
+  int32_t qpos_min = 0, qpos_max = 0;
+  float* q = nullptr;   // [n, head_dim]: rotated, multiplied by scale unless softcap
+  float* qf = nullptr;  // [n, 2R]: GOAT query features for kv head g
+};
+// Loads q rows into rb.q / rb.qf (buffers owned by the caller, sized kBlockQ*head_dim and
+// kBlockQ*2R). rb.b, g, n, head[], query[] must be set; fills qpos and min/max.
+void load_rows(const TileContext& c, const TensorView& q, RowBlock& rb);
+
+enum class TileMask : uint8_t { Hidden, Partial, Visible };
+// Classifies the tile of rows rb against key block [j0, j0+nk) from position bounds.
+TileMask classify_tile(const TileContext& c, const RowBlock& rb, const KeySet& ks, int64_t j0,
+                       int64_t nk);
+
+// s[r * ld + j] = logit z of row r and key j0+j (-inf where hidden).
+// `pre_cap` (optional, same layout) receives the scaled content logit before softcap
+// (what the backward needs for the softcap derivative).
+void logits_tile(const TileContext& c, const RowBlock& rb, const KeySet& ks, int64_t j0, int nk,
+                 TileMask mask, float* s, int ld, float* pre_cap = nullptr);
+
+// Online-softmax state of a row block.
+struct RowState {
+  float m[kBlockQ];
+  float l[kBlockQ];
+  float t[kBlockQ];  // sum of e^(z-m) * (z-m), for the entropy
+  float* acc = nullptr;  // [n, v_dim]
+  void reset(int n, int64_t v_dim);
+};
+
+// One flash step: logits of the tile, running max/sum update, acc += P V.
+// s is scratch of kBlockQ*kBlockK floats, vscratch kBlockK*v_dim floats.
+void accumulate_tile(const TileContext& c, const RowBlock& rb, const KeySet& ks,
+                     const TensorView& v, int64_t j0, int nk, bool want_entropy, RowState& st,
+                     float* s, float* vscratch);
+
+// Merges state `o` into `st` (split-K): rows must match.
+void merge_state(int n, int64_t v_dim, RowState& st, const RowState& o);
+
+// Writes o, lse and entropy for the rows of rb from the final state (adds the sink logit).
+void finalize_rows(const TileContext& c, const RowBlock& rb, const RowState& st,
+                   const TensorView& o, const TensorView& lse, const TensorView& entropy);
+
+}  // namespace sinklab::attn

@@ -1,0 +1,431 @@
+// Flash forward (prefill and split-K decode) and its statistics against the
+// float64 reference, on fresh random inputs for every AttnSpec field.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "sinklab/attention.h"
+
+using namespace sinklab;
+
+namespace {
+
+struct Case {
+  std::string name;
+  int64_t B = 1, H = 4, Hkv = 4, Nq = 16, Nk = 16, D = 32, Dv = 0;
+  DType in = DType::F32;
+  bool causal = true;
+  int window = 0, sink_keys = 0;
+  bool sinks = false;
+  float sink_lo = -3, sink_hi = 3;
+  bool gappy_positions = false;    // random increasing positions with gaps
+  bool per_batch_positions = false;
+  RopeStyle rope = RopeStyle::None;
+  RopeScaling scaling = RopeScaling::None;
+  int rotary_dim = 0;
+  int goat_rank = 0;
+  bool key_bias = false, key_bias_neg_inf = false, alibi = false;
+  float key_bias_offset = 0;
+  float softcap = 0;
+  float q_scale = 1;
+  bool strided_q = false;
+  int first_k = 1;
+};
+
+struct Problem {
+  Case c;
+  std::mt19937 rng;
+  std::vector<float> q, k, v, u, sink, lam_s, lam_a, slopes;
+  std::vector<uint16_t> q16, k16, v16;
+  std::vector<int32_t> qpos, kpos;
+  AttnSpec spec;
+  TensorView qv, kv, vv;
+
+  explicit Problem(const Case& cs, uint32_t seed) : c(cs), rng(seed) {
+    if (c.Dv == 0) c.Dv = c.D;
+    std::normal_distribution<float> n01(0.f, 1.f);
+    auto fill = [&](std::vector<float>& x, size_t n, float s) {
+      x.resize(n);
+      for (auto& e : x) e = n01(rng) * s;
+    };
+    const int64_t qrow = c.strided_q ? c.D + 5 : c.D;  // padded rows for a strided view
+    fill(q, size_t(c.B * c.H * c.Nq * qrow), c.q_scale);
+    fill(k, size_t(c.B * c.Hkv * c.Nk * c.D), 1.f);
+    fill(v, size_t(c.B * c.Hkv * c.Nk * c.Dv), 1.f);
+    if (c.strided_q) {
+      // [B, N, H, D+5] storage viewed as [B, H, N, D] (Hugging Face layout, padded).
+      qv = TensorView::strided(q.data(), DType::F32, {c.B, c.H, c.Nq, c.D},
+                               {c.Nq * c.H * qrow, qrow, c.H * qrow, 1});
+    } else {
+      qv = TensorView(q.data(), DType::F32, {c.B, c.H, c.Nq, c.D});
+    }
+    kv = TensorView(k.data(), DType::F32, {c.B, c.Hkv, c.Nk, c.D});
+    vv = TensorView(v.data(), DType::F32, {c.B, c.Hkv, c.Nk, c.Dv});
+    if (c.in == DType::BF16) {
+      auto to16 = [](const std::vector<float>& x, std::vector<uint16_t>& y) {
+        y.resize(x.size());
+        for (size_t i = 0; i < x.size(); ++i) y[i] = f32_to_bf16(x[i]).bits;
+      };
+      to16(q, q16);
+      to16(k, k16);
+      to16(v, v16);
+      qv.data = q16.data();
+      qv.dtype = DType::BF16;
+      kv.data = k16.data();
+      kv.dtype = DType::BF16;
+      vv.data = v16.data();
+      vv.dtype = DType::BF16;
+    }
+    spec.causal = c.causal;
+    spec.window = c.window;
+    spec.sink_keys = c.sink_keys;
+    if (c.gappy_positions) {
+      const int64_t nb = c.per_batch_positions ? c.B : 1;
+      std::uniform_int_distribution<int> gap(0, 3);
+      for (int64_t b = 0; b < nb; ++b) {
+        int32_t p = int32_t(b * 7);
+        for (int64_t j = 0; j < c.Nk; ++j) kpos.push_back(p += 1 + gap(rng));
+        // Queries: the last Nq key positions, some shifted back to hide every key.
+        for (int64_t i = 0; i < c.Nq; ++i) {
+          int32_t qp = kpos[size_t(b * c.Nk + c.Nk - c.Nq + i)];
+          if (i % 5 == 1) qp = kpos[size_t(b * c.Nk)] - 1 - gap(rng);  // before every key
+          qpos.push_back(qp);
+        }
+      }
+      spec.q_pos = qpos.data();
+      spec.k_pos = kpos.data();
+      if (c.per_batch_positions) {
+        spec.q_pos_batch_stride = c.Nq;
+        spec.k_pos_batch_stride = c.Nk;
+      }
+    }
+    if (c.sinks) {
+      std::uniform_real_distribution<float> us(c.sink_lo, c.sink_hi);
+      for (int64_t h = 0; h < c.H; ++h) sink.push_back(us(rng));
+      spec.sink_logits = sink.data();
+    }
+    spec.rope.style = c.rope;
+    spec.rope.rotary_dim = c.rotary_dim;
+    spec.rope.scaling = c.scaling;
+    if (c.scaling != RopeScaling::None) {
+      spec.rope.factor = 4.f;
+      spec.rope.original_context = 64;
+    }
+    if (c.goat_rank > 0) {
+      fill(lam_s, size_t(c.Hkv * c.goat_rank), 0.5f);
+      fill(lam_a, size_t(c.Hkv * c.goat_rank), 0.5f);
+      spec.goat = {c.goat_rank, 1e4f, lam_s.data(), lam_a.data()};
+    }
+    if (c.key_bias) {
+      fill(u, size_t(c.B * c.Hkv * c.Nk), 1.f);
+      for (auto& e : u) e += c.key_bias_offset;
+      if (c.key_bias_neg_inf) u[1] = -std::numeric_limits<float>::infinity();
+      spec.key_bias = TensorView(u.data(), DType::F32, {c.B, c.Hkv, c.Nk});
+    }
+    if (c.alibi) {
+      for (int64_t h = 0; h < c.H; ++h) slopes.push_back(std::pow(2.f, -float(h + 1)));
+      spec.alibi_slopes = slopes.data();
+    }
+    spec.softcap = c.softcap;
+  }
+};
+
+double rel_l2(const std::vector<float>& got, const std::vector<double>& ref, std::string* why) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    if (std::isinf(ref[i]) || std::isinf(got[i])) {
+      if (got[i] != ref[i]) {
+        *why = "infinity mismatch at " + std::to_string(i) + ": " + std::to_string(got[i]) +
+               " vs " + std::to_string(ref[i]);
+        return INFINITY;
+      }
+      continue;
+    }
+    if (std::isnan(got[i])) {
+      *why = "NaN at " + std::to_string(i);
+      return INFINITY;
+    }
+    num += (got[i] - ref[i]) * (got[i] - ref[i]);
+    den += ref[i] * ref[i];
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+void run_case(const Case& cs, uint32_t seed, double tol = 1e-5) {
+  SCOPED_TRACE(cs.name + " seed " + std::to_string(seed));
+  Problem p(cs, seed);
+  const Case& c = p.c;
+  const ReferenceForward ref = attention_reference(p.spec, p.qv, p.kv, p.vv, c.first_k);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> o(size_t(c.B * c.H * c.Nq * c.Dv), nan), lse(size_t(c.B * c.H * c.Nq), nan),
+      mass(lse.size(), nan), ent(lse.size(), nan), cols(size_t(c.B * c.H * c.Nk), nan);
+  AttnStats st;
+  st.first_k = c.first_k;
+  st.mass_first_k = TensorView(mass.data(), DType::F32, {c.B, c.H, c.Nq});
+  st.entropy = TensorView(ent.data(), DType::F32, {c.B, c.H, c.Nq});
+  st.column_sums = TensorView(cols.data(), DType::F32, {c.B, c.H, c.Nk});
+  attention_forward(p.spec, p.qv, p.kv, p.vv, TensorView(o.data(), DType::F32, {c.B, c.H, c.Nq, c.Dv}),
+                    TensorView(lse.data(), DType::F32, {c.B, c.H, c.Nq}), &st, AttnImpl::Flash);
+  std::string why;
+  EXPECT_LE(rel_l2(o, ref.o, &why), tol) << "o " << why;
+  EXPECT_LE(rel_l2(lse, ref.lse, &why), tol) << "lse " << why;
+  EXPECT_LE(rel_l2(mass, ref.mass_first_k, &why), tol) << "mass_first_k " << why;
+  EXPECT_LE(rel_l2(ent, ref.entropy, &why), 10 * tol) << "entropy " << why;
+  EXPECT_LE(rel_l2(cols, ref.column_sums, &why), tol) << "column_sums " << why;
+
+  // Without stats or lse the output is the same.
+  std::vector<float> o2(o.size(), nan);
+  attention_forward(p.spec, p.qv, p.kv, p.vv,
+                    TensorView(o2.data(), DType::F32, {c.B, c.H, c.Nq, c.Dv}), {}, nullptr,
+                    AttnImpl::Flash);
+  EXPECT_LE(rel_l2(o2, ref.o, &why), tol) << "o without stats " << why;
+}
+
+Case base(std::string name) {
+  Case c;
+  c.name = std::move(name);
+  return c;
+}
+
+}  // namespace
+
+TEST(FlashForward, LengthsAcrossTileBorders) {
+  for (int64_t n : {1, 2, 7, 127, 128, 129, 300}) {
+    Case c = base("causal n=" + std::to_string(n));
+    c.Nq = c.Nk = n;
+    run_case(c, uint32_t(n));
+    c.causal = false;
+    c.name = "noncausal n=" + std::to_string(n);
+    run_case(c, uint32_t(n + 1000));
+  }
+}
+
+TEST(FlashForward, QueriesShorterThanKeys) {
+  Case c = base("chunked prefill");
+  c.Nq = 37;
+  c.Nk = 301;
+  run_case(c, 1);
+}
+
+TEST(FlashForward, HeadDims) {
+  for (int64_t d : {1, 8, 64, 80, 128, 256}) {
+    Case c = base("D=" + std::to_string(d));
+    c.D = d;
+    c.Nq = c.Nk = 70;
+    run_case(c, uint32_t(d));
+  }
+  Case c = base("D=72 Dv=40");
+  c.D = 72;
+  c.Dv = 40;
+  c.Nq = c.Nk = 150;
+  run_case(c, 9);
+}
+
+TEST(FlashForward, GqaAndMqa) {
+  Case c = base("GQA 8:2");
+  c.H = 8;
+  c.Hkv = 2;
+  c.Nq = c.Nk = 140;
+  run_case(c, 1);
+  c = base("MQA 4:1 batch 2");
+  c.H = 4;
+  c.Hkv = 1;
+  c.B = 2;
+  run_case(c, 2);
+}
+
+TEST(FlashForward, WindowAndSinkKeys) {
+  for (int w : {1, 5, 64, 200}) {
+    for (int s : {0, 1, 4}) {
+      Case c = base("window " + std::to_string(w) + " sinks " + std::to_string(s));
+      c.Nq = c.Nk = 300;
+      c.window = w;
+      c.sink_keys = s;
+      c.first_k = 4;
+      run_case(c, uint32_t(w * 10 + s));
+    }
+  }
+  Case c = base("noncausal window");
+  c.causal = false;
+  c.window = 9;
+  c.sink_keys = 2;
+  c.Nq = c.Nk = 200;
+  run_case(c, 3);
+}
+
+TEST(FlashForward, SinkLogitsFullRange) {
+  for (auto [lo, hi] : {std::pair{-10.f, -9.f}, {-1.f, 1.f}, {9.f, 10.f}, {-10.f, 10.f}}) {
+    Case c = base("sink logits in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    c.sinks = true;
+    c.sink_lo = lo;
+    c.sink_hi = hi;
+    c.Nq = c.Nk = 150;
+    run_case(c, uint32_t(lo + 100));
+  }
+}
+
+TEST(FlashForward, NonContiguousPositionsAndFullyMaskedRows) {
+  Case c = base("gappy positions, causal");
+  c.gappy_positions = true;
+  c.Nq = 40;
+  c.Nk = 260;
+  run_case(c, 1);
+  c.sinks = true;
+  c.name = "gappy positions + sink logits";
+  run_case(c, 2);
+  c.window = 30;
+  c.sink_keys = 3;
+  c.name = "gappy positions + window + sink keys";
+  run_case(c, 3);
+  c = base("per-batch positions");
+  c.gappy_positions = c.per_batch_positions = true;
+  c.B = 3;
+  c.Nq = 20;
+  c.Nk = 150;
+  c.rope = RopeStyle::RotateHalf;
+  run_case(c, 4);
+}
+
+TEST(FlashForward, Rope) {
+  for (RopeStyle style : {RopeStyle::RotateHalf, RopeStyle::Interleaved}) {
+    for (RopeScaling sc : {RopeScaling::None, RopeScaling::Linear, RopeScaling::NTK,
+                           RopeScaling::YaRN, RopeScaling::Llama3}) {
+      Case c = base("rope " + std::to_string(int(style)) + " scaling " + std::to_string(int(sc)));
+      c.rope = style;
+      c.scaling = sc;
+      c.D = 64;
+      c.Nq = c.Nk = 140;
+      run_case(c, uint32_t(int(style) * 10 + int(sc)));
+    }
+  }
+  Case c = base("partial rotary");
+  c.rope = RopeStyle::RotateHalf;
+  c.D = 80;
+  c.rotary_dim = 32;
+  c.gappy_positions = true;
+  c.Nq = 30;
+  c.Nk = 200;
+  run_case(c, 5);
+}
+
+TEST(FlashForward, PriorsAndSoftcap) {
+  for (int r : {1, 4, 16}) {
+    Case c = base("goat rank " + std::to_string(r));
+    c.goat_rank = r;
+    c.H = 4;
+    c.Hkv = 2;
+    c.Nq = c.Nk = 200;
+    run_case(c, uint32_t(r));
+  }
+  Case c = base("key bias with -inf");
+  c.key_bias = c.key_bias_neg_inf = true;
+  c.Nq = c.Nk = 140;
+  run_case(c, 1);
+  c = base("alibi");
+  c.alibi = true;
+  c.Nq = c.Nk = 140;
+  run_case(c, 2);
+  c = base("softcap");
+  c.softcap = 5.f;
+  c.q_scale = 4.f;
+  c.Nq = c.Nk = 140;
+  run_case(c, 3);
+  c = base("everything at once");
+  c.goat_rank = 3;
+  c.key_bias = c.alibi = c.sinks = true;
+  c.softcap = 20.f;
+  c.window = 50;
+  c.sink_keys = 2;
+  c.rope = RopeStyle::Interleaved;
+  c.gappy_positions = true;
+  c.H = 6;
+  c.Hkv = 3;
+  c.Nq = 60;
+  c.Nk = 290;
+  run_case(c, 4);
+}
+
+TEST(FlashForward, LogitsNearOverflow) {
+  // A constant +85 on every logit (cancels in softmax) and a sink logit near it.
+  Case c = base("shifted logits");
+  c.key_bias = true;
+  c.key_bias_offset = 85.f;
+  c.Nq = c.Nk = 140;
+  run_case(c, 1);
+  // Huge content logits (|z| up to ~1e3): nearly one-hot rows.
+  c = base("huge logits");
+  c.q_scale = 60.f;
+  c.Nq = c.Nk = 140;
+  run_case(c, 2);
+}
+
+TEST(FlashForward, Bf16Inputs) {
+  Case c = base("bf16");
+  c.in = DType::BF16;
+  c.H = 4;
+  c.Hkv = 2;
+  c.rope = RopeStyle::RotateHalf;
+  c.Nq = c.Nk = 150;
+  run_case(c, 1);
+}
+
+TEST(FlashForward, StridedQuery) {
+  Case c = base("strided q");
+  c.strided_q = true;
+  c.Nq = c.Nk = 140;
+  c.B = 2;
+  run_case(c, 1);
+}
+
+TEST(FlashForward, DecodeSplitK) {
+  for (int64_t nq : {1, 3}) {
+    Case c = base("decode nq=" + std::to_string(nq));
+    c.Nq = nq;
+    c.Nk = 2000;
+    c.H = 8;
+    c.Hkv = 2;
+    c.D = 64;
+    c.first_k = 4;
+    run_case(c, uint32_t(nq));
+    c.sinks = true;
+    c.window = 500;
+    c.sink_keys = 4;
+    c.rope = RopeStyle::RotateHalf;
+    c.name += " streaming (sinks, window, rope, sink logits)";
+    run_case(c, uint32_t(nq + 10));
+    c.gappy_positions = true;
+    c.goat_rank = 4;
+    c.alibi = true;
+    c.name += " gappy + priors";
+    run_case(c, uint32_t(nq + 20));
+  }
+}
+
+TEST(FlashForward, Bf16Output) {
+  Problem p(base("bf16 out"), 7);
+  const Case& c = p.c;
+  const ReferenceForward ref = attention_reference(p.spec, p.qv, p.kv, p.vv);
+  std::vector<uint16_t> o(size_t(c.B * c.H * c.Nq * c.Dv), 0x7fc0);
+  attention_forward(p.spec, p.qv, p.kv, p.vv,
+                    TensorView(o.data(), DType::BF16, {c.B, c.H, c.Nq, c.Dv}), {}, nullptr,
+                    AttnImpl::Flash);
+  for (size_t i = 0; i < o.size(); ++i)
+    ASSERT_NEAR(bf16_to_f32(bf16{o[i]}), ref.o[i], 1e-2 * (1 + std::fabs(ref.o[i]))) << i;
+}
+
+TEST(FlashForward, Deterministic) {
+  Case c = base("determinism");
+  c.Nq = 1;
+  c.Nk = 3000;
+  c.H = 8;
+  c.Hkv = 8;
+  Problem p(c, 3);
+  std::vector<float> o1(size_t(8 * 32)), o2(o1.size());
+  attention_forward(p.spec, p.qv, p.kv, p.vv, TensorView(o1.data(), DType::F32, {1, 8, 1, 32}));
+  attention_forward(p.spec, p.qv, p.kv, p.vv, TensorView(o2.data(), DType::F32, {1, 8, 1, 32}));
+  EXPECT_EQ(o1, o2);
+}
