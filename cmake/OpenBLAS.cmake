@@ -13,3 +13,7 @@ add_library(sinklab_blas INTERFACE)
 target_link_libraries(sinklab_blas INTERFACE ${OPENBLAS_LIBRARY})
 target_include_directories(sinklab_blas SYSTEM INTERFACE ${OPENBLAS_INCLUDE_DIR})
 message(STATUS "OpenBLAS: ${OPENBLAS_LIBRARY}")
+# Both Debian variants share the soname libopenblas.so.0 and the system picks one
+# through update-alternatives; pin the one we linked with a run path.
+get_filename_component(OPENBLAS_LIBRARY_DIR ${OPENBLAS_LIBRARY} DIRECTORY)
+target_link_options(sinklab_blas INTERFACE "-Wl,-rpath,${OPENBLAS_LIBRARY_DIR}")
