@@ -12,7 +12,8 @@ namespace sinklab::attn {
 inline float exp_nonpos(float x) {
   const float keep = x < -87.0f ? 0.0f : 1.0f;
   x = x < -87.0f ? -87.0f : x;
-  const float n = __builtin_roundf(x * 1.44269504088896341f);
+  // Round to nearest by adding and subtracting 1.5 * 2^23 (vectorises, unlike roundf).
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187e-06f;
   float p = 1.0f / 5040;
   p = p * r + 1.0f / 720;
