@@ -55,7 +55,7 @@ struct RopeSpec {
 // Inverse frequencies (rotary_dim/2 of them) after scaling, and the factor that
 // multiplies cos and sin (1 except YaRN).
 struct RopeTable {
-  std::vector<float> inv_freq;
+  std::vector<double> inv_freq;
   float mscale = 1.f;
 };
 RopeTable rope_table(const RopeSpec& rope, int head_dim);

@@ -2,6 +2,7 @@
 // implementation (float64 reference or the flash kernels).
 #include <cmath>
 
+#include "blas_threads.h"
 #include "flash.h"
 
 namespace sinklab {
@@ -70,6 +71,7 @@ void attention_forward(const AttnSpec& spec, const TensorView& q, const TensorVi
     write_reference(d, attention_reference(spec, q, k, v, stats ? stats->first_k : 1), o, lse, stats);
     return;
   }
+  const attn::SingleThreadedBlas blas_guard;
   attn::flash_forward(spec, d, q, k, v, o, lse, stats);
 }
 
@@ -104,6 +106,7 @@ void attention_backward(const AttnSpec& spec, const TensorView& q, const TensorV
     copy_out(g.d_alibi_slopes, r.d_alibi_slopes);
     return;
   }
+  const attn::SingleThreadedBlas blas_guard;
   attn::flash_backward(spec, d, q, k, v, o, lse, d_o, g);
 }
 

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "blas_threads.h"
 #include "flash.h"
 #include "tile.h"
 #include "vec_math.h"
@@ -223,7 +222,6 @@ void stats_pass(const TileContext& c, const TensorView& q, const std::vector<Key
 void flash_forward(const AttnSpec& spec, const Dims& d, const TensorView& q, const TensorView& k,
                    const TensorView& v, const TensorView& o, const TensorView& lse,
                    AttnStats* stats) {
-  const SingleThreadedBlas blas_guard;
   const TileContext c(spec, d);
   const std::vector<KeySet> keys = prepare_all_keys(c, k);
   const bool second_pass = stats && (!stats->mass_first_k.empty() || !stats->column_sums.empty());

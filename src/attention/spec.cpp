@@ -176,7 +176,7 @@ RopeTable rope_table(const RopeSpec& r, int head_dim) {
       default:
         break;
     }
-    t.inv_freq[size_t(i)] = float(f);
+    t.inv_freq[size_t(i)] = f;
   }
   if (r.scaling == RopeScaling::YaRN)
     t.mscale = r.attn_factor > 0.f ? r.attn_factor

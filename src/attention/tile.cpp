@@ -47,6 +47,26 @@ void rotate(const TileContext& c, float* x, int32_t pos) {
   }
 }
 
+}  // namespace
+
+void rotate_back(const TileContext& c, float* x, int32_t pos) {
+  const int half = int(c.rope_table.inv_freq.size());
+  const bool neox = c.spec.rope.style == RopeStyle::RotateHalf;
+  const float ms = c.rope_table.mscale;
+  for (int i = 0; i < half; ++i) {
+    float cs, sn;
+    cos_sin(pos, c.rope_table.inv_freq[size_t(i)], cs, sn);
+    cs *= ms;
+    sn *= ms;
+    const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+    const float xa = x[a], xb = x[b];
+    x[a] = xa * cs + xb * sn;
+    x[b] = xb * cs - xa * sn;
+  }
+}
+
+namespace {
+
 void load_row_f32(const TensorView& t, int64_t i0, int64_t i1, int64_t i2, float* dst, int64_t n) {
   to_f32(t.dtype, t.at(i0, i1, i2), dst, size_t(n));
 }
@@ -67,7 +87,9 @@ void prepare_keys(const TileContext& c, const TensorView& k, int64_t b, int64_t 
     ks.block_min[size_t(blk)] = *mn;
     ks.block_max[size_t(blk)] = *mx;
   }
-  if (k.dtype == DType::F32 && !c.rope) {
+  // In place only when rows are a valid BLAS leading dimension apart (a broadcast
+  // view may have a smaller or zero row stride).
+  if (k.dtype == DType::F32 && !c.rope && k.stride[2] >= D) {
     ks.k = static_cast<const float*>(k.at(b, g, 0));
     ks.k_stride = k.stride[2];
   } else {
@@ -94,7 +116,7 @@ void prepare_keys(const TileContext& c, const TensorView& k, int64_t b, int64_t 
 
 const float* value_block(const TensorView& v, int64_t b, int64_t g, int64_t j0, int64_t nk,
                          float* scratch, int64_t& ld) {
-  if (v.dtype == DType::F32) {
+  if (v.dtype == DType::F32 && v.stride[2] >= v.shape[3]) {
     ld = v.stride[2];
     return static_cast<const float*>(v.at(b, g, j0));
   }

@@ -45,6 +45,10 @@ struct KeySet {
 // Builds the KeySet of (b, g). Parallel inside (call outside parallel regions).
 void prepare_keys(const TileContext& c, const TensorView& k, int64_t b, int64_t g, KeySet& ks);
 
+// Applies the transpose of the RoPE rotation (incl. its mscale) of position pos to x
+// (head_dim floats): maps a gradient w.r.t. a rotated vector to one w.r.t. the input.
+void rotate_back(const TileContext& c, float* x, int32_t pos);
+
 // Values of one (batch, kv head) for a key block, as f32 rows: either a pointer
 // into the input (f32) or converted into `scratch`.
 const float* value_block(const TensorView& v, int64_t b, int64_t g, int64_t j0, int64_t nk,

@@ -2,7 +2,13 @@
 
 namespace sinklab::cli {
 
+Command bench_command();  // bench_attention.cpp
+
 // One row per subcommand.
-std::vector<Command> all_commands() { return {}; }
+std::vector<Command> all_commands() {
+  return {
+      bench_command(),
+  };
+}
 
 }  // namespace sinklab::cli

@@ -1,0 +1,171 @@
+// Model runtime: an immutable Model (config + weights + tokenizer) shared by any
+// number of Sessions, each owning its KV cache, scratch buffers and taps.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "sinklab/attention.h"
+#include "sinklab/core.h"
+#include "sinklab/tokenizer.h"
+
+namespace sinklab {
+
+struct MoeConfig {
+  int n_experts = 0;       // 0 = dense FFN
+  int n_used = 0;          // top-k
+  int64_t expert_hidden = 0;
+  bool norm_topk = false;  // renormalise the top-k router probabilities
+  int64_t shared_hidden = 0;   // 0 = no shared expert
+  bool shared_gate = false;    // shared expert scaled by sigmoid(x . w) (Qwen2-MoE)
+};
+
+struct ModelConfig {
+  std::string arch;  // registry name: llama, mistral, qwen2, qwen3, mixtral, qwen2_moe, qwen3_moe, olmoe, ...
+  int64_t vocab = 0, dim = 0, n_layers = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0;
+  int64_t hidden = 0;       // dense FFN hidden size
+  int64_t max_seq = 0;      // training context (informational; sessions choose their own)
+  float norm_eps = 1e-5f;
+  RopeSpec rope;            // style None: no positional encoding
+  bool tied_embeddings = false;
+  bool qkv_bias = false;    // Qwen2
+  bool o_bias = false;
+  bool qk_norm = false;     // Qwen3: RMSNorm per head on q and k
+  bool qk_norm_full = false;  // OLMoE: RMSNorm over the whole q / k projection
+  bool sink_logits = false;   // learned per-head sink logits (self_attn.sinks)
+  std::vector<int32_t> layer_window;  // per layer; 0 = full attention
+  MoeConfig moe;
+  int32_t bos_id = -1, eos_id = -1;
+};
+
+// What a tap sees: a row-major [rows, cols] float32 tensor that the callback may
+// read or overwrite in place, plus the token positions of its rows.
+struct TapEvent {
+  const std::string& name;
+  float* data;
+  int64_t rows, cols;
+  int layer;                       // -1 outside blocks
+  std::span<const int32_t> tokens;  // absolute token indices of the rows (n_past + i)
+  std::span<const int32_t> row_ids;  // for expert outputs: which of the batch rows each row is
+};
+using TapFn = std::function<void(const TapEvent&)>;
+
+// Named tap points. Names are stable (docs/ARCHITECTURE.md lists them):
+// token_embd, blk.L.attn_norm, blk.L.q, blk.L.k, blk.L.v, blk.L.attn_probs (only when
+// tapped: [heads * rows, n_ctx]), blk.L.attn_ctx, blk.L.attn_out, blk.L.resid_mid,
+// blk.L.ffn_norm, blk.L.ffn_act, blk.L.ffn_out, blk.L.moe.router_probs,
+// blk.L.moe.expert.E.down_out, blk.L.resid_out, output_norm, logits.
+// A pattern may end with '*' to match every name with that prefix.
+class Taps {
+ public:
+  int add(const std::string& pattern, TapFn fn);  // returns an id for remove()
+  void remove(int id);
+  void clear();
+  bool empty() const { return entries_.empty(); }
+  bool wants(const std::string& name) const;
+  void fire(const TapEvent& ev) const;
+
+ private:
+  struct Entry {
+    int id;
+    std::string pattern;
+    TapFn fn;
+  };
+  std::vector<Entry> entries_;
+  int next_id_ = 1;
+};
+
+struct LoadOptions {
+  std::string tokenizer_path;  // empty: look beside the model
+  DType weight_dtype = DType::F32;  // F32 or BF16 for weights that are not already one of them
+};
+
+struct ModelWeights;  // defined in src/model/weights.h
+
+class Model {
+ public:
+  // Loads a safetensors file or folder (with config.json), a GGUF file or a llama2.c checkpoint.
+  static std::shared_ptr<const Model> load(const std::string& path, const LoadOptions& opts = {});
+  ~Model();
+
+  const ModelConfig& config() const { return config_; }
+  const Tokenizer* tokenizer() const { return tokenizer_.get(); }  // may be null
+  const ModelWeights& weights() const { return *weights_; }
+  int64_t n_params() const;
+  int64_t weight_bytes() const;
+  std::string format() const { return format_; }
+  std::string path() const { return path_; }
+  // Multi-line human-readable summary (architecture, shapes, dtypes, memory).
+  std::string describe() const;
+
+  Model(ModelConfig config, std::unique_ptr<ModelWeights> weights, std::unique_ptr<Tokenizer> tok,
+        std::string format, std::string path);
+
+ private:
+  ModelConfig config_;
+  std::unique_ptr<ModelWeights> weights_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::string format_, path_;
+};
+
+struct SessionOptions {
+  int64_t context = 0;  // maximum cached tokens; 0 = the model's max_seq (or 4096)
+};
+
+class Session {
+ public:
+  explicit Session(std::shared_ptr<const Model> model, SessionOptions opts = {});
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Runs the new tokens through the model (batched prefill for several ids).
+  // When all_logits is given it receives one row of vocab logits per id.
+  void feed(std::span<const int32_t> ids, std::vector<float>* all_logits = nullptr);
+  // Logits after the last fed token ([vocab]).
+  std::span<const float> logits() const;
+  int64_t n_past() const { return n_past_; }
+  int64_t context() const { return context_; }
+  void reset();
+  Taps& taps() { return taps_; }
+  const Model& model() const { return *model_; }
+
+ private:
+  struct Buffers;
+  std::shared_ptr<const Model> model_;
+  int64_t context_ = 0;
+  int64_t n_past_ = 0;
+  std::unique_ptr<Buffers> buf_;
+  Taps taps_;
+  std::vector<float> last_logits_;
+};
+
+// ------------------------------------------------------------- sampling ----
+struct SamplerOptions {
+  float temperature = 0.f;  // 0 = greedy (argmax)
+  int top_k = 0;            // 0 = off
+  float top_p = 1.f;        // 1 = off
+  float min_p = 0.f;        // 0 = off
+  float repeat_penalty = 1.f;  // 1 = off (llama.cpp / CTRL style)
+  int repeat_last_n = 64;
+  uint64_t seed = 0;
+};
+
+class Sampler {
+ public:
+  explicit Sampler(SamplerOptions opts);
+  // Picks the next token from logits; `history` feeds the repetition penalty.
+  int32_t sample(std::span<const float> logits, std::span<const int32_t> history);
+
+ private:
+  SamplerOptions opts_;
+  uint64_t state_;
+  double uniform();
+  std::vector<std::pair<float, int32_t>> cand_;
+};
+
+}  // namespace sinklab

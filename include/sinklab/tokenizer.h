@@ -1,0 +1,116 @@
+// Tokenizers: Hugging Face tokenizer.json (byte-level BPE as in GPT-2 /
+// Llama-3 / Qwen2, and SentencePiece-style BPE with byte fallback as in
+// Llama 2 / TinyLlama) and llama2.c tokenizer.bin files.
+//
+// Decoding always yields the exact bytes the tokens stand for (byte-level and
+// byte-fallback tokens may produce invalid UTF-8 on their own); StreamDecoder
+// turns a token stream into displayable, always-valid UTF-8.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sinklab/core.h"
+
+namespace sinklab {
+
+// Per-sequence decoding state; tokenizers use it for context-dependent rules
+// such as dropping the dummy-prefix space of the first piece.
+struct DecodeState {
+  bool at_start = true;
+};
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+
+  // Text to token ids. With add_bos, the BOS id is prepended when the
+  // tokenizer has one. Any byte string is accepted (invalid UTF-8 included).
+  virtual std::vector<int32_t> encode(std::string_view text, bool add_bos) const = 0;
+
+  // Ids to bytes. Special tokens are dropped when skip_special is true.
+  // Throws Error for ids outside [0, vocab_size()).
+  std::string decode(std::span<const int32_t> ids, bool skip_special = true) const;
+
+  // Appends the bytes of one token, given and updating the sequence state.
+  virtual void decode_append(int32_t id, bool skip_special, DecodeState& state,
+                             std::string& out) const = 0;
+
+  // The vocabulary entry of `id` as stored in the file (e.g. "Ġthe", "▁the",
+  // "<0x0A>", "<|endoftext|>"). Throws Error for ids out of range.
+  virtual std::string token_text(int32_t id) const = 0;
+
+  virtual int32_t vocab_size() const = 0;
+  int32_t bos_id() const { return bos_id_; }  // -1 if none
+  int32_t eos_id() const { return eos_id_; }  // -1 if none
+
+  // Id of the special (or added) token whose text is `text`; -1 if none.
+  virtual int32_t special_token_id(std::string_view text) const = 0;
+  virtual bool is_special(int32_t id) const = 0;
+
+ protected:
+  void check_id(int32_t id) const;
+  int32_t bos_id_ = -1;
+  int32_t eos_id_ = -1;
+};
+
+// Feeds ids one at a time and returns only complete UTF-8 text. Partial
+// multi-byte sequences are held back until a later token completes them;
+// bytes that can never form a valid sequence become U+FFFD.
+class StreamDecoder {
+ public:
+  explicit StreamDecoder(const Tokenizer& tokenizer, bool skip_special = true);
+  // Text that became complete with this token (possibly empty).
+  std::string push(int32_t id);
+  // Remaining text; a dangling partial sequence becomes one U+FFFD.
+  std::string flush();
+  // Starts a new sequence.
+  void reset();
+
+ private:
+  const Tokenizer* tokenizer_;
+  bool skip_special_;
+  DecodeState state_;
+  std::string pending_;
+};
+
+// Options for tokenizer.json files, whose BOS/EOS choice normally lives in a
+// separate tokenizer_config.json. Empty names mean "infer": BOS from the
+// TemplateProcessing post-processor or a known name (<s>, <|begin_of_text|>),
+// EOS from a known name (</s>, <|end_of_text|>, <|endoftext|>).
+struct TokenizerJsonOptions {
+  std::string bos_token;
+  std::string eos_token;
+};
+
+// Hugging Face tokenizer.json. Throws Error naming the file and the problem.
+std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path,
+                                               const TokenizerJsonOptions& options = {});
+// Same, from the JSON text in memory; `source_name` is used in error messages.
+std::unique_ptr<Tokenizer> tokenizer_from_json_string(std::string_view json,
+                                                      const std::string& source_name = "<memory>",
+                                                      const TokenizerJsonOptions& options = {});
+
+// llama2.c tokenizer.bin holding `vocab_size` records. Encoding and decoding
+// follow llama2.c (score-driven merges, dummy-prefix space, byte fallback at
+// ids 3.., BOS=1, EOS=2). Throws Error naming the file and the problem.
+std::unique_ptr<Tokenizer> load_llama2c_tokenizer(const std::string& path, int32_t vocab_size);
+std::unique_ptr<Tokenizer> llama2c_tokenizer_from_bytes(std::span<const uint8_t> bytes,
+                                                        int32_t vocab_size,
+                                                        const std::string& source_name = "<memory>");
+
+// The word splitting of the supported tokenizer.json Split regexes
+// (written as a scanner, without a regex engine):
+//   Gpt2:   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+//   Llama3: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+//            ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+//   Qwen2:  as Llama3 with \p{N} (single digits) instead of \p{N}{1,3}
+// The words cover the text exactly; invalid UTF-8 bytes count as punctuation.
+enum class PretokenizerPattern { Gpt2, Llama3, Qwen2 };
+std::vector<std::string_view> pretokenize(std::string_view text, PretokenizerPattern pattern);
+
+}  // namespace sinklab

@@ -1,0 +1,28 @@
+// Llama 2/3 (incl. Llama 3.1 rope scaling), Mistral, SmolLM, TinyLlama: the plain
+// pre-norm decoder with RMSNorm, SwiGLU and GQA. Mistral's sliding_window applies
+// to every layer.
+#include "registry.h"
+
+namespace sinklab::arch {
+
+namespace {
+void llama_from_hf(const nlohmann::json& cfg, ModelConfig& c) {
+  c.qkv_bias = cfg.value("attention_bias", false);
+  c.o_bias = c.qkv_bias;
+  if (cfg.value("model_type", "") == "mistral" && cfg.contains("sliding_window") &&
+      cfg["sliding_window"].is_number_integer())
+    c.layer_window.assign(size_t(c.n_layers), cfg["sliding_window"].get<int32_t>());
+}
+}  // namespace
+
+ArchRow llama_row() {
+  ArchRow r;
+  r.name = "llama";
+  r.hf_model_types = {"llama", "mistral", "smollm"};
+  r.gguf_archs = {"llama", "mistral"};
+  r.gguf_rope = RopeStyle::Interleaved;  // llama.cpp permutes q/k rows for these
+  r.from_hf = llama_from_hf;
+  return r;
+}
+
+}  // namespace sinklab::arch

@@ -1,0 +1,113 @@
+// Model loading: format detection, config, weights and tokenizer.
+#include <filesystem>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "arch/registry.h"
+#include "weights.h"
+
+namespace sinklab {
+
+namespace fs = std::filesystem;
+
+Model::Model(ModelConfig config, std::unique_ptr<ModelWeights> weights, std::unique_ptr<Tokenizer> tok,
+             std::string format, std::string path)
+    : config_(std::move(config)), weights_(std::move(weights)), tokenizer_(std::move(tok)),
+      format_(std::move(format)), path_(std::move(path)) {}
+
+Model::~Model() = default;
+
+int64_t Model::n_params() const { return weights_->n_params; }
+int64_t Model::weight_bytes() const { return weights_->bytes; }
+
+namespace {
+
+std::unique_ptr<Tokenizer> load_tokenizer_file(const std::string& path, int64_t vocab) {
+  if (fs::path(path).extension() == ".json") return load_tokenizer_json(path);
+  return load_llama2c_tokenizer(path, int32_t(vocab));
+}
+
+// The tokenizer beside the model, if any: tokenizer.json, or for llama2.c
+// checkpoints tokenizer.bin / tok<vocab>.bin.
+std::unique_ptr<Tokenizer> find_tokenizer(const std::string& model_path, FileFormat fmt, int64_t vocab) {
+  const fs::path p(model_path);
+  const fs::path dir = fs::is_directory(p) ? p : p.parent_path().empty() ? fs::path(".") : p.parent_path();
+  const fs::path json = dir / "tokenizer.json";
+  if (fs::exists(json)) return load_tokenizer_json(json.string());
+  if (fmt == FileFormat::Llama2c) {
+    for (const fs::path& cand : {dir / "tokenizer.bin", dir / ("tok" + std::to_string(vocab) + ".bin")})
+      if (fs::exists(cand)) return load_llama2c_tokenizer(cand.string(), int32_t(vocab));
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOptions& opts) {
+  auto file = std::make_unique<TensorFile>(load_tensor_file(path));
+  ModelConfig cfg;
+  switch (file->format()) {
+    case FileFormat::Safetensors:
+      check(file->has_config(), path + ": config.json not found beside the safetensors file");
+      cfg = arch::config_from_hf(file->config(), path + " (config.json)");
+      break;
+    case FileFormat::Gguf:
+      cfg = arch::config_from_gguf(file->metadata(), path);
+      if (file->contains("token_embd.weight")) {
+        const auto& e = file->tensor("token_embd.weight");
+        if (e.shape.size() == 2) cfg.vocab = e.shape[0];
+      }
+      arch::validate_config(cfg, path);
+      break;
+    case FileFormat::Llama2c:
+      cfg = arch::config_from_llama2c(file->metadata());
+      break;
+  }
+  const std::string fmt = file_format_name(file->format());
+  const FileFormat ff = file->format();
+  auto weights = bind_weights(std::move(file), cfg, opts.weight_dtype);
+  std::unique_ptr<Tokenizer> tok = opts.tokenizer_path.empty() ? find_tokenizer(path, ff, cfg.vocab)
+                                                                : load_tokenizer_file(opts.tokenizer_path, cfg.vocab);
+  if (tok) {
+    check(tok->vocab_size() <= cfg.vocab, path + ": tokenizer has " + std::to_string(tok->vocab_size()) +
+                                              " tokens but the model only " + std::to_string(cfg.vocab));
+    if (cfg.bos_id < 0) cfg.bos_id = tok->bos_id();
+    if (cfg.eos_id < 0) cfg.eos_id = tok->eos_id();
+  }
+  return std::make_shared<Model>(std::move(cfg), std::move(weights), std::move(tok), fmt, path);
+}
+
+std::string Model::describe() const {
+  const ModelConfig& c = config_;
+  std::ostringstream os;
+  os << "model:        " << path_ << " (" << format_ << ")\n"
+     << "architecture: " << c.arch << "\n"
+     << "layers:       " << c.n_layers << "\n"
+     << "dim:          " << c.dim << "\n"
+     << "heads:        " << c.n_heads << " (kv " << c.n_kv_heads << ", head dim " << c.head_dim << ")\n";
+  if (c.moe.n_experts > 0)
+    os << "experts:      " << c.moe.n_experts << " (top " << c.moe.n_used << ", hidden " << c.moe.expert_hidden
+       << (c.moe.shared_hidden ? ", shared hidden " + std::to_string(c.moe.shared_hidden) : std::string()) << ")\n";
+  else
+    os << "ffn hidden:   " << c.hidden << "\n";
+  os << "vocab:        " << c.vocab << "\n"
+     << "context:      " << c.max_seq << "\n";
+  static const char* rope_names[] = {"none", "rotate-half", "interleaved"};
+  os << "positions:    rope " << rope_names[int(c.rope.style)];
+  if (c.rope.style != RopeStyle::None) os << ", theta " << c.rope.theta;
+  os << "\n";
+  int sliding = 0;
+  for (int32_t wdw : c.layer_window) sliding += wdw > 0;
+  if (sliding) os << "sliding:      " << sliding << " of " << c.n_layers << " layers\n";
+  if (c.sink_logits) os << "sink logits:  learned, per head\n";
+  os << "features:    " << (c.qkv_bias ? " qkv-bias" : "") << (c.qk_norm ? " qk-norm" : "")
+     << (c.qk_norm_full ? " qk-norm(full)" : "") << (c.tied_embeddings ? " tied-embeddings" : "") << "\n";
+  const char* wdt = dtype_name(weights_->embed.dtype);
+  os << "parameters:   " << n_params() << " (" << double(n_params()) / 1e6 << " M)\n"
+     << "weights:      " << wdt << ", " << double(weight_bytes()) / (1 << 20) << " MiB in memory\n"
+     << "tokenizer:    " << (tokenizer_ ? std::to_string(tokenizer_->vocab_size()) + " tokens" : "none found") << "\n";
+  return os.str();
+}
+
+}  // namespace sinklab

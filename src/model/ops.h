@@ -1,0 +1,21 @@
+// Dense building blocks of the decoder forward (row-major float32 activations).
+#pragma once
+
+#include <cstdint>
+
+#include "weights.h"
+
+namespace sinklab::ops {
+
+// y[n, w.rows] = x[n, w.cols] . W^T (+ bias). Threads over output rows or uses BLAS.
+void matmul(const WeightMatrix& w, const float* x, int64_t n, float* y, const float* bias = nullptr);
+// Row i of W (a [rows, cols] matrix) as float32.
+void matrix_row(const WeightMatrix& w, int64_t i, float* out);
+// y = x / rms(x) * weight over rows of length d (x and y may alias).
+void rmsnorm(const float* x, const float* weight, int64_t rows, int64_t d, float eps, float* y);
+// a = silu(g) * u elementwise.
+void swiglu(const float* g, const float* u, int64_t n, float* a);
+// In-place softmax over a row.
+void softmax(float* x, int64_t n);
+
+}  // namespace sinklab::ops

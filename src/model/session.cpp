@@ -1,0 +1,232 @@
+// The decoder forward of a Session: batched prefill and decode through the same
+// code, with the KV cache (rotated keys, positions 0..n-1) and named taps.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "ops.h"
+#include "weights.h"
+
+namespace sinklab {
+
+struct Session::Buffers {
+  std::vector<std::vector<float>> k_cache, v_cache;  // per layer [n_kv_heads, context, head_dim]
+  std::vector<float> x, h, q, k, v, att, tmp, g, u, a, f, router, logits;
+  std::vector<int32_t> tokens;
+};
+
+Session::Session(std::shared_ptr<const Model> model, SessionOptions opts) : model_(std::move(model)) {
+  check(model_ != nullptr, "Session: model is null");
+  const ModelConfig& c = model_->config();
+  context_ = opts.context > 0 ? opts.context : (c.max_seq > 0 ? c.max_seq : 4096);
+  check(context_ <= (int64_t(1) << 30), "Session: context " + std::to_string(context_) + " is too large");
+  const int64_t kv_bytes = 2 * c.n_layers * c.n_kv_heads * context_ * c.head_dim * 4;
+  check(kv_bytes <= (int64_t(64) << 30),
+        "Session: a KV cache of context " + std::to_string(context_) + " needs " +
+            std::to_string(kv_bytes >> 20) + " MiB, more than the 64 GiB limit");
+  buf_ = std::make_unique<Buffers>();
+  buf_->k_cache.assign(size_t(c.n_layers), std::vector<float>(size_t(c.n_kv_heads * context_ * c.head_dim)));
+  buf_->v_cache = buf_->k_cache;
+}
+
+Session::~Session() = default;
+
+void Session::reset() {
+  n_past_ = 0;
+  last_logits_.clear();
+}
+
+std::span<const float> Session::logits() const {
+  check(!last_logits_.empty(), "Session: no logits yet (feed tokens first)");
+  return last_logits_;
+}
+
+namespace {
+
+struct Forward {
+  const ModelConfig& c;
+  const ModelWeights& w;
+  const Taps& taps;
+  int64_t n, n_past, context;
+  std::span<const int32_t> tokens;
+
+  void tap(const std::string& name, float* data, int64_t rows, int64_t cols, int layer,
+           std::span<const int32_t> row_ids = {}) const {
+    if (taps.empty() || !taps.wants(name)) return;
+    taps.fire(TapEvent{name, data, rows, cols, layer, tokens, row_ids});
+  }
+  std::string blk(int l, const char* what) const { return "blk." + std::to_string(l) + "." + what; }
+
+  void expert_ffn(const ExpertWeights& e, const float* h, int64_t rows, int64_t hidden,
+                  std::vector<float>& g, std::vector<float>& u, std::vector<float>& a, float* out,
+                  int layer, const std::string& act_name) const {
+    g.resize(size_t(rows * hidden));
+    u.resize(g.size());
+    a.resize(g.size());
+    ops::matmul(e.gate, h, rows, g.data());
+    ops::matmul(e.up, h, rows, u.data());
+    ops::swiglu(g.data(), u.data(), rows * hidden, a.data());
+    if (!act_name.empty()) tap(act_name, a.data(), rows, hidden, layer);
+    ops::matmul(e.down, a.data(), rows, out);
+  }
+};
+
+}  // namespace
+
+void Session::feed(std::span<const int32_t> ids, std::vector<float>* all_logits) {
+  const ModelConfig& c = model_->config();
+  const ModelWeights& w = model_->weights();
+  const int64_t n = int64_t(ids.size());
+  check(n > 0, "Session::feed: no tokens");
+  check(n_past_ + n <= context_, "Session: context full (" + std::to_string(n_past_) + " + " +
+                                     std::to_string(n) + " tokens > context " + std::to_string(context_) + ")");
+  for (int32_t id : ids)
+    check(id >= 0 && id < c.vocab, "Session::feed: token id " + std::to_string(id) + " is outside the vocabulary (0.." +
+                                       std::to_string(c.vocab - 1) + ")");
+  Buffers& B = *buf_;
+  const int64_t D = c.dim, hd = c.head_dim, H = c.n_heads, Hkv = c.n_kv_heads;
+  const int64_t qd = H * hd, kvd = Hkv * hd;
+  B.tokens.resize(size_t(n));
+  std::iota(B.tokens.begin(), B.tokens.end(), int32_t(n_past_));
+  Forward fw{c, w, taps_, n, n_past_, context_, B.tokens};
+  B.x.resize(size_t(n * D));
+  B.h.resize(size_t(n * D));
+  B.q.resize(size_t(n * qd));
+  B.k.resize(size_t(n * kvd));
+  B.v.resize(size_t(n * kvd));
+  B.att.resize(size_t(n * qd));
+  B.f.resize(size_t(n * D));
+  for (int64_t i = 0; i < n; ++i) ops::matrix_row(w.embed, ids[size_t(i)], B.x.data() + i * D);
+  fw.tap("token_embd", B.x.data(), n, D, -1);
+
+  const RopeTable rope = c.rope.style != RopeStyle::None ? rope_table(c.rope, int(hd)) : RopeTable{};
+  for (int l = 0; l < int(c.n_layers); ++l) {
+    const LayerWeights& L = w.layers[size_t(l)];
+    ops::rmsnorm(B.x.data(), L.attn_norm.data(), n, D, c.norm_eps, B.h.data());
+    fw.tap(fw.blk(l, "attn_norm"), B.h.data(), n, D, l);
+    ops::matmul(L.wq, B.h.data(), n, B.q.data(), L.bq.empty() ? nullptr : L.bq.data());
+    ops::matmul(L.wk, B.h.data(), n, B.k.data(), L.bk.empty() ? nullptr : L.bk.data());
+    ops::matmul(L.wv, B.h.data(), n, B.v.data(), L.bv.empty() ? nullptr : L.bv.data());
+    if (c.qk_norm) {
+      ops::rmsnorm(B.q.data(), L.q_norm.data(), n * H, hd, c.norm_eps, B.q.data());
+      ops::rmsnorm(B.k.data(), L.k_norm.data(), n * Hkv, hd, c.norm_eps, B.k.data());
+    } else if (c.qk_norm_full) {
+      ops::rmsnorm(B.q.data(), L.q_norm.data(), n, qd, c.norm_eps, B.q.data());
+      ops::rmsnorm(B.k.data(), L.k_norm.data(), n, kvd, c.norm_eps, B.k.data());
+    }
+    fw.tap(fw.blk(l, "q"), B.q.data(), n, qd, l);
+    fw.tap(fw.blk(l, "k"), B.k.data(), n, kvd, l);
+    fw.tap(fw.blk(l, "v"), B.v.data(), n, kvd, l);
+    // Rotate q and k to their absolute positions; the cache keeps rotated keys.
+    float* kc = B.k_cache[size_t(l)].data();
+    float* vc = B.v_cache[size_t(l)].data();
+    for (int64_t i = 0; i < n; ++i) {
+      const double pos = double(n_past_ + i);
+      if (c.rope.style != RopeStyle::None) {
+        for (int64_t hh = 0; hh < H; ++hh) rope_rotate(c.rope, rope, B.q.data() + i * qd + hh * hd, int(hd), pos);
+        for (int64_t g = 0; g < Hkv; ++g) rope_rotate(c.rope, rope, B.k.data() + i * kvd + g * hd, int(hd), pos);
+      }
+      for (int64_t g = 0; g < Hkv; ++g) {
+        std::copy_n(B.k.data() + i * kvd + g * hd, hd, kc + (g * context_ + n_past_ + i) * hd);
+        std::copy_n(B.v.data() + i * kvd + g * hd, hd, vc + (g * context_ + n_past_ + i) * hd);
+      }
+    }
+    const int64_t n_ctx = n_past_ + n;
+    AttnSpec spec;
+    spec.window = c.layer_window[size_t(l)];
+    if (!L.sinks.empty()) spec.sink_logits = L.sinks.data();
+    const TensorView qv = TensorView::strided(B.q.data(), DType::F32, {1, H, n, hd}, {n * qd, hd, qd, 1});
+    const TensorView kv = TensorView::strided(kc, DType::F32, {1, Hkv, n_ctx, hd}, {Hkv * context_ * hd, context_ * hd, hd, 1});
+    const TensorView vv = TensorView::strided(vc, DType::F32, {1, Hkv, n_ctx, hd}, {Hkv * context_ * hd, context_ * hd, hd, 1});
+    const TensorView ov = TensorView::strided(B.att.data(), DType::F32, {1, H, n, hd}, {n * qd, hd, qd, 1});
+    attention_forward(spec, qv, kv, vv, ov);
+    const std::string probs_name = fw.blk(l, "attn_probs");
+    if (!taps_.empty() && taps_.wants(probs_name)) {
+      // Materialised probabilities from the float64 oracle, only when asked for.
+      const ReferenceForward ref = attention_reference(spec, qv, kv, vv);
+      std::vector<float> p(ref.prob.begin(), ref.prob.end());
+      fw.tap(probs_name, p.data(), H * n, n_ctx, l);
+    }
+    fw.tap(fw.blk(l, "attn_ctx"), B.att.data(), n, qd, l);
+    ops::matmul(L.wo, B.att.data(), n, B.f.data(), L.bo.empty() ? nullptr : L.bo.data());
+    fw.tap(fw.blk(l, "attn_out"), B.f.data(), n, D, l);
+    for (int64_t i = 0; i < n * D; ++i) B.x[size_t(i)] += B.f[size_t(i)];
+    fw.tap(fw.blk(l, "resid_mid"), B.x.data(), n, D, l);
+
+    ops::rmsnorm(B.x.data(), L.ffn_norm.data(), n, D, c.norm_eps, B.h.data());
+    fw.tap(fw.blk(l, "ffn_norm"), B.h.data(), n, D, l);
+    if (c.moe.n_experts == 0) {
+      fw.expert_ffn(L.ffn, B.h.data(), n, c.hidden, B.g, B.u, B.a, B.f.data(), l, fw.blk(l, "ffn_act"));
+    } else {
+      const int E = c.moe.n_experts, K = c.moe.n_used;
+      B.router.resize(size_t(n * E));
+      ops::matmul(L.router, B.h.data(), n, B.router.data());
+      for (int64_t i = 0; i < n; ++i) ops::softmax(B.router.data() + i * E, E);
+      fw.tap(fw.blk(l, "moe.router_probs"), B.router.data(), n, E, l);
+      // Top-k per token (ties go to the lower expert index).
+      std::vector<std::vector<std::pair<int32_t, float>>> routed(static_cast<size_t>(E));
+      std::vector<int> order(static_cast<size_t>(E));
+      for (int64_t i = 0; i < n; ++i) {
+        const float* p = B.router.data() + i * E;
+        std::iota(order.begin(), order.end(), 0);
+        std::partial_sort(order.begin(), order.begin() + K, order.end(),
+                          [&](int a, int b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+        float norm = 0;
+        for (int t = 0; t < K; ++t) norm += p[order[size_t(t)]];
+        for (int t = 0; t < K; ++t) {
+          const int e = order[size_t(t)];
+          routed[size_t(e)].push_back({int32_t(i), c.moe.norm_topk ? p[e] / norm : p[e]});
+        }
+      }
+      std::fill(B.f.begin(), B.f.end(), 0.f);
+      std::vector<float> hin, out;
+      std::vector<int32_t> rows;
+      for (int e = 0; e < E; ++e) {
+        const auto& r = routed[size_t(e)];
+        if (r.empty()) continue;
+        const int64_t m = int64_t(r.size());
+        hin.resize(size_t(m * D));
+        out.resize(size_t(m * D));
+        rows.resize(size_t(m));
+        for (int64_t t = 0; t < m; ++t) {
+          rows[size_t(t)] = r[size_t(t)].first;
+          std::copy_n(B.h.data() + r[size_t(t)].first * D, D, hin.data() + t * D);
+        }
+        fw.expert_ffn(L.experts[size_t(e)], hin.data(), m, c.moe.expert_hidden, B.g, B.u, B.a, out.data(), l, "");
+        fw.tap(fw.blk(l, ("moe.expert." + std::to_string(e) + ".down_out").c_str()), out.data(), m, D, l, rows);
+        for (int64_t t = 0; t < m; ++t) {
+          float* dst = B.f.data() + r[size_t(t)].first * D;
+          const float wgt = r[size_t(t)].second;
+          for (int64_t d = 0; d < D; ++d) dst[d] += wgt * out[size_t(t * D + d)];
+        }
+      }
+      if (c.moe.shared_hidden > 0) {
+        out.resize(size_t(n * D));
+        fw.expert_ffn(L.shared, B.h.data(), n, c.moe.shared_hidden, B.g, B.u, B.a, out.data(), l, "");
+        for (int64_t i = 0; i < n; ++i) {
+          float scale = 1.f;
+          if (!L.shared_gate.empty()) {
+            double z = 0;
+            for (int64_t d = 0; d < D; ++d) z += double(L.shared_gate[size_t(d)]) * B.h[size_t(i * D + d)];
+            scale = float(1.0 / (1.0 + std::exp(-z)));
+          }
+          for (int64_t d = 0; d < D; ++d) B.f[size_t(i * D + d)] += scale * out[size_t(i * D + d)];
+        }
+      }
+    }
+    fw.tap(fw.blk(l, "ffn_out"), B.f.data(), n, D, l);
+    for (int64_t i = 0; i < n * D; ++i) B.x[size_t(i)] += B.f[size_t(i)];
+    fw.tap(fw.blk(l, "resid_out"), B.x.data(), n, D, l);
+  }
+  ops::rmsnorm(B.x.data(), w.out_norm.data(), n, D, c.norm_eps, B.h.data());
+  fw.tap("output_norm", B.h.data(), n, D, -1);
+  const int64_t first = all_logits ? 0 : n - 1, rows = n - first;
+  B.logits.resize(size_t(rows * c.vocab));
+  ops::matmul(w.output, B.h.data() + first * D, rows, B.logits.data());
+  fw.tap("logits", B.logits.data(), rows, c.vocab, -1);
+  last_logits_.assign(B.logits.end() - c.vocab, B.logits.end());
+  if (all_logits) *all_logits = B.logits;
+  n_past_ += n;
+}
+
+}  // namespace sinklab

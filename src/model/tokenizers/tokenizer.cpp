@@ -1,0 +1,69 @@
+// Shared Tokenizer code and the streaming UTF-8 decoder.
+#include "sinklab/tokenizer.h"
+
+#include "unicode.h"
+
+namespace sinklab {
+
+void Tokenizer::check_id(int32_t id) const {
+  if (id < 0 || id >= vocab_size())
+    throw Error("tokenizer: token id " + std::to_string(id) + " is outside [0, " +
+                std::to_string(vocab_size()) + ")");
+}
+
+std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) const {
+  std::string out;
+  DecodeState state;
+  for (int32_t id : ids) decode_append(id, skip_special, state, out);
+  return out;
+}
+
+namespace {
+
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+
+// Moves the longest prefix of `pending` that can be shown into the result:
+// complete sequences verbatim, impossible ones as U+FFFD. Keeps a trailing
+// incomplete-but-valid prefix in `pending`.
+std::string take_complete(std::string& pending) {
+  std::string out;
+  size_t pos = 0;
+  while (pos < pending.size()) {
+    size_t invalid_len = 0;
+    const int n = tok::utf8_sequence_status(pending, pos, invalid_len);
+    if (n == 0) break;  // wait for more bytes
+    if (n < 0) {
+      out += kReplacement;
+      pos += invalid_len;
+    } else {
+      out.append(pending, pos, size_t(n));
+      pos += size_t(n);
+    }
+  }
+  pending.erase(0, pos);
+  return out;
+}
+
+}  // namespace
+
+StreamDecoder::StreamDecoder(const Tokenizer& tokenizer, bool skip_special)
+    : tokenizer_(&tokenizer), skip_special_(skip_special) {}
+
+std::string StreamDecoder::push(int32_t id) {
+  tokenizer_->decode_append(id, skip_special_, state_, pending_);
+  return take_complete(pending_);
+}
+
+std::string StreamDecoder::flush() {
+  std::string out = take_complete(pending_);
+  if (!pending_.empty()) out += kReplacement;  // an incomplete sequence at the end
+  pending_.clear();
+  return out;
+}
+
+void StreamDecoder::reset() {
+  state_ = DecodeState{};
+  pending_.clear();
+}
+
+}  // namespace sinklab

@@ -1,0 +1,249 @@
+#include "weights.h"
+
+#include <cstring>
+
+#include "arch/registry.h"
+
+namespace sinklab {
+
+namespace {
+
+enum class Role {
+  Embed, Output, OutNorm, AttnNorm, FfnNorm, Wq, Wk, Wv, Wo, Bq, Bk, Bv, Bo, QNorm, KNorm, Sinks,
+  Gate, Up, Down, Router, SharedGate, SharedUp, SharedDown, SharedGateInp,
+};
+
+// Tensor names by role, for Hugging Face (and llama2.c, which the loader exposes
+// with Hugging Face names) and for GGUF (llama.cpp names).
+std::string hf_name(Role r, int l) {
+  const std::string p = "model.layers." + std::to_string(l) + ".";
+  switch (r) {
+    case Role::Embed: return "model.embed_tokens.weight";
+    case Role::Output: return "lm_head.weight";
+    case Role::OutNorm: return "model.norm.weight";
+    case Role::AttnNorm: return p + "input_layernorm.weight";
+    case Role::FfnNorm: return p + "post_attention_layernorm.weight";
+    case Role::Wq: return p + "self_attn.q_proj.weight";
+    case Role::Wk: return p + "self_attn.k_proj.weight";
+    case Role::Wv: return p + "self_attn.v_proj.weight";
+    case Role::Wo: return p + "self_attn.o_proj.weight";
+    case Role::Bq: return p + "self_attn.q_proj.bias";
+    case Role::Bk: return p + "self_attn.k_proj.bias";
+    case Role::Bv: return p + "self_attn.v_proj.bias";
+    case Role::Bo: return p + "self_attn.o_proj.bias";
+    case Role::QNorm: return p + "self_attn.q_norm.weight";
+    case Role::KNorm: return p + "self_attn.k_norm.weight";
+    case Role::Sinks: return p + "self_attn.sinks";
+    case Role::Gate: return p + "mlp.gate_proj.weight";
+    case Role::Up: return p + "mlp.up_proj.weight";
+    case Role::Down: return p + "mlp.down_proj.weight";
+    case Role::Router: return p + "mlp.gate.weight";
+    case Role::SharedGate: return p + "mlp.shared_expert.gate_proj.weight";
+    case Role::SharedUp: return p + "mlp.shared_expert.up_proj.weight";
+    case Role::SharedDown: return p + "mlp.shared_expert.down_proj.weight";
+    case Role::SharedGateInp: return p + "mlp.shared_expert_gate.weight";
+  }
+  return "";
+}
+
+std::string gguf_name(Role r, int l) {
+  const std::string p = "blk." + std::to_string(l) + ".";
+  switch (r) {
+    case Role::Embed: return "token_embd.weight";
+    case Role::Output: return "output.weight";
+    case Role::OutNorm: return "output_norm.weight";
+    case Role::AttnNorm: return p + "attn_norm.weight";
+    case Role::FfnNorm: return p + "ffn_norm.weight";
+    case Role::Wq: return p + "attn_q.weight";
+    case Role::Wk: return p + "attn_k.weight";
+    case Role::Wv: return p + "attn_v.weight";
+    case Role::Wo: return p + "attn_output.weight";
+    case Role::Bq: return p + "attn_q.bias";
+    case Role::Bk: return p + "attn_k.bias";
+    case Role::Bv: return p + "attn_v.bias";
+    case Role::Bo: return p + "attn_output.bias";
+    case Role::QNorm: return p + "attn_q_norm.weight";
+    case Role::KNorm: return p + "attn_k_norm.weight";
+    case Role::Sinks: return p + "attn_sinks.weight";
+    case Role::Gate: return p + "ffn_gate.weight";
+    case Role::Up: return p + "ffn_up.weight";
+    case Role::Down: return p + "ffn_down.weight";
+    case Role::Router: return p + "ffn_gate_inp.weight";
+    case Role::SharedGate: return p + "ffn_gate_shexp.weight";
+    case Role::SharedUp: return p + "ffn_up_shexp.weight";
+    case Role::SharedDown: return p + "ffn_down_shexp.weight";
+    case Role::SharedGateInp: return p + "ffn_gate_inp_shexp.weight";
+  }
+  return "";
+}
+
+class Binder {
+ public:
+  Binder(ModelWeights& w, const ModelConfig& c, DType dtype)
+      : w_(w), c_(c), dtype_(dtype), gguf_(w.file->format() == FileFormat::Gguf),
+        row_(arch::arch_by_name(c.arch)) {}
+
+  std::string name(Role r, int l) const { return gguf_ ? gguf_name(r, l) : hf_name(r, l); }
+  bool has(Role r, int l = 0) const { return w_.file->contains(name(r, l)); }
+
+  const TensorEntry& entry(const std::string& n) const { return w_.file->tensor(n); }
+
+  static void check_shape(const TensorEntry& e, std::initializer_list<int64_t> want,
+                          const std::string& file) {
+    std::vector<int64_t> w(want);
+    // GGUF stores 1-row matrices and vectors without the unit dims.
+    std::vector<int64_t> got = e.shape;
+    if (got != w) {
+      std::string a, b;
+      for (auto x : got) a += (a.empty() ? "" : ", ") + std::to_string(x);
+      for (auto x : w) b += (b.empty() ? "" : ", ") + std::to_string(x);
+      throw Error(file + ": tensor '" + e.name + "' has shape [" + a + "], expected [" + b + "]");
+    }
+  }
+
+  std::vector<float> vec(Role r, int l, int64_t n) {
+    const TensorEntry& e = entry(name(r, l));
+    check(e.numel() == n, w_.file->path() + ": tensor '" + e.name + "' has " + std::to_string(e.numel()) +
+                              " elements, expected " + std::to_string(n));
+    std::vector<float> out(static_cast<size_t>(n));
+    dequantize(e, out.data());
+    w_.n_params += n;
+    w_.bytes += n * 4;
+    return out;
+  }
+  std::vector<float> opt_vec(Role r, int l, int64_t n) { return has(r, l) ? vec(r, l, n) : std::vector<float>{}; }
+
+  // A [rows, cols] matrix from entry e starting at element `offset` (for stacked experts).
+  WeightMatrix matrix_from(const TensorEntry& e, int64_t rows, int64_t cols, int64_t offset) {
+    WeightMatrix m;
+    m.rows = rows;
+    m.cols = cols;
+    const int64_t n = rows * cols;
+    w_.n_params += n;
+    const bool f32_ok = e.type == TensorType::F32 && dtype_ != DType::BF16;
+    const bool bf16_ok = e.type == TensorType::BF16;
+    const size_t esize = f32_ok ? 4 : 2;
+    const uint8_t* src = e.data + size_t(offset) * esize;
+    if ((f32_ok || bf16_ok) && reinterpret_cast<uintptr_t>(src) % esize == 0) {
+      m.data = src;
+      m.dtype = f32_ok ? DType::F32 : DType::BF16;
+    } else {
+      // Convert (dequantise) to the requested dtype.
+      const int64_t block = tensor_type_block_size(e.type);
+      check(offset % block == 0, w_.file->path() + ": expert slice of '" + e.name + "' splits a quantisation block");
+      const size_t off_bytes = tensor_type_nbytes(e.type, offset, e.name);
+      std::vector<float> tmp(static_cast<size_t>(n));
+      dequantize_row(e.type, e.data + off_bytes, tmp.data(), n);
+      m.dtype = dtype_;
+      auto buf = std::make_unique<uint8_t[]>(size_t(n) * dtype_size(dtype_));
+      from_f32(dtype_, tmp.data(), buf.get(), size_t(n));
+      m.data = buf.get();
+      w_.owned.push_back(std::move(buf));
+    }
+    w_.bytes += m.bytes();
+    return m;
+  }
+
+  WeightMatrix matrix(const std::string& n, int64_t rows, int64_t cols) {
+    const TensorEntry& e = entry(n);
+    check_shape(e, {rows, cols}, w_.file->path());
+    return matrix_from(e, rows, cols, 0);
+  }
+  WeightMatrix matrix(Role r, int l, int64_t rows, int64_t cols) { return matrix(name(r, l), rows, cols); }
+
+  ExpertWeights expert(int l, int e) {
+    const int64_t D = c_.dim, F = c_.moe.expert_hidden;
+    ExpertWeights x;
+    if (gguf_) {  // stacked [E, F, D] / [E, D, F]
+      const std::string p = "blk." + std::to_string(l) + ".";
+      auto stacked = [&](const char* n, int64_t rows, int64_t cols) {
+        const TensorEntry& t = entry(p + n);
+        check_shape(t, {c_.moe.n_experts, rows, cols}, w_.file->path());
+        return matrix_from(t, rows, cols, int64_t(e) * rows * cols);
+      };
+      x.gate = stacked("ffn_gate_exps.weight", F, D);
+      x.up = stacked("ffn_up_exps.weight", F, D);
+      x.down = stacked("ffn_down_exps.weight", D, F);
+      return x;
+    }
+    x.gate = matrix(row_.expert_name(l, e, arch::ExpertPart::Gate), F, D);
+    x.up = matrix(row_.expert_name(l, e, arch::ExpertPart::Up), F, D);
+    x.down = matrix(row_.expert_name(l, e, arch::ExpertPart::Down), D, F);
+    return x;
+  }
+
+  WeightMatrix router(int l) {
+    if (gguf_ || !row_.router_name) return matrix(Role::Router, l, c_.moe.n_experts, c_.dim);
+    return matrix(row_.router_name(l), c_.moe.n_experts, c_.dim);
+  }
+
+ private:
+  ModelWeights& w_;
+  const ModelConfig& c_;
+  DType dtype_;
+  bool gguf_;
+  const arch::ArchRow& row_;
+};
+
+}  // namespace
+
+std::unique_ptr<ModelWeights> bind_weights(std::unique_ptr<TensorFile> file, const ModelConfig& c,
+                                           DType matrix_dtype) {
+  check(matrix_dtype == DType::F32 || matrix_dtype == DType::BF16, "weights: dtype must be f32 or bf16");
+  auto w = std::make_unique<ModelWeights>();
+  w->file = std::move(file);
+  Binder b(*w, c, matrix_dtype);
+  const int64_t D = c.dim, hd = c.head_dim, qd = c.n_heads * hd, kvd = c.n_kv_heads * hd;
+  w->embed = b.matrix(Role::Embed, 0, c.vocab, D);
+  w->out_norm = b.vec(Role::OutNorm, 0, D);
+  if (b.has(Role::Output)) {
+    w->output = b.matrix(Role::Output, 0, c.vocab, D);
+  } else {
+    check(c.tied_embeddings || w->file->format() != FileFormat::Safetensors,
+          w->file->path() + ": no lm_head.weight and tie_word_embeddings is false");
+    w->output = w->embed;
+  }
+  w->layers.resize(size_t(c.n_layers));
+  for (int l = 0; l < int(c.n_layers); ++l) {
+    LayerWeights& L = w->layers[size_t(l)];
+    L.attn_norm = b.vec(Role::AttnNorm, l, D);
+    L.ffn_norm = b.vec(Role::FfnNorm, l, D);
+    L.wq = b.matrix(Role::Wq, l, qd, D);
+    L.wk = b.matrix(Role::Wk, l, kvd, D);
+    L.wv = b.matrix(Role::Wv, l, kvd, D);
+    L.wo = b.matrix(Role::Wo, l, D, qd);
+    if (c.qkv_bias) {
+      L.bq = b.vec(Role::Bq, l, qd);
+      L.bk = b.vec(Role::Bk, l, kvd);
+      L.bv = b.vec(Role::Bv, l, kvd);
+    }
+    if (c.o_bias) L.bo = b.opt_vec(Role::Bo, l, D);
+    if (c.qk_norm) {
+      L.q_norm = b.vec(Role::QNorm, l, hd);
+      L.k_norm = b.vec(Role::KNorm, l, hd);
+    }
+    if (c.qk_norm_full) {
+      L.q_norm = b.vec(Role::QNorm, l, qd);
+      L.k_norm = b.vec(Role::KNorm, l, kvd);
+    }
+    if (c.sink_logits) L.sinks = b.vec(Role::Sinks, l, c.n_heads);
+    if (c.moe.n_experts == 0) {
+      L.ffn.gate = b.matrix(Role::Gate, l, c.hidden, D);
+      L.ffn.up = b.matrix(Role::Up, l, c.hidden, D);
+      L.ffn.down = b.matrix(Role::Down, l, D, c.hidden);
+      continue;
+    }
+    L.router = b.router(l);
+    for (int e = 0; e < c.moe.n_experts; ++e) L.experts.push_back(b.expert(l, e));
+    if (c.moe.shared_hidden > 0) {
+      const int64_t F = c.moe.shared_hidden;
+      L.shared.gate = b.matrix(Role::SharedGate, l, F, D);
+      L.shared.up = b.matrix(Role::SharedUp, l, F, D);
+      L.shared.down = b.matrix(Role::SharedDown, l, D, F);
+      if (c.moe.shared_gate) L.shared_gate = b.vec(Role::SharedGateInp, l, D);
+    }
+  }
+  return w;
+}
+
+}  // namespace sinklab

@@ -1,0 +1,57 @@
+// The weights of a decoder, resolved from a TensorFile into per-layer roles.
+// Matrices are zero-copy views into the mapped file when their dtype is f32 or
+// bf16 and they are aligned; anything else is converted once at load time.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "sinklab/formats.h"
+#include "sinklab/model.h"
+
+namespace sinklab {
+
+// A row-major [rows, cols] matrix (rows = output features); y = W x.
+struct WeightMatrix {
+  const void* data = nullptr;
+  DType dtype = DType::F32;
+  int64_t rows = 0, cols = 0;
+  bool empty() const { return data == nullptr; }
+  int64_t bytes() const { return rows * cols * int64_t(dtype_size(dtype)); }
+};
+
+struct ExpertWeights {
+  WeightMatrix gate, up, down;
+};
+
+struct LayerWeights {
+  std::vector<float> attn_norm, ffn_norm;
+  WeightMatrix wq, wk, wv, wo;
+  std::vector<float> bq, bk, bv, bo;   // empty when absent
+  std::vector<float> q_norm, k_norm;   // [head_dim] or, for qk_norm_full, the whole projection
+  std::vector<float> sinks;            // [n_heads] learned sink logits
+  ExpertWeights ffn;                   // dense FFN
+  WeightMatrix router;                 // [n_experts, dim]
+  std::vector<ExpertWeights> experts;
+  ExpertWeights shared;
+  std::vector<float> shared_gate;      // [dim]
+};
+
+struct ModelWeights {
+  WeightMatrix embed;   // [vocab, dim]
+  WeightMatrix output;  // [vocab, dim] (the embedding when tied)
+  std::vector<float> out_norm;
+  std::vector<LayerWeights> layers;
+
+  std::unique_ptr<TensorFile> file;               // keeps zero-copy views alive
+  std::vector<std::unique_ptr<uint8_t[]>> owned;  // converted tensors
+  int64_t n_params = 0;
+  int64_t bytes = 0;
+};
+
+// Resolves every tensor the config needs (throws Error naming a missing or
+// mis-shaped tensor) and converts what cannot be used in place.
+std::unique_ptr<ModelWeights> bind_weights(std::unique_ptr<TensorFile> file, const ModelConfig& c,
+                                           DType matrix_dtype);
+
+}  // namespace sinklab

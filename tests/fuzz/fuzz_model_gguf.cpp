@@ -1,0 +1,22 @@
+// libFuzzer target: parse_gguf on arbitrary bytes must either succeed or throw
+// sinklab::Error; successful parses are decoded to touch every tensor byte.
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "sinklab/formats.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  try {
+    const sinklab::TensorFile tf = sinklab::parse_gguf(data, size, "fuzz-input");
+    std::vector<float> out;
+    for (const auto& [name, entry] : tf.tensors()) {
+      const int64_t n = entry.numel();
+      if (n > (int64_t(1) << 20)) continue;  // bounded work per input
+      out.resize(size_t(n));
+      sinklab::dequantize(entry, out.data());
+    }
+  } catch (const sinklab::Error&) {
+  }
+  return 0;
+}

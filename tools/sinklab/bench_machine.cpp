@@ -1,0 +1,142 @@
+// Timing, thread settings and the machine's reference rates (sgemm, memory
+// copy) and peak-RSS probes used by the attention benchmarks.
+#include <cblas.h>
+#include <malloc.h>
+#include <omp.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include "bench_harness.h"
+
+namespace sinklab::bench {
+
+std::vector<Timing> time_interleaved(const std::vector<std::function<void()>>& fns, int warmup,
+                                     int reps, double long_call_s) {
+  using clock = std::chrono::steady_clock;
+  auto seconds_of = [](const std::function<void()>& fn) {
+    const auto t0 = clock::now();
+    fn();
+    return std::chrono::duration<double>(clock::now() - t0).count();
+  };
+  double slowest_warmup = 0;
+  for (int i = 0; i < warmup; ++i)
+    for (const auto& fn : fns) slowest_warmup = std::max(slowest_warmup, seconds_of(fn));
+  if (warmup > 0 && slowest_warmup > long_call_s) reps = std::min(reps, 3);
+  reps = std::max(reps, 1);
+  std::vector<std::vector<double>> times(fns.size());
+  for (int r = 0; r < reps; ++r)
+    for (size_t f = 0; f < fns.size(); ++f) times[f].push_back(seconds_of(fns[f]));
+  std::vector<Timing> out;
+  for (std::vector<double>& t : times) {
+    std::sort(t.begin(), t.end());
+    const size_t m = t.size() / 2;
+    Timing timing;
+    timing.median_s = t.size() % 2 ? t[m] : 0.5 * (t[m - 1] + t[m]);
+    timing.min_s = t.front();
+    timing.reps = reps;
+    out.push_back(timing);
+  }
+  return out;
+}
+
+Timing time_median(const std::function<void()>& fn, int warmup, int reps, double long_call_s) {
+  return time_interleaved({fn}, warmup, reps, long_call_s).front();
+}
+
+void set_threads(int n) {
+  sinklab::set_num_threads(n);
+  openblas_set_num_threads(sinklab::num_threads());
+}
+
+int threads() { return sinklab::num_threads(); }
+
+SgemmRate measure_sgemm(int n, int reps) {
+  const size_t count = size_t(n) * size_t(n);
+  AlignedPtr<float> a = aligned_array<float>(count), b = aligned_array<float>(count),
+                    c = aligned_array<float>(count);
+  fill_uniform(TensorView(a.get(), DType::F32, {int64_t(count)}), 1);
+  fill_uniform(TensorView(b.get(), DType::F32, {int64_t(count)}), 2);
+  std::memset(c.get(), 0, count * sizeof(float));
+  SgemmRate r;
+  r.n = n;
+  r.time = time_median(
+      [&] {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f, a.get(), n, b.get(), n,
+                    0.f, c.get(), n);
+      },
+      1, reps);
+  r.gflops = 2.0 * double(n) * double(n) * double(n) / r.time.median_s * 1e-9;
+  return r;
+}
+
+CopyRate measure_copy(size_t buffer_bytes, int reps) {
+  AlignedPtr<unsigned char> src = aligned_array<unsigned char>(buffer_bytes);
+  AlignedPtr<unsigned char> dst = aligned_array<unsigned char>(buffer_bytes);
+  // Each thread first touches (and later copies) its own slice, so pages sit
+  // near the thread that streams them.
+  auto parallel_slices = [&](auto&& body) {
+#pragma omp parallel
+    {
+      const size_t nt = size_t(omp_get_num_threads()), t = size_t(omp_get_thread_num());
+      const size_t chunk = (buffer_bytes / nt + 63) / 64 * 64;
+      const size_t begin = std::min(buffer_bytes, t * chunk);
+      const size_t end = std::min(buffer_bytes, begin + chunk);
+      body(begin, end);
+    }
+  };
+  parallel_slices([&](size_t b, size_t e) {
+    std::memset(src.get() + b, 1, e - b);
+    std::memset(dst.get() + b, 0, e - b);
+  });
+  CopyRate r;
+  r.buffer_bytes = buffer_bytes;
+  r.time = time_median(
+      [&] { parallel_slices([&](size_t b, size_t e) { std::memcpy(dst.get() + b, src.get() + b, e - b); }); },
+      1, reps);
+  r.gb_per_s = 2.0 * double(buffer_bytes) / r.time.median_s * 1e-9;
+  return r;
+}
+
+namespace {
+
+// Reads a "Key:   1234 kB" line of /proc/self/status; -1 when missing.
+int64_t status_kib(const char* key) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  const size_t key_len = std::strlen(key);
+  while (std::getline(in, line))
+    if (line.compare(0, key_len, key) == 0 && line.size() > key_len && line[key_len] == ':')
+      return std::stoll(line.substr(key_len + 1));
+  return -1;
+}
+
+}  // namespace
+
+bool reset_peak_rss() {
+  malloc_trim(0);  // freed heap pages would otherwise hide a kernel's allocations
+  std::FILE* f = std::fopen("/proc/self/clear_refs", "w");
+  if (!f) return false;
+  const bool ok = std::fputs("5", f) >= 0;
+  return (std::fclose(f) == 0) && ok;
+}
+
+int64_t peak_rss_bytes() {
+  const int64_t kib = status_kib("VmHWM");
+  if (kib >= 0) return kib * 1024;
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return int64_t(u.ru_maxrss) * 1024;
+}
+
+int64_t current_rss_bytes() {
+  const int64_t kib = status_kib("VmRSS");
+  return kib < 0 ? -1 : kib * 1024;
+}
+
+}  // namespace sinklab::bench
