@@ -65,6 +65,10 @@ inline double load_scalar(DType t, const void* row, int64_t i) {
   return 0.0;
 }
 
+// Whether a parallel region pays for itself: waking the team costs about as much
+// as a few hundred thousand multiply-adds, which tiny problems never recoup.
+inline bool worth_threads(double multiply_adds) { return multiply_adds > 3e5; }
+
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 }  // namespace sinklab::attn

@@ -30,6 +30,12 @@ struct Scratch {
   }
 };
 
+// Multiply-adds of a dense pass over every (query, key) pair.
+double attention_work(const Dims& d) {
+  return double(d.batch) * double(d.n_heads) * double(d.n_q) * double(d.n_k) *
+         double(d.head_dim + d.v_dim);
+}
+
 std::vector<KeySet> prepare_all_keys(const TileContext& c, const TensorView& k) {
   std::vector<KeySet> sets(size_t(c.d.batch * c.d.n_kv_heads));
   for (int64_t b = 0; b < c.d.batch; ++b)
@@ -51,7 +57,7 @@ void prefill(const TileContext& c, const TensorView& q, const TensorView& v,
   const int64_t tasks = d.batch * d.n_heads * qblocks;
   const int64_t kblocks = (d.n_k + kBlockK - 1) / kBlockK;
   const bool want_entropy = !entropy.empty();
-#pragma omp parallel
+#pragma omp parallel if (worth_threads(attention_work(d)))
   {
     Scratch sc(d, c.goat_features());
     RowBlock rb;
@@ -107,7 +113,7 @@ void decode(const TileContext& c, const TensorView& q, const TensorView& v,
       rb.query[r] = int32_t(r % d.n_q);
     }
   };
-#pragma omp parallel
+#pragma omp parallel if (worth_threads(attention_work(d)))
   {
     Scratch sc(d, c.goat_features());
     RowBlock rb;
@@ -161,7 +167,7 @@ void stats_pass(const TileContext& c, const TensorView& q, const std::vector<Key
   const int64_t kblocks = want_cols ? (d.n_k + kBlockK - 1) / kBlockK
                                     : (first_k + kBlockK - 1) / kBlockK;
   const int64_t qblocks = (d.n_q + kBlockQ - 1) / kBlockQ;
-#pragma omp parallel
+#pragma omp parallel if (worth_threads(attention_work(d)))
   {
     Scratch sc(d, c.goat_features());
     RowBlock rb;

@@ -95,7 +95,7 @@ void prepare_keys(const TileContext& c, const TensorView& k, int64_t b, int64_t 
   } else {
     ks.k_storage.resize(size_t(nk * D));
     float* dst = ks.k_storage.data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(double(nk) * double(D) * 8))
     for (int64_t j = 0; j < nk; ++j) {
       load_row_f32(k, b, g, j, dst + j * D, D);
       if (c.rope) rotate(c, dst + j * D, ks.pos[size_t(j)]);
@@ -107,7 +107,7 @@ void prepare_keys(const TileContext& c, const TensorView& k, int64_t b, int64_t 
   if (R > 0) {
     ks.features.resize(size_t(nk * 2 * R));
     float* f = ks.features.data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_threads(double(nk) * R * 40))
     for (int64_t j = 0; j < nk; ++j)
       for (int r = 0; r < R; ++r)
         cos_sin(ks.pos[size_t(j)], c.goat_omega[size_t(r)], f[j * 2 * R + r], f[j * 2 * R + R + r]);

@@ -42,7 +42,7 @@ void matmul_bf16_blocked(const WeightMatrix& w, const float* x, int64_t n, float
   const int64_t blocks = (w.rows + kRows - 1) / kRows;
   const uint16_t* base = static_cast<const uint16_t*>(w.data);
   const attn::SingleThreadedBlas blas_guard;
-#pragma omp parallel
+#pragma omp parallel if (double(n) * double(w.rows) * double(w.cols) > 3e5)
   {
     std::vector<float> tile(size_t(kRows * w.cols));
 #pragma omp for schedule(static)
@@ -68,7 +68,7 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n, float* y, const fl
                   int(w.cols), W, int(w.cols), 0.f, y, int(w.rows));
   } else if (n <= 4) {
     const uint16_t* W = static_cast<const uint16_t*>(w.data);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (double(n) * double(w.rows) * double(w.cols) > 3e5)
     for (int64_t r = 0; r < w.rows; ++r)
       for (int64_t i = 0; i < n; ++i) y[i * w.rows + r] = dot_bf16(W + r * w.cols, x + i * w.cols, w.cols);
   } else {
