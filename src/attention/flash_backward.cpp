@@ -274,7 +274,7 @@ void flash_backward(const AttnSpec& spec, const Dims& d, const TensorView& q, co
                     const TensorView& d_o, AttnGrads& grads) {
   for (const TensorView* t : {&grads.dq, &grads.dk, &grads.dv})
     check(t->empty() || t->dtype == DType::F32, "attention backward: gradients must be f32");
-  const TileContext c(spec, d);
+  const TileContext c(spec, d, /*for_backward=*/true);
   const int R = c.goat_rank, F = c.goat_features();
   Wanted want;
   want.dq = !grads.dq.empty();

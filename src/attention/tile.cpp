@@ -10,14 +10,68 @@
 
 namespace sinklab::attn {
 
-TileContext::TileContext(const AttnSpec& s, const Dims& dims) : spec(s), d(dims) {
+TileContext::TileContext(const AttnSpec& s, const Dims& dims, bool for_backward) : spec(s), d(dims) {
   scale = effective_scale(s, dims);
   rope = s.rope.style != RopeStyle::None;
   if (rope) rope_table = sinklab::rope_table(s.rope, int(dims.head_dim));
   goat_rank = s.goat.rank;
-  for (double w : goat_frequencies(goat_rank, s.goat.base)) goat_omega.push_back(float(w));
+  goat_omega = goat_frequencies(goat_rank, s.goat.base);
   alibi = s.alibi_slopes != nullptr;
   key_bias = !s.key_bias.empty();
+  if (goat_rank > 0 || alibi) build_rel_table();
+  need_goat_features = goat_rank > 0 && (for_backward || !use_rel_table());
+}
+
+void TileContext::build_rel_table() {
+  rel_per_batch = spec.q_pos_batch_stride != 0 || spec.k_pos_batch_stride != 0;
+  const int64_t tables = rel_per_batch ? d.batch : 1;
+  int64_t lo = INT64_MAX, hi = INT64_MIN;
+  for (int64_t b = 0; b < tables; ++b) {
+    int64_t qmin = INT64_MAX, qmax = INT64_MIN, kmin = INT64_MAX, kmax = INT64_MIN;
+    for (int64_t i = 0; i < d.n_q; ++i) {
+      const int64_t p = q_position(spec, d, b, i);
+      qmin = std::min(qmin, p);
+      qmax = std::max(qmax, p);
+    }
+    for (int64_t j = 0; j < d.n_k; ++j) {
+      const int64_t p = k_position(spec, d, b, j);
+      kmin = std::min(kmin, p);
+      kmax = std::max(kmax, p);
+    }
+    if (d.n_q == 0 || d.n_k == 0) return;
+    lo = std::min(lo, qmin - kmax);
+    hi = std::max(hi, qmax - kmin);
+  }
+  const int64_t range = hi - lo + 1;
+  // Sparse positions (large gaps) or a huge table: keep the per-tile product.
+  if (range > 4 * (d.n_q + d.n_k) + 256 || range * tables * d.n_heads > (int64_t(1) << 24)) return;
+  rel_min = lo;
+  rel_range = range;
+  rel.assign(size_t(tables * d.n_heads * range), 0.f);
+  std::vector<double> kappa(static_cast<size_t>(range));
+  const int R = goat_rank;
+  for (int64_t t = 0; t < tables; ++t)
+    for (int64_t g = 0; g < d.n_kv_heads; ++g) {
+      std::fill(kappa.begin(), kappa.end(), 0.0);
+      for (int r = 0; r < R; ++r) {
+        const double A = spec.goat.lambda_sym[g * R + r], B = spec.goat.lambda_asym[g * R + r];
+        // cos/sin of w*delta for consecutive deltas by rotation, in double.
+        const double w = goat_omega[size_t(r)], cw = std::cos(w), sw = std::sin(w);
+        double c = std::cos(w * double(lo)), s = std::sin(w * double(lo));
+        for (int64_t i = 0; i < range; ++i) {
+          kappa[size_t(i)] += A * c + B * s;
+          const double c2 = c * cw - s * sw;
+          s = s * cw + c * sw;
+          c = c2;
+        }
+      }
+      for (int64_t h = g * d.group; h < (g + 1) * d.group; ++h) {
+        float* row = rel.data() + (t * d.n_heads + h) * range;
+        const double slope = alibi ? double(spec.alibi_slopes[h]) : 0.0;
+        for (int64_t i = 0; i < range; ++i)
+          row[i] = float(kappa[size_t(i)] - slope * double(std::abs(lo + i)));
+      }
+    }
 }
 
 namespace {
@@ -67,6 +121,39 @@ void rotate_back(const TileContext& c, float* x, int32_t pos) {
 
 namespace {
 
+// Decode-sized tiles (a few query rows against many keys) are bound by reading
+// K and V; BLAS packing costs more than it saves there, so each key row is read
+// once and used for every query row.
+constexpr int kFewRows = 8;
+
+void few_rows_qk(const float* q, int n, int D, const float* k, int64_t k_stride, int nk, float* s,
+                 int ld) {
+  for (int j = 0; j < nk; ++j) {
+    const float* kj = k + j * k_stride;
+    for (int r = 0; r < n; ++r) {
+      const float* qr = q + r * D;
+      float acc = 0.f;
+#pragma omp simd reduction(+ : acc)
+      for (int e = 0; e < D; ++e) acc += qr[e] * kj[e];
+      s[r * ld + j] = acc;
+    }
+  }
+}
+
+void few_rows_pv(const float* p, int ldp, int n, int nk, const float* v, int64_t ldv, int64_t Dv,
+                 float* acc) {
+  for (int j = 0; j < nk; ++j) {
+    const float* vj = v + j * ldv;
+    for (int r = 0; r < n; ++r) {
+      const float w = p[r * ldp + j];
+      if (w == 0.f) continue;
+      float* a = acc + r * Dv;
+#pragma omp simd
+      for (int64_t e = 0; e < Dv; ++e) a[e] += w * vj[e];
+    }
+  }
+}
+
 void load_row_f32(const TensorView& t, int64_t i0, int64_t i1, int64_t i2, float* dst, int64_t n) {
   to_f32(t.dtype, t.at(i0, i1, i2), dst, size_t(n));
 }
@@ -81,11 +168,16 @@ void prepare_keys(const TileContext& c, const TensorView& k, int64_t b, int64_t 
   const int64_t nblocks = (nk + kBlockK - 1) / kBlockK;
   ks.block_min.assign(size_t(nblocks), 0);
   ks.block_max.assign(size_t(nblocks), 0);
+  ks.block_consecutive.assign(size_t(nblocks), 0);
   for (int64_t blk = 0; blk < nblocks; ++blk) {
     const int64_t j0 = blk * kBlockK, j1 = std::min(nk, j0 + kBlockK);
     const auto [mn, mx] = std::minmax_element(ks.pos.begin() + j0, ks.pos.begin() + j1);
     ks.block_min[size_t(blk)] = *mn;
     ks.block_max[size_t(blk)] = *mx;
+    bool consecutive = true;
+    for (int64_t j = j0 + 1; j < j1 && consecutive; ++j)
+      consecutive = ks.pos[size_t(j)] == ks.pos[size_t(j - 1)] + 1;
+    ks.block_consecutive[size_t(blk)] = consecutive;
   }
   // In place only when rows are a valid BLAS leading dimension apart (a broadcast
   // view may have a smaller or zero row stride).
@@ -104,7 +196,7 @@ void prepare_keys(const TileContext& c, const TensorView& k, int64_t b, int64_t 
     ks.k_stride = D;
   }
   const int R = c.goat_rank;
-  if (R > 0) {
+  if (c.need_goat_features) {
     ks.features.resize(size_t(nk * 2 * R));
     float* f = ks.features.data();
 #pragma omp parallel for schedule(static) if (worth_threads(double(nk) * R * 40))
@@ -142,7 +234,7 @@ void load_rows(const TileContext& c, const TensorView& q, RowBlock& rb) {
     if (c.rope) rotate(c, x, pos);
     if (prescale)
       for (int64_t e = 0; e < D; ++e) x[e] *= c.scale;
-    if (R > 0) {
+    if (c.need_goat_features) {
       const float* A = c.spec.goat.lambda_sym + rb.g * R;
       const float* B = c.spec.goat.lambda_asym + rb.g * R;
       float* f = rb.qf + r * 2 * R;
@@ -179,8 +271,12 @@ void logits_tile(const TileContext& c, const RowBlock& rb, const KeySet& ks, int
   const AttnSpec& sp = c.spec;
   const int n = rb.n;
   const int D = int(c.d.head_dim);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, D, 1.f, rb.q, D,
-              ks.k + j0 * ks.k_stride, int(ks.k_stride), 0.f, s, ld);
+  if (n <= kFewRows) {
+    few_rows_qk(rb.q, n, D, ks.k + j0 * ks.k_stride, ks.k_stride, nk, s, ld);
+  } else {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, D, 1.f, rb.q, D,
+                ks.k + j0 * ks.k_stride, int(ks.k_stride), 0.f, s, ld);
+  }
   if (sp.softcap > 0.f) {
     const float cap = sp.softcap, inv = 1.f / sp.softcap;
     for (int r = 0; r < n; ++r) {
@@ -193,10 +289,38 @@ void logits_tile(const TileContext& c, const RowBlock& rb, const KeySet& ks, int
     }
   }
   const int R = c.goat_rank;
-  if (R > 0)
+  const int32_t* kpos = ks.pos.data() + j0;
+  if (c.use_rel_table()) {
+    // kappa and ALiBi by lookup, fused with the key bias.
+    const float* urow = nullptr;
+    int64_t us = 0;
+    if (c.key_bias) {
+      const TensorView& u = sp.key_bias;
+      urow = static_cast<const float*>(u.at(u.shape[0] == 1 ? 0 : rb.b, rb.g, j0));
+      us = u.stride[2];
+    }
+    const bool consecutive = ks.block_consecutive[size_t(j0 / kBlockK)] && (!urow || us == 1);
+    for (int r = 0; r < n; ++r) {
+      float* row = s + r * ld;
+      const float* t = c.rel_row(rb.b, rb.head[r]);
+      const int64_t off = int64_t(rb.qpos[r]) - c.rel_min;  // t[off - kpos] = prior(qpos - kpos)
+      if (consecutive) {
+        // kpos[j] = kpos[0] + j: the table is read backwards from one point.
+        const float* tr = t + (off - kpos[0]);
+        if (urow)
+          for (int j = 0; j < nk; ++j) row[j] += tr[-j] + urow[j];
+        else
+          for (int j = 0; j < nk; ++j) row[j] += tr[-j];
+      } else if (urow)
+        for (int j = 0; j < nk; ++j) row[j] += t[off - kpos[j]] + urow[j * us];
+      else
+        for (int j = 0; j < nk; ++j) row[j] += t[off - kpos[j]];
+    }
+  } else if (R > 0) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, 2 * R, 1.f, rb.qf, 2 * R,
                 ks.features.data() + j0 * 2 * R, 2 * R, 1.f, s, ld);
-  if (c.key_bias) {
+  }
+  if (c.key_bias && !c.use_rel_table()) {
     const TensorView& u = sp.key_bias;
     const float* urow = static_cast<const float*>(u.at(u.shape[0] == 1 ? 0 : rb.b, rb.g, j0));
     const int64_t us = u.stride[2];
@@ -205,8 +329,7 @@ void logits_tile(const TileContext& c, const RowBlock& rb, const KeySet& ks, int
       for (int j = 0; j < nk; ++j) row[j] += urow[j * us];
     }
   }
-  const int32_t* kpos = ks.pos.data() + j0;
-  if (c.alibi) {
+  if (c.alibi && !c.use_rel_table()) {
     for (int r = 0; r < n; ++r) {
       float* row = s + r * ld;
       const float slope = sp.alibi_slopes[rb.head[r]];
@@ -281,8 +404,11 @@ void accumulate_tile(const TileContext& c, const RowBlock& rb, const KeySet& ks,
   if (!any) return;
   int64_t ldv = 0;
   const float* vb = value_block(v, rb.b, rb.g, j0, nk, vscratch, ldv);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rb.n, int(Dv), nk, 1.f, s, kBlockK, vb,
-              int(ldv), 1.f, st.acc, int(Dv));
+  if (rb.n <= kFewRows)
+    few_rows_pv(s, kBlockK, rb.n, nk, vb, ldv, Dv, st.acc);
+  else
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rb.n, int(Dv), nk, 1.f, s, kBlockK, vb,
+                int(ldv), 1.f, st.acc, int(Dv));
 }
 
 void merge_state(int n, int64_t v_dim, RowState& st, const RowState& o) {

@@ -22,13 +22,32 @@ struct TileContext {
   float scale = 1.f;
   bool rope = false;
   RopeTable rope_table;
-  std::vector<float> goat_omega;  // [rank]
+  std::vector<double> goat_omega;  // [rank]
   int goat_rank = 0;
   bool alibi = false;
   bool key_bias = false;
 
-  TileContext(const AttnSpec& s, const Dims& dims);
+  // The relative priors (GOAT kappa and ALiBi) depend only on d = qpos - kpos. When
+  // the positions span a modest range they are tabulated once per query head,
+  // rel[(tb * n_heads + h) * rel_range + d - rel_min], and a tile adds them with
+  // one lookup per logit instead of a rank-2R product (tb = batch, or 0 when all
+  // batch entries share positions).
+  std::vector<float> rel;
+  int64_t rel_min = 0, rel_range = 0;
+  bool rel_per_batch = false;
+  bool use_rel_table() const { return !rel.empty(); }
+  const float* rel_row(int64_t b, int64_t h) const {
+    return rel.data() + ((rel_per_batch ? b : 0) * d.n_heads + h) * rel_range;
+  }
+  // GOAT query/key features (qf, kf) are only computed when a tile needs the
+  // rank-2R product: without the table, or for the backward's d(lambda).
+  bool need_goat_features = false;
+
+  TileContext(const AttnSpec& s, const Dims& dims, bool for_backward = false);
   int goat_features() const { return 2 * goat_rank; }
+
+ private:
+  void build_rel_table();
 };
 
 // Keys (and GOAT key features) of one (batch, kv head), ready for tiles: f32,
@@ -41,6 +60,7 @@ struct KeySet {
   std::vector<int32_t> pos;     // [n_k]
   // Min / max key position of each key block (for skipping and mask-free tiles).
   std::vector<int32_t> block_min, block_max;
+  std::vector<uint8_t> block_consecutive;  // positions of the block are p, p+1, p+2, ...
 };
 // Builds the KeySet of (b, g). Parallel inside (call outside parallel regions).
 void prepare_keys(const TileContext& c, const TensorView& k, int64_t b, int64_t g, KeySet& ks);

@@ -33,6 +33,7 @@ struct Case {
   bool sinks = false;
   float sink_lo = -3, sink_hi = 3;
   bool gappy_positions = false;  // increasing positions with gaps, some rows fully hidden
+  int position_scale = 1;        // multiplies gappy positions (large spans skip the prior table)
   bool per_batch_positions = false;
   RopeStyle rope = RopeStyle::None;
   RopeScaling scaling = RopeScaling::None;
@@ -90,6 +91,8 @@ struct Problem {
           qpos.push_back(qp);
         }
       }
+      for (auto& p : qpos) p *= c.position_scale;
+      for (auto& p : kpos) p *= c.position_scale;
       spec.q_pos = qpos.data();
       spec.k_pos = kpos.data();
       if (c.per_batch_positions) {
@@ -356,6 +359,10 @@ TEST(FlashBackward, NonContiguousPositionsAndFullyMaskedRows) {
   c.goat_rank = 3;
   c.name = "gappy positions + window + sink keys + priors";
   run_case(c, 3);
+  c.position_scale = 50;  // spans past the table limit; ALiBi slopes stay moderate at this scale
+  c.window = 1500;
+  c.name = "sparse positions + window + sink keys + priors";
+  run_case(c, 4);
   c = base("per-batch positions, rope");
   c.gappy_positions = c.per_batch_positions = true;
   c.B = 3;

@@ -23,6 +23,7 @@ struct Case {
   bool sinks = false;
   float sink_lo = -3, sink_hi = 3;
   bool gappy_positions = false;    // random increasing positions with gaps
+  int position_scale = 1;          // multiplies gappy positions (large spans skip the prior table)
   bool per_batch_positions = false;
   RopeStyle rope = RopeStyle::None;
   RopeScaling scaling = RopeScaling::None;
@@ -96,6 +97,8 @@ struct Problem {
           qpos.push_back(qp);
         }
       }
+      for (auto& p : qpos) p *= c.position_scale;
+      for (auto& p : kpos) p *= c.position_scale;
       spec.q_pos = qpos.data();
       spec.k_pos = kpos.data();
       if (c.per_batch_positions) {
@@ -347,6 +350,24 @@ TEST(FlashForward, PriorsAndSoftcap) {
   c.Nq = 60;
   c.Nk = 290;
   run_case(c, 4);
+}
+
+TEST(FlashForward, PriorsOnSparsePositions) {
+  // Positions 1000 apart: the relative priors take the rank-2R product path.
+  Case c = base("sparse positions, goat + alibi + key bias");
+  c.gappy_positions = true;
+  c.position_scale = 1000;
+  c.goat_rank = 5;
+  c.alibi = c.key_bias = c.sinks = true;
+  c.H = 4;
+  c.Hkv = 2;
+  c.Nq = 30;
+  c.Nk = 260;
+  run_case(c, 1);
+  c.Nq = 1;
+  c.Nk = 1200;
+  c.name += " decode";
+  run_case(c, 2);
 }
 
 TEST(FlashForward, LogitsNearOverflow) {
