@@ -121,10 +121,10 @@ void rotate_back(const TileContext& c, float* x, int32_t pos) {
 
 namespace {
 
-// Decode-sized tiles (a few query rows against many keys) are bound by reading
+// Decode tiles of one or two query rows against many keys are bound by reading
 // K and V; BLAS packing costs more than it saves there, so each key row is read
 // once and used for every query row.
-constexpr int kFewRows = 8;
+constexpr int kFewRows = 2;
 
 void few_rows_qk(const float* q, int n, int D, const float* k, int64_t k_stride, int nk, float* s,
                  int ld) {
