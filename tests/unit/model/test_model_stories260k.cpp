@@ -29,7 +29,7 @@ std::shared_ptr<const Model> load_stories() {
 
 }  // namespace
 
-TEST(Stories260K, GreedyDecodingMatchesGolden) {
+TEST(Stories260KModel, GreedyDecodingMatchesGolden) {
   if (!test::have_asset("models/stories260K/stories260K.bin")) GTEST_SKIP() << "assets missing: " << test::assets_dir();
   auto model = load_stories();
   const std::vector<int32_t> want = golden_ids();
@@ -52,7 +52,7 @@ TEST(Stories260K, GreedyDecodingMatchesGolden) {
   EXPECT_EQ(model->tokenizer()->decode(got), text);
 }
 
-TEST(Stories260K, BatchedPrefillEqualsTokenByToken) {
+TEST(Stories260KModel, BatchedPrefillEqualsTokenByToken) {
   if (!test::have_asset("models/stories260K/stories260K.bin")) GTEST_SKIP() << "assets missing";
   auto model = load_stories();
   std::vector<int32_t> ids = golden_ids();
@@ -76,7 +76,7 @@ TEST(Stories260K, BatchedPrefillEqualsTokenByToken) {
   EXPECT_LT(max_err, 1e-3);
 }
 
-TEST(Stories260K, ContextLimitIsAClearError) {
+TEST(Stories260KModel, ContextLimitIsAClearError) {
   if (!test::have_asset("models/stories260K/stories260K.bin")) GTEST_SKIP() << "assets missing";
   auto model = load_stories();
   SessionOptions o;
