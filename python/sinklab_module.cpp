@@ -1,10 +1,14 @@
-// The `sinklab` Python module: attention kernels on numpy arrays.
+// The `sinklab` Python module: attention kernels on numpy arrays and the model runtime.
 #include <pybind11/pybind11.h>
 
 #include "attention_bindings.h"
 
 namespace py = pybind11;
 using namespace sinklab::python;
+
+namespace sinklab::python {
+void register_model(py::module_& m);  // model_bindings.cpp
+}  // namespace sinklab::python
 
 namespace {
 
@@ -116,4 +120,6 @@ PYBIND11_MODULE(sinklab, m) {
   m.def("goat_fold", &goat_fold, kGoatFoldDoc, py::arg("q"), py::arg("k"), py::kw_only(),
         py::arg("lambda_sym"), py::arg("lambda_asym"), py::arg("base") = 1e4,
         py::arg("key_bias") = none, py::arg("positions") = none, py::arg("content_scale") = none);
+
+  register_model(m);
 }

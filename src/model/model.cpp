@@ -78,8 +78,59 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
   return std::make_shared<Model>(std::move(cfg), std::move(weights), std::move(tok), fmt, path);
 }
 
+namespace {
+
+std::string shape_of(const WeightMatrix& m) {
+  std::ostringstream os;
+  os << "[" << m.rows << ", " << m.cols << "] " << dtype_name(m.dtype);
+  return os.str();
+}
+
+std::string human_bytes(double bytes) {
+  std::ostringstream os;
+  os.setf(std::ios::fixed);
+  os.precision(1);
+  if (bytes < double(1 << 20))
+    os << bytes / 1024.0 << " KiB";
+  else if (bytes < double(1 << 30))
+    os << bytes / double(1 << 20) << " MiB";
+  else
+    os << bytes / double(1 << 30) << " GiB";
+  return os.str();
+}
+
+// "f32" when every matrix has one dtype, else counts such as "bf16 x84, f32 x1".
+std::string matrix_dtypes(const ModelWeights& w) {
+  int64_t counts[3] = {0, 0, 0};
+  auto add = [&](const WeightMatrix& m) {
+    if (!m.empty()) ++counts[int(m.dtype)];
+  };
+  add(w.embed);
+  if (w.output.data != w.embed.data) add(w.output);
+  for (const LayerWeights& L : w.layers) {
+    for (const WeightMatrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.ffn.gate, &L.ffn.up, &L.ffn.down, &L.router,
+                                  &L.shared.gate, &L.shared.up, &L.shared.down})
+      add(*m);
+    for (const ExpertWeights& e : L.experts)
+      for (const WeightMatrix* m : {&e.gate, &e.up, &e.down}) add(*m);
+  }
+  std::string out;
+  int kinds = 0;
+  for (int t = 0; t < 3; ++t) kinds += counts[t] > 0;
+  for (int t = 0; t < 3; ++t) {
+    if (!counts[t]) continue;
+    if (!out.empty()) out += ", ";
+    out += dtype_name(DType(t));
+    if (kinds > 1) out += " x" + std::to_string(counts[t]);
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string Model::describe() const {
   const ModelConfig& c = config_;
+  const ModelWeights& w = *weights_;
   std::ostringstream os;
   os << "model:        " << path_ << " (" << format_ << ")\n"
      << "architecture: " << c.arch << "\n"
@@ -92,7 +143,7 @@ std::string Model::describe() const {
   else
     os << "ffn hidden:   " << c.hidden << "\n";
   os << "vocab:        " << c.vocab << "\n"
-     << "context:      " << c.max_seq << "\n";
+     << "context:      " << c.max_seq << " (training)\n";
   static const char* rope_names[] = {"none", "rotate-half", "interleaved"};
   os << "positions:    rope " << rope_names[int(c.rope.style)];
   if (c.rope.style != RopeStyle::None) os << ", theta " << c.rope.theta;
@@ -101,11 +152,42 @@ std::string Model::describe() const {
   for (int32_t wdw : c.layer_window) sliding += wdw > 0;
   if (sliding) os << "sliding:      " << sliding << " of " << c.n_layers << " layers\n";
   if (c.sink_logits) os << "sink logits:  learned, per head\n";
-  os << "features:    " << (c.qkv_bias ? " qkv-bias" : "") << (c.qk_norm ? " qk-norm" : "")
-     << (c.qk_norm_full ? " qk-norm(full)" : "") << (c.tied_embeddings ? " tied-embeddings" : "") << "\n";
-  const char* wdt = dtype_name(weights_->embed.dtype);
+  os << "norm eps:     " << c.norm_eps << "\n";
+  std::string features = std::string(c.qkv_bias ? " qkv-bias" : "") + (c.o_bias ? " o-bias" : "") +
+                         (c.qk_norm ? " qk-norm" : "") + (c.qk_norm_full ? " qk-norm(full)" : "") +
+                         (c.tied_embeddings ? " tied-embeddings" : "");
+  os << "features:    " << (features.empty() ? " none" : features) << "\n";
+  os << "special ids:  bos " << c.bos_id << ", eos " << c.eos_id << "\n";
+
+  os << "tensors:\n"
+     << "  embedding   " << shape_of(w.embed) << "\n"
+     << "  output      " << (w.output.data == w.embed.data ? "tied to the embedding" : shape_of(w.output)) << "\n";
+  if (!w.layers.empty()) {
+    const LayerWeights& L = w.layers.front();
+    os << "  per layer (x" << c.n_layers << "):\n"
+       << "    attn q    " << shape_of(L.wq) << "\n"
+       << "    attn k    " << shape_of(L.wk) << "\n"
+       << "    attn v    " << shape_of(L.wv) << "\n"
+       << "    attn out  " << shape_of(L.wo) << "\n";
+    if (c.moe.n_experts == 0) {
+      os << "    ffn gate  " << shape_of(L.ffn.gate) << "\n"
+         << "    ffn up    " << shape_of(L.ffn.up) << "\n"
+         << "    ffn down  " << shape_of(L.ffn.down) << "\n";
+    } else if (!L.experts.empty()) {
+      os << "    router    " << shape_of(L.router) << "\n"
+         << "    expert    gate " << shape_of(L.experts[0].gate) << ", up " << shape_of(L.experts[0].up)
+         << ", down " << shape_of(L.experts[0].down) << " (x" << c.moe.n_experts << ")\n";
+    }
+    os << "    norms     [" << c.dim << "] f32 x2\n";
+  }
+
+  const double kv_per_token = 2.0 * double(c.n_layers * c.n_kv_heads * c.head_dim) * 4.0;
+  const int64_t ctx = c.max_seq > 0 ? c.max_seq : 4096;
   os << "parameters:   " << n_params() << " (" << double(n_params()) / 1e6 << " M)\n"
-     << "weights:      " << wdt << ", " << double(weight_bytes()) / (1 << 20) << " MiB in memory\n"
+     << "weights:      matrices " << matrix_dtypes(w) << ", vectors f32; " << human_bytes(double(weight_bytes()))
+     << " in memory\n"
+     << "kv cache:     f32, " << human_bytes(kv_per_token) << " per token, " << human_bytes(kv_per_token * double(ctx))
+     << " at context " << ctx << "\n"
      << "tokenizer:    " << (tokenizer_ ? std::to_string(tokenizer_->vocab_size()) + " tokens" : "none found") << "\n";
   return os.str();
 }

@@ -1,6 +1,7 @@
 // `sinklab bench`: benchmarks that report numbers and targets, never fail on
 // them. `bench attention` measures the attention kernels; further benchmarks
 // (e.g. `bench model`) join as sibling subcommands here.
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -8,6 +9,9 @@
 #include "commands.h"
 
 namespace sinklab::cli {
+
+// `bench model` (bench_model.cpp): registers itself on `bench` and sets `run`.
+CLI::App* add_bench_model(CLI::App& bench, std::function<int()>& run);
 
 namespace {
 
@@ -112,16 +116,25 @@ int run_attention(const BenchAttentionFlags& f) {
 
 Command bench_command() {
   auto attention = std::make_shared<BenchAttentionFlags>();
+  struct ModelBench {
+    CLI::App* app = nullptr;
+    std::function<int()> run;
+  };
+  auto model = std::make_shared<ModelBench>();
   Command c;
-  c.add = [attention](CLI::App& app) {
+  c.add = [attention, model](CLI::App& app) {
     CLI::App* bench = app.add_subcommand(
-        "bench", "Benchmarks: `bench attention` times the attention kernels (see its --help)");
+        "bench",
+        "Benchmarks: `bench attention` times the attention kernels, `bench model` the decoder "
+        "forward (see their --help)");
     bench->require_subcommand(1, 1);
     attention->app = add_attention(*bench, *attention);
+    model->app = add_bench_model(*bench, model->run);
     return bench;
   };
-  c.run = [attention]() -> int {
+  c.run = [attention, model]() -> int {
     if (attention->app->parsed()) return run_attention(*attention);
+    if (model->app->parsed()) return model->run();
     return 1;  // unreachable: CLI11 requires one bench subcommand
   };
   return c;

@@ -10,6 +10,10 @@ int main(int argc, char** argv) {
   CLI::App app{"sinklab: attention sinks, observable and controllable"};
   app.set_version_flag("--version", std::string("sinklab ") + sinklab::version());
   app.require_subcommand(0, 1);
+  // Flag errors are one line, like every other error.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return std::string("sinklab: error: ") + e.what() + " (see --help)\n";
+  });
   std::vector<sinklab::cli::Command> commands = sinklab::cli::all_commands();
   for (auto& c : commands) c.sub = c.add(app);
   try {

@@ -33,6 +33,12 @@ ModelConfig config_from_gguf(const Metadata& m, const std::string& source) {
   }
   c.rope.factor = float(m.get_double(p + "rope.scaling.factor", 1.0));
   c.rope.original_context = int(m.get_int(p + "rope.scaling.original_context_length", 0));
+  if (m.contains(p + "rope.scaling.llama3.factor")) {  // Llama 3.1 scaling as sinklab's GGUF export writes it
+    c.rope.scaling = RopeScaling::Llama3;
+    c.rope.factor = float(m.get_double(p + "rope.scaling.llama3.factor"));
+    c.rope.low_freq_factor = float(m.get_double(p + "rope.scaling.llama3.low_freq_factor", 1.0));
+    c.rope.high_freq_factor = float(m.get_double(p + "rope.scaling.llama3.high_freq_factor", 4.0));
+  }
   // Vocabulary size: the token list, or the embedding's rows (checked when binding).
   if (m.contains("tokenizer.ggml.tokens")) c.vocab = int64_t(m.get_array("tokenizer.ggml.tokens").size());
   c.vocab = m.get_int(p + "vocab_size", c.vocab);
@@ -48,7 +54,7 @@ ModelConfig config_from_gguf(const Metadata& m, const std::string& source) {
     if (a == "llama") c.arch = "mixtral";
   }
   c.qkv_bias = a == "qwen2" || a == "qwen2moe";
-  c.qk_norm = a == "qwen3" || a == "qwen3moe";
+  c.qk_norm = a == "qwen3" || a == "qwen3moe" || (a == "sinklab" && m.get_bool(p + "attention.qk_norm", false));
   c.qk_norm_full = a == "olmoe";
   c.sink_logits = m.get_bool(p + "attention.sinks", false);
   c.layer_window.assign(size_t(std::max<int64_t>(c.n_layers, 0)), 0);

@@ -1,0 +1,235 @@
+// sinklab KV cache: storage (bytes) and policies (which tokens stay, which
+// positions they get), kept apart so that a new policy is one file plus one
+// registry row (see docs/HOWTO-add-cache-policy.md).
+//
+//   KvPolicy        decides, token by token, which stream tokens survive and
+//                   reports evictions; knows nothing about bytes.
+//   KvStorage       fixed-capacity slot store of K and V rows per layer and kv
+//                   head; O(1) slot allocation and free; never moves rows.
+//   StreamingCache  the glue a Session uses: policy + storage + token->slot map.
+//   cache_positions the positions the kernel uses for keys and queries under a
+//                   PositionContract; shift_rotate re-rotates stored keys.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "sinklab/attention.h"
+#include "sinklab/core.h"
+
+namespace sinklab {
+
+// ------------------------------------------------------------ token metadata --
+enum class Modality : uint8_t { Text = 0, Vision = 1, Audio = 2 };
+
+// What a policy knows about one stream token.
+struct TokenMeta {
+  int64_t index = 0;     // absolute stream position (strictly increasing)
+  uint8_t modality = 0;  // a Modality value
+  int32_t round = 0;     // round (StreamingVLM) or chunk (chunked video) id; never decreases
+};
+
+// ------------------------------------------------------------------ options --
+// Every option of every built-in policy. Each policy reads only its own and
+// validates them; Error messages name the option as written here.
+struct CacheOptions {
+  int64_t limit = 0;   // dense: hard token limit (> 0)
+  int64_t sink = 4;    // sink: S, the first tokens never evicted
+  int64_t window = 0;  // window, sink, sink-logit: W, the most recent tokens kept
+  int64_t budget = 0;  // sink: S + W (alternative to window; 0 = unset)
+  // modal (StreamingVLM)
+  int64_t text_sink = 512;
+  int64_t text_window = 512;
+  int64_t vision_rounds = 16;
+  int64_t round_tokens = 256;  // most non-text tokens one round may hold
+  // chunked (MotionStream / LongLive)
+  int64_t sink_chunks = 1;
+  int64_t window_chunks = 0;
+  int64_t chunk_tokens = 0;  // most tokens one chunk may hold
+};
+
+// Parses "name" or "name:key=value,key=value" (keys are CacheOptions field
+// names) into the policy name and options. Unknown keys and bad numbers throw
+// an Error naming the key.
+struct CacheSpec {
+  std::string policy;
+  CacheOptions options;
+};
+CacheSpec parse_cache_spec(std::string_view spec);
+
+// ------------------------------------------------------------------- policy --
+class KvPolicy {
+ public:
+  virtual ~KvPolicy() = default;
+  virtual std::string_view name() const = 0;
+  // Most tokens ever kept at once; the storage is sized to it.
+  virtual int64_t capacity() const = 0;
+  virtual int64_t size() const = 0;
+  // Appends one token. Appends to `evicted` the tokens that leave the cache
+  // because of it (possibly the new token itself, never for built-ins).
+  // Throws Error when the token breaks the policy's rules (limit, sizes,
+  // order); the policy is then unchanged.
+  virtual void append(const TokenMeta& token, std::vector<TokenMeta>& evicted) = 0;
+  // Survivors in cache order (ascending stream index for every built-in).
+  virtual void survivors(std::vector<TokenMeta>& out) const = 0;
+
+  // Batch append: same result as appending one by one. Tokens of the batch
+  // evicted by later tokens of the same batch appear in `evicted` too.
+  void append(std::span<const TokenMeta> tokens, std::vector<TokenMeta>& evicted);
+  std::vector<TokenMeta> survivors() const;
+};
+
+// One registry row per policy.
+struct KvPolicyInfo {
+  const char* name;
+  const char* summary;  // one line, for --help and `sinklab info`
+  std::unique_ptr<KvPolicy> (*make)(const CacheOptions&);
+};
+std::span<const KvPolicyInfo> kv_policies();
+// Throws Error naming the unknown policy and listing the known ones.
+std::unique_ptr<KvPolicy> make_kv_policy(std::string_view name, const CacheOptions& options = {});
+std::unique_ptr<KvPolicy> make_kv_policy(const CacheSpec& spec);
+
+// ---------------------------------------------------------------- positions --
+// What positions the survivors get (see DESIGN.md, "Position contracts").
+enum class PositionContract : uint8_t {
+  Reindex,   // keys stored raw; positions 0..n-1 in cache order, query n; RoPE in the kernel
+  Shift,     // same positions as Reindex, but keys stored rotated and re-rotated on eviction
+  Absolute,  // keys stored raw; original indices (gaps allowed); query = its own index
+};
+const char* position_contract_name(PositionContract c);
+PositionContract position_contract_from_name(std::string_view name);  // "reindex", ...
+
+struct CachePositions {
+  std::vector<int32_t> keys;  // one per survivor, in the order given
+  int32_t query = 0;          // position of the next query; later queries of a batch add 1 each
+};
+// `survivors` in cache order; `query_index` is the next token's stream index
+// (used by Absolute). Throws Error when a position does not fit int32.
+CachePositions cache_positions(std::span<const TokenMeta> survivors, PositionContract contract,
+                               int64_t query_index);
+
+// ------------------------------------------------------------------ storage --
+enum class KeyMode : uint8_t { Raw, Rotated };
+KeyMode key_mode_for(PositionContract c);  // Shift -> Rotated, else Raw
+
+struct KvStorageConfig {
+  int n_layers = 1;
+  int n_kv_heads = 1;
+  int head_dim = 64;
+  int v_dim = 0;  // 0 = head_dim
+  int64_t capacity = 0;  // slots (= the policy's capacity)
+  DType dtype = DType::F32;  // F32 or BF16
+  KeyMode key_mode = KeyMode::Raw;
+  size_t memory_limit_bytes = 0;  // 0 = no limit
+};
+
+// Per layer: K [n_kv_heads, capacity, head_dim] and V [n_kv_heads, capacity,
+// v_dim]. A slot is one row index, the same in every layer and head, so a
+// token has one slot. Slots are handed out from a free list (lowest first
+// while the store is filling, then whatever was freed last); freeing is O(1)
+// and nothing is ever copied on eviction.
+class KvStorage {
+ public:
+  explicit KvStorage(const KvStorageConfig& config);
+  const KvStorageConfig& config() const { return cfg_; }
+  int64_t capacity() const { return cfg_.capacity; }
+  int64_t live() const { return live_; }
+  // One past the highest slot ever used: views cover [0, high_water).
+  int64_t high_water() const { return high_water_; }
+  size_t bytes() const { return bytes_; }
+  static size_t bytes_needed(const KvStorageConfig& config);
+
+  int32_t allocate();        // Error when full
+  void free(int32_t slot);   // Error when not live
+  bool is_live(int32_t slot) const;
+
+  // Row of one slot (head_dim or v_dim elements of config().dtype).
+  void* key_row(int layer, int kv_head, int32_t slot);
+  void* value_row(int layer, int kv_head, int32_t slot);
+  const void* key_row(int layer, int kv_head, int32_t slot) const;
+  const void* value_row(int layer, int kv_head, int32_t slot) const;
+  // Writes f32 rows converting to the storage dtype.
+  void write(int layer, int kv_head, int32_t slot, const float* k, const float* v);
+
+  // Zero-copy views [1, n_kv_heads, high_water, dim] over the slot rows of one
+  // layer, in slot order. Attention with explicit per-slot positions does not
+  // depend on key order, so pass these with slot_positions() and
+  // slot_key_bias() (hides free slots) instead of reordering.
+  TensorView keys(int layer) const;
+  TensorView values(int layer) const;
+
+  // Copies the given slots, in the given order, into contiguous f32
+  // [slots.size(), dim] buffers: O(n * dim) per call, for tools and tests.
+  void gather(int layer, int kv_head, std::span<const int32_t> slots, float* k_out,
+              float* v_out) const;
+
+ private:
+  size_t row_offset(int layer, int kv_head, int32_t slot, int dim) const;
+  void check_slot(int layer, int kv_head, int32_t slot) const;
+
+  KvStorageConfig cfg_;
+  size_t bytes_ = 0;
+  AlignedPtr<uint8_t> k_, v_;
+  std::vector<int32_t> free_;  // stack of free slots
+  std::vector<uint8_t> live_flag_;
+  int64_t live_ = 0;
+  int64_t high_water_ = 0;
+};
+
+// Re-rotates the keys of `slots` (every layer and kv head) by `delta`
+// positions, in float32, a block of rows at a time. Needs KeyMode::Rotated.
+// YaRN's attention factor is not applied again.
+void shift_rotate(KvStorage& storage, std::span<const int32_t> slots, double delta,
+                  const RopeSpec& rope);
+
+// ---------------------------------------------------------- streaming cache --
+// Policy + storage + token->slot map. Per step: append() the new tokens'
+// metadata, write their K/V rows into the returned slots, then read the cache
+// with slot_positions()/slot_key_bias() (or survivors()/slots()).
+class StreamingCache {
+ public:
+  StreamingCache(std::unique_ptr<KvPolicy> policy, KvStorageConfig storage,
+                 PositionContract contract, RopeSpec rope = {});
+
+  // Runs the policy, frees evicted slots and allocates slots for the new
+  // survivors. Returns one slot per token of `tokens`, -1 for a token that
+  // was evicted within the same batch (its K/V is not stored). Under Shift,
+  // survivors whose position changed are re-rotated (blocks of equal delta),
+  // and new rows must be written rotated to slot_positions() of their slot.
+  std::vector<int32_t> append(std::span<const TokenMeta> tokens);
+
+  const KvPolicy& policy() const { return *policy_; }
+  KvStorage& storage() { return storage_; }
+  const KvStorage& storage() const { return storage_; }
+  PositionContract contract() const { return contract_; }
+
+  std::vector<TokenMeta> survivors() const { return policy_->survivors(); }
+  // Slots of the survivors, in cache order.
+  std::vector<int32_t> slots() const;
+  int32_t slot_of(int64_t index) const;  // -1 when not cached
+  // Key position per slot in [0, high_water) (0 for free slots), and the next
+  // query's position, for the given next token index.
+  CachePositions slot_positions(int64_t query_index) const;
+  // [high_water] f32: 0 for live slots, -inf for free ones (AttnSpec::key_bias).
+  std::vector<float> slot_key_bias() const;
+  // Rows re-rotated by Shift since construction.
+  int64_t rows_rotated() const { return rows_rotated_; }
+
+ private:
+  std::unique_ptr<KvPolicy> policy_;
+  KvStorage storage_;
+  PositionContract contract_;
+  RopeSpec rope_;
+  std::unordered_map<int64_t, int32_t> slot_of_;
+  std::vector<int32_t> stored_pos_;  // Shift: position each slot's key is rotated to
+  int64_t rows_rotated_ = 0;
+};
+
+}  // namespace sinklab

@@ -1,0 +1,35 @@
+// Writing a loaded Model back out as a GGUF v3 file with llama.cpp tensor
+// names and metadata keys, so that Model::load reads it back to the same model.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "sinklab/formats.h"
+#include "sinklab/model.h"
+
+namespace sinklab {
+
+struct GgufExportOptions {
+  // Element type of the weight matrices: F32, F16, BF16 or Q8_0. Norm weights,
+  // biases, sink logits and routers stay F32; a Q8_0 matrix whose rows are not
+  // a multiple of 32 elements is written as F32.
+  TensorType type = TensorType::F32;
+};
+
+struct GgufExportSummary {
+  std::string gguf_arch;      // general.architecture written
+  bool permuted_qk = false;   // q/k rows reordered for llama.cpp's interleaved RoPE
+  int64_t n_tensors = 0;
+  int64_t n_converted = 0;    // tensors written in the requested type
+  int64_t n_kept_f32 = 0;     // tensors written as F32
+};
+
+// Throws Error naming the feature when the model has something the GGUF
+// loader cannot express (the file is then not written).
+GgufExportSummary export_gguf(const Model& model, const std::string& path, const GgufExportOptions& opts = {});
+
+// "f32", "f16", "bf16", "q8_0" (case-insensitive) -> TensorType; throws Error otherwise.
+TensorType gguf_export_type_from_name(const std::string& name);
+
+}  // namespace sinklab

@@ -1,0 +1,200 @@
+// Probes: measurements of attention sinks and their companions (massive
+// activations, value norms, super experts, propagation) driven only by named
+// taps, so they work on every architecture the model runtime loads.
+//
+// Every probe that takes a Session resets it, feeds `ids` as one prefill and
+// removes its taps before returning; the overloads taking a Model make a fresh
+// Session whose context fits the ids. Token positions in results are indices
+// into `ids`. Results are plain structs; to_json() writes each as a JSON object.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "sinklab/model.h"
+
+namespace sinklab {
+
+// ------------------------------------------------------------- capture ----
+// A copy of one tapped tensor, row-major [rows, cols].
+struct CapturedTensor {
+  int64_t rows = 0, cols = 0;
+  std::vector<float> data;
+  std::vector<int32_t> row_ids;  // expert outputs: the token rows they came from
+  const float* row(int64_t r) const { return data.data() + r * cols; }
+};
+
+// Resets the session, feeds ids and returns a copy of every named tensor (exact
+// names, no '*'). Throws Error when ids is empty or a name never fired (an
+// unknown tap name, or a layer the model does not have).
+std::map<std::string, CapturedTensor> capture_taps(Session& session, std::span<const int32_t> ids,
+                                                   const std::vector<std::string>& names);
+
+// ---------------------------------------------------------- sink scores ----
+struct SinkScoreOptions {
+  double eps = 0.3;           // a (layer, head) counts as a sink of key k when alpha_k > eps
+  int max_keys = 0;           // alpha is reported for keys 0..max_keys-1; 0 = every key
+  int first_k = 1;            // width of the sink region for mass_first_k
+  std::vector<int> layers;    // empty = every layer
+};
+
+// Gu et al.: alpha_k^{l,h} = mean over queries i >= k of A^{l,h}_{i,k};
+// Sink_k^eps = percentage of the measured (layer, head) pairs with alpha_k > eps.
+struct SinkScores {
+  double eps = 0.3;
+  int first_k = 1;
+  int64_t n_heads = 0, n_tokens = 0, n_keys = 0;
+  std::vector<int> layers;            // the measured layers, in order
+  std::vector<double> alpha;          // [layers.size(), n_heads, n_keys]
+  std::vector<double> sink_percent;   // [n_keys]: Sink_k^eps in percent
+  std::vector<double> mass_first_k;   // [layers.size(), n_heads]: mean over queries of sum_{j<first_k} A_ij
+
+  double alpha_at(size_t layer_index, int64_t head, int64_t key) const {
+    return alpha[(layer_index * size_t(n_heads) + size_t(head)) * size_t(n_keys) + size_t(key)];
+  }
+};
+SinkScores sink_scores(Session& session, std::span<const int32_t> ids, const SinkScoreOptions& opts = {});
+SinkScores sink_scores(const std::shared_ptr<const Model>& model, std::span<const int32_t> ids,
+                       const SinkScoreOptions& opts = {});
+// The same statistics from materialised probabilities [n_heads, n, n] of one layer
+// (exposed so that other attention sources can be scored identically).
+void add_sink_layer(SinkScores& scores, int layer, const float* probs);
+
+// -------------------------------------------------- massive activations ----
+struct MassiveActivationOptions {
+  double abs_threshold = 100;     // |h| must exceed this ...
+  double ratio_threshold = 1000;  // ... and be this many times the layer's median |h|
+  int top_n = 5;                  // entries reported per layer, largest |h| first
+  size_t max_flagged = 1000;      // at most this many flagged entries are listed per layer
+  std::vector<int> layers;        // empty = every layer
+};
+
+struct ActivationEntry {
+  int64_t dim = 0, token = 0;  // token = position in ids
+  int32_t token_id = 0;
+  float value = 0;
+  double ratio = 0;            // |value| / median |h| (infinity when the median is 0)
+  bool above_abs = false, above_ratio = false;
+  bool massive() const { return above_abs && above_ratio; }
+};
+
+// Residual stream after each block (blk.L.resid_out); the median is taken over
+// every entry of that layer's hidden states [tokens, dim].
+struct MassiveLayer {
+  int layer = 0;
+  double median_abs = 0, max_abs = 0, max_ratio = 0;
+  std::vector<ActivationEntry> top;      // top_n by |h|
+  std::vector<ActivationEntry> flagged;  // every massive entry (up to max_flagged), largest first
+  int64_t n_flagged = 0;
+};
+
+struct MassiveActivations {
+  double abs_threshold = 0, ratio_threshold = 0;
+  std::vector<MassiveLayer> layers;
+};
+MassiveActivations massive_activations(Session& session, std::span<const int32_t> ids,
+                                       const MassiveActivationOptions& opts = {});
+MassiveActivations massive_activations(const std::shared_ptr<const Model>& model, std::span<const int32_t> ids,
+                                       const MassiveActivationOptions& opts = {});
+
+// ---------------------------------------------------------- value norms ----
+struct ValueNormOptions {
+  int first_n = 8;          // tokens 0..first_n-1 (clamped to the ids); 0 = every token
+  std::vector<int> layers;  // empty = every layer
+};
+
+// ||v_t|| per layer and kv head from blk.L.v.
+struct ValueNorms {
+  int64_t n_kv_heads = 0, n_tokens = 0;
+  std::vector<int> layers;
+  std::vector<double> norms;  // [layers.size(), n_kv_heads, n_tokens]
+  double at(size_t layer_index, int64_t head, int64_t token) const {
+    return norms[(layer_index * size_t(n_kv_heads) + size_t(head)) * size_t(n_tokens) + size_t(token)];
+  }
+};
+ValueNorms value_norms(Session& session, std::span<const int32_t> ids, const ValueNormOptions& opts = {});
+ValueNorms value_norms(const std::shared_ptr<const Model>& model, std::span<const int32_t> ids,
+                       const ValueNormOptions& opts = {});
+
+// ---------------------------------------------------------- propagation ----
+struct PropagationOptions {
+  bool keep_attention = false;  // also return the head-averaged attention of every layer
+};
+
+// Per layer l, with A_l the head-averaged attention and X_l = blk.l.resid_out [n, dim]:
+//   centered_ratio   = ||X - 1 xbar^T||_F / ||X||_F
+//   effective_rank   = exp(H(sigma / ||sigma||_1)) over the singular values of X
+//   dirichlet_energy = sum_ij A_ij ||x_i - x_j||^2 (normalized: divided by ||X||_F^2)
+struct PropagationLayer {
+  int layer = 0;
+  double centered_ratio = 0, effective_rank = 0, dirichlet_energy = 0, dirichlet_energy_normalized = 0;
+  std::vector<double> singular_values;  // descending
+};
+
+// Rollout P = prod_l (A_l/2 + I/2) = M_{L-1} ... M_0; influence_on_last = last row of P
+// (how much the last token can be influenced by each position; sums to 1 when the
+// attention rows do).
+struct Propagation {
+  int64_t n_tokens = 0;
+  std::vector<double> influence_on_last;  // [n_tokens]
+  std::vector<PropagationLayer> layers;
+  std::vector<double> attention;          // [layers, n, n] when keep_attention
+};
+Propagation propagation(Session& session, std::span<const int32_t> ids, const PropagationOptions& opts = {});
+Propagation propagation(const std::shared_ptr<const Model>& model, std::span<const int32_t> ids,
+                        const PropagationOptions& opts = {});
+
+// Rank-collapse measures of one matrix X [rows, cols] (row-major).
+struct RankMeasures {
+  double centered_ratio = 0, effective_rank = 0;
+  std::vector<double> singular_values;  // descending, min(rows, cols) of them
+};
+RankMeasures rank_measures(const float* x, int64_t rows, int64_t cols);
+
+// -------------------------------------------------------- super experts ----
+struct SuperExpertOptions {
+  double percentile = 99.5;       // max_out must exceed this percentile of all experts' max_out ...
+  double max_fraction = 0.1;      // ... and this fraction of the largest max_out
+  double layer_fraction = 0.75;   // only layers < layer_fraction * n_layers qualify
+};
+
+struct ExpertStat {
+  int layer = 0, expert = 0;
+  double max_out = 0;        // max |down_proj output| over every routed token of every batch
+  int64_t argmax_dim = -1;   // the output channel where it occurs
+  int64_t routed = 0;        // token rows routed to the expert
+  bool super = false;
+};
+
+struct SuperExperts {
+  int n_layers = 0, n_experts = 0;
+  double percentile_value = 0, overall_max = 0;  // over all experts of all layers
+  std::vector<ExpertStat> experts;               // [n_layers * n_experts], layer-major
+  std::vector<ExpertStat> supers;                // the flagged ones, largest max_out first
+};
+// Each batch is fed to a fresh prefill. Throws Error for a dense model or empty batches.
+SuperExperts super_experts(const std::shared_ptr<const Model>& model,
+                           const std::vector<std::vector<int32_t>>& batches, const SuperExpertOptions& opts = {});
+SuperExperts super_experts(Session& session, const std::vector<std::vector<int32_t>>& batches,
+                           const SuperExpertOptions& opts = {});
+// numpy-style linear-interpolation percentile (q in [0, 100]) of values.
+double percentile(std::vector<double> values, double q);
+
+// --------------------------------------------------------------- JSON ----
+void to_json(nlohmann::json& j, const SinkScores& s);
+void to_json(nlohmann::json& j, const ActivationEntry& a);
+void to_json(nlohmann::json& j, const MassiveLayer& m);
+void to_json(nlohmann::json& j, const MassiveActivations& m);
+void to_json(nlohmann::json& j, const ValueNorms& v);
+void to_json(nlohmann::json& j, const PropagationLayer& p);
+void to_json(nlohmann::json& j, const Propagation& p);
+void to_json(nlohmann::json& j, const ExpertStat& e);
+void to_json(nlohmann::json& j, const SuperExperts& s);
+
+}  // namespace sinklab

@@ -1,0 +1,218 @@
+// sinklab.Model: load a checkpoint, tokenize, run logits over a sequence and
+// generate text from Python.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "numpy_views.h"
+#include "sinklab/model.h"
+
+namespace sinklab::python {
+
+namespace {
+
+constexpr const char* kModelDoc = R"doc(
+A model loaded from a llama2.c checkpoint, a GGUF file, or a safetensors file or
+folder with config.json.
+
+Model(path, tokenizer=None, dtype='f32')
+  tokenizer  tokenizer file (tokenizer.json or llama2.c tokenizer.bin); None looks
+             beside the model
+  dtype      'f32' or 'bf16': in-memory dtype of matrices stored in other dtypes
+
+Errors from the library (missing file, bad tensor, bad token id, ...) raise
+sinklab.Error (a RuntimeError); wrong argument types raise TypeError, bad values
+ValueError.
+)doc";
+
+constexpr const char* kGenerateDoc = R"doc(
+Generates up to n tokens after the prompt and returns the generated text (not the
+prompt). Sampling as the CLI: temperature 0 is greedy (argmax); top_k 0, top_p 1,
+min_p 0 and repeat_penalty 1 switch those filters off; seed makes sampling
+reproducible. Stops early at the end-of-sequence token or when the context
+(context=0: the model's training context) is full.
+)doc";
+
+class PyModel {
+ public:
+  PyModel(const std::string& path, py::object tokenizer, const std::string& dtype) {
+    LoadOptions opts;
+    if (!tokenizer.is_none()) opts.tokenizer_path = to_string(tokenizer, "tokenizer");
+    if (dtype != "f32" && dtype != "bf16") throw py::value_error("dtype must be 'f32' or 'bf16', got '" + dtype + "'");
+    opts.weight_dtype = dtype_from_name(dtype);
+    py::gil_scoped_release unlocked;
+    model_ = Model::load(path, opts);
+  }
+
+  std::vector<int32_t> tokenize(py::handle text, bool add_bos) const {
+    std::string bytes;
+    if (py::isinstance<py::bytes>(text))
+      bytes = text.cast<std::string>();
+    else if (py::isinstance<py::str>(text))
+      bytes = text.cast<std::string>();
+    else
+      throw py::type_error("text must be str or bytes");
+    return tokenizer().encode(bytes, add_bos);
+  }
+
+  py::str detokenize(py::handle ids) const {
+    const std::vector<int32_t> v = id_list(ids, "ids", /*allow_empty=*/true);
+    const std::string bytes = tokenizer().decode(v);
+    PyObject* s = PyUnicode_DecodeUTF8(bytes.data(), Py_ssize_t(bytes.size()), "replace");
+    if (!s) throw py::error_already_set();
+    return py::reinterpret_steal<py::str>(s);
+  }
+
+  py::array_t<float> logits(py::handle ids) const {
+    const std::vector<int32_t> v = id_list(ids, "ids", /*allow_empty=*/false);
+    const int64_t vocab = model_->config().vocab;
+    py::array_t<float> out(std::vector<ssize_t>{ssize_t(v.size()), ssize_t(vocab)});
+    std::vector<float> all;
+    {
+      py::gil_scoped_release unlocked;
+      SessionOptions so;
+      so.context = std::max<int64_t>(int64_t(v.size()), default_context());
+      Session session(model_, so);
+      session.feed(v, &all);
+    }
+    std::copy(all.begin(), all.end(), out.mutable_data());
+    return out;
+  }
+
+  py::str generate(py::handle prompt, int64_t n, float temperature, int top_k, float top_p, float min_p,
+                   float repeat_penalty, int repeat_last_n, uint64_t seed, bool add_bos, int64_t context) const {
+    if (n < 0) throw py::value_error("n must be >= 0");
+    if (context < 0) throw py::value_error("context must be >= 0");
+    SamplerOptions so;
+    so.temperature = temperature;
+    so.top_k = top_k;
+    so.top_p = top_p;
+    so.min_p = min_p;
+    so.repeat_penalty = repeat_penalty;
+    so.repeat_last_n = repeat_last_n;
+    so.seed = seed;
+    Sampler sampler(so);  // validates the options (sinklab.Error)
+    std::vector<int32_t> history = tokenize(prompt, add_bos);
+    if (history.empty()) throw py::value_error("the prompt is empty and add_bos is False: nothing to start from");
+    std::string text;
+    {
+      py::gil_scoped_release unlocked;
+      const Tokenizer& tok = tokenizer();
+      SessionOptions sess;
+      sess.context = context;
+      Session session(model_, sess);
+      check(int64_t(history.size()) <= session.context(),
+            "the prompt has " + std::to_string(history.size()) + " tokens but the context holds " +
+                std::to_string(session.context()));
+      StreamDecoder decoder(tok);
+      for (int32_t id : history) decoder.push(id);
+      session.feed(history);
+      for (int64_t i = 0; i < n; ++i) {
+        if (i > 0) {
+          if (session.n_past() >= session.context()) break;
+          session.feed(std::span<const int32_t>(&history.back(), 1));
+        }
+        const int32_t next = sampler.sample(session.logits(), history);
+        if (next == model_->config().eos_id) break;
+        history.push_back(next);
+        text += decoder.push(next);
+      }
+      text += decoder.flush();
+    }
+    return py::str(text);
+  }
+
+  py::dict config() const {
+    const ModelConfig& c = model_->config();
+    py::dict d;
+    d["arch"] = c.arch;
+    d["format"] = model_->format();
+    d["path"] = model_->path();
+    d["vocab"] = c.vocab;
+    d["dim"] = c.dim;
+    d["n_layers"] = c.n_layers;
+    d["n_heads"] = c.n_heads;
+    d["n_kv_heads"] = c.n_kv_heads;
+    d["head_dim"] = c.head_dim;
+    d["hidden"] = c.hidden;
+    d["max_seq"] = c.max_seq;
+    d["norm_eps"] = c.norm_eps;
+    d["rope_theta"] = c.rope.theta;
+    d["tied_embeddings"] = c.tied_embeddings;
+    d["qkv_bias"] = c.qkv_bias;
+    d["qk_norm"] = c.qk_norm || c.qk_norm_full;
+    d["sink_logits"] = c.sink_logits;
+    d["layer_window"] = c.layer_window;
+    d["n_experts"] = c.moe.n_experts;
+    d["n_experts_used"] = c.moe.n_used;
+    d["bos_id"] = c.bos_id;
+    d["eos_id"] = c.eos_id;
+    d["n_params"] = model_->n_params();
+    d["weight_bytes"] = model_->weight_bytes();
+    d["tokenizer_vocab"] = model_->tokenizer() ? model_->tokenizer()->vocab_size() : 0;
+    return d;
+  }
+
+  std::string describe() const { return model_->describe(); }
+  std::string repr() const {
+    const ModelConfig& c = model_->config();
+    return "sinklab.Model('" + model_->path() + "', arch=" + c.arch + ", layers=" + std::to_string(c.n_layers) +
+           ", dim=" + std::to_string(c.dim) + ", vocab=" + std::to_string(c.vocab) + ")";
+  }
+
+ private:
+  const Tokenizer& tokenizer() const {
+    check(model_->tokenizer() != nullptr,
+          "model '" + model_->path() + "' has no tokenizer: pass tokenizer=PATH to sinklab.Model");
+    return *model_->tokenizer();
+  }
+
+  int64_t default_context() const {
+    const int64_t m = model_->config().max_seq;
+    return m > 0 ? m : 4096;
+  }
+
+  // A 1-D sequence of integer token ids (list, tuple or numpy array).
+  static std::vector<int32_t> id_list(py::handle ids, const std::string& name, bool allow_empty) {
+    if (py::len(ids) == 0) {
+      if (allow_empty) return {};
+      throw py::value_error(name + " must not be empty");
+    }
+    KeepAlive keep;
+    const py::array_t<int32_t> a = int32_array(ids, name, keep);
+    if (a.ndim() != 1) throw py::value_error(name + " must be one-dimensional, got shape " + shape_str(a));
+    return std::vector<int32_t>(a.data(), a.data() + a.size());
+  }
+
+  std::shared_ptr<const Model> model_;
+};
+
+}  // namespace
+
+void register_model(py::module_& m) {
+  py::class_<PyModel>(m, "Model", kModelDoc)
+      .def(py::init<const std::string&, py::object, const std::string&>(), py::arg("path"),
+           py::arg("tokenizer") = py::none(), py::arg("dtype") = "f32")
+      .def("tokenize", &PyModel::tokenize, "Text (str or bytes) to a list of token ids.", py::arg("text"),
+           py::arg("add_bos") = true)
+      .def("detokenize", &PyModel::detokenize,
+           "Token ids to text (special tokens dropped; invalid UTF-8 becomes U+FFFD).", py::arg("ids"))
+      .def("logits", &PyModel::logits,
+           "float32 array [len(ids), vocab]: row i holds the next-token logits after ids[:i+1], "
+           "computed in one fresh session.",
+           py::arg("ids"))
+      .def("generate", &PyModel::generate, kGenerateDoc, py::arg("prompt"), py::kw_only(), py::arg("n") = 64,
+           py::arg("temperature") = 0.f, py::arg("top_k") = 0, py::arg("top_p") = 1.f, py::arg("min_p") = 0.f,
+           py::arg("repeat_penalty") = 1.f, py::arg("repeat_last_n") = 64, py::arg("seed") = 0,
+           py::arg("add_bos") = true, py::arg("context") = 0)
+      .def_property_readonly("config", &PyModel::config, "Architecture and size as a dict.")
+      .def("describe", &PyModel::describe, "Multi-line summary: architecture, shapes, dtypes, memory.")
+      .def("__repr__", &PyModel::repr);
+}
+
+}  // namespace sinklab::python

@@ -1,0 +1,145 @@
+// The policy registry (one row per policy), the base-class helpers and the
+// "name:key=value,..." spec parser.
+#include <algorithm>
+#include <charconv>
+#include <string>
+
+#include "policies.h"
+
+namespace sinklab {
+
+namespace {
+
+using namespace cache_detail;
+
+constexpr KvPolicyInfo kPolicies[] = {
+    {"dense", "keep every token up to a hard 'limit' (no streaming)", make_dense_policy},
+    {"window", "the last 'window' tokens (0+W)", make_window_policy},
+    {"sink", "StreamingLLM: the first 'sink' tokens + the last 'window' (or 'budget' - 'sink')",
+     make_sink_policy},
+    {"sink-logit", "the last 'window' tokens, for models with learned sink logits",
+     make_sink_logit_policy},
+    {"modal",
+     "StreamingVLM: 'text_sink' + 'text_window' text tokens + the last 'vision_rounds' rounds of "
+     "other tokens (at most 'round_tokens' per round)",
+     make_modal_policy},
+    {"chunked",
+     "chunked video: the first 'sink_chunks' chunks + the last 'window_chunks' chunks (at most "
+     "'chunk_tokens' each), evicted whole",
+     make_chunked_policy},
+};
+
+struct OptionField {
+  const char* key;
+  int64_t CacheOptions::*member;
+};
+constexpr OptionField kOptionFields[] = {
+    {"limit", &CacheOptions::limit},
+    {"sink", &CacheOptions::sink},
+    {"window", &CacheOptions::window},
+    {"budget", &CacheOptions::budget},
+    {"text_sink", &CacheOptions::text_sink},
+    {"text_window", &CacheOptions::text_window},
+    {"vision_rounds", &CacheOptions::vision_rounds},
+    {"round_tokens", &CacheOptions::round_tokens},
+    {"sink_chunks", &CacheOptions::sink_chunks},
+    {"window_chunks", &CacheOptions::window_chunks},
+    {"chunk_tokens", &CacheOptions::chunk_tokens},
+};
+
+std::string trim(std::string_view s) {
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
+  return std::string(s);
+}
+
+std::string known_policy_names() {
+  std::string names;
+  for (const auto& p : kPolicies) names += std::string(names.empty() ? "" : ", ") + p.name;
+  return names;
+}
+
+}  // namespace
+
+namespace cache_detail {
+
+void require_at_least(const char* policy, const char* option, int64_t value, int64_t min) {
+  if (value < min)
+    throw Error(std::string(policy) + " cache: option '" + option + "' must be >= " +
+                std::to_string(min) + " (got " + std::to_string(value) + ")");
+}
+
+void StreamOrder::check(const char* policy, const TokenMeta& t) const {
+  if (!started_) return;
+  if (t.index <= last_index_)
+    throw Error(std::string(policy) + " cache: token index " + std::to_string(t.index) +
+                " does not follow " + std::to_string(last_index_) +
+                " (stream indices must strictly increase)");
+  if (t.round < last_round_)
+    throw Error(std::string(policy) + " cache: round " + std::to_string(t.round) +
+                " of token " + std::to_string(t.index) + " is below the previous round " +
+                std::to_string(last_round_) + " (round ids must not decrease)");
+}
+
+}  // namespace cache_detail
+
+void KvPolicy::append(std::span<const TokenMeta> tokens, std::vector<TokenMeta>& evicted) {
+  for (const TokenMeta& t : tokens) append(t, evicted);
+}
+
+std::vector<TokenMeta> KvPolicy::survivors() const {
+  std::vector<TokenMeta> out;
+  survivors(out);
+  return out;
+}
+
+std::span<const KvPolicyInfo> kv_policies() { return kPolicies; }
+
+std::unique_ptr<KvPolicy> make_kv_policy(std::string_view name, const CacheOptions& options) {
+  for (const auto& p : kPolicies)
+    if (name == p.name) return p.make(options);
+  throw Error("unknown cache policy '" + std::string(name) + "' (known: " + known_policy_names() +
+              ")");
+}
+
+std::unique_ptr<KvPolicy> make_kv_policy(const CacheSpec& spec) {
+  return make_kv_policy(spec.policy, spec.options);
+}
+
+CacheSpec parse_cache_spec(std::string_view text) {
+  CacheSpec spec;
+  const size_t colon = text.find(':');
+  spec.policy = trim(text.substr(0, colon));
+  if (spec.policy.empty())
+    throw Error("cache spec '" + std::string(text) + "': missing policy name (known: " +
+                known_policy_names() + ")");
+  if (colon == std::string_view::npos) return spec;
+  std::string_view rest = text.substr(colon + 1);
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    const std::string item = trim(rest.substr(0, comma));
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos)
+      throw Error("cache spec '" + std::string(text) + "': expected key=value, got '" + item + "'");
+    const std::string key = trim(std::string_view(item).substr(0, eq));
+    const std::string value = trim(std::string_view(item).substr(eq + 1));
+    const auto* field = std::find_if(std::begin(kOptionFields), std::end(kOptionFields),
+                                     [&](const OptionField& f) { return key == f.key; });
+    if (field == std::end(kOptionFields)) {
+      std::string keys;
+      for (const auto& f : kOptionFields) keys += std::string(keys.empty() ? "" : ", ") + f.key;
+      throw Error("cache spec '" + std::string(text) + "': unknown option '" + key +
+                  "' (known: " + keys + ")");
+    }
+    int64_t number = 0;
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), number);
+    if (ec != std::errc() || end != value.data() + value.size() || value.empty())
+      throw Error("cache spec '" + std::string(text) + "': option '" + key +
+                  "' needs an integer, got '" + value + "'");
+    spec.options.*(field->member) = number;
+  }
+  return spec;
+}
+
+}  // namespace sinklab

@@ -1,0 +1,155 @@
+"""The `sinklab` binary: --version, info and generate on the real stories260K
+checkpoint, and one clear error line (never a crash) for bad flags or files."""
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+
+import pytest
+
+SOURCE = pathlib.Path(__file__).resolve().parents[2]
+ASSETS = pathlib.Path(os.environ.get("SINKLAB_ASSETS", SOURCE.parent / "shared" / "assets"))
+MODEL = ASSETS / "models" / "stories260K" / "stories260K.bin"
+GOLDEN_TEXT = ASSETS / "golden" / "stories260K_greedy200_expected.txt"
+
+
+def binary():
+    path = os.environ.get("SINKLAB_BIN")
+    if not path:
+        for build in sorted(SOURCE.glob("build*/bin/sinklab")):
+            path = str(build)
+            break
+    if not path or not pathlib.Path(path).exists():
+        pytest.skip("the sinklab binary was not found (set SINKLAB_BIN)")
+    return path
+
+
+def run(*args, timeout=120):
+    return subprocess.run([binary(), *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+needs_model = pytest.mark.skipif(not MODEL.exists(), reason=f"assets missing: {MODEL} (set SINKLAB_ASSETS)")
+
+
+def assert_one_clear_error(result, *words):
+    assert result.returncode not in (0, -6, -11), result  # an error exit, not a signal
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("sinklab: error: "), lines[0]
+    for w in words:
+        assert w in lines[0], lines[0]
+    for bad in ("Traceback", "terminate called", "Segmentation", "Aborted"):
+        assert bad not in result.stderr
+
+
+def test_version():
+    r = run("--version")
+    assert r.returncode == 0
+    assert r.stdout.startswith("sinklab ") and r.stdout.strip().count(".") == 2
+
+
+def test_help_lists_the_subcommands():
+    r = run("--help")
+    assert r.returncode == 0
+    for sub in ("info", "generate", "bench"):
+        assert sub in r.stdout
+
+
+@needs_model
+def test_info_text():
+    r = run("info", "-m", MODEL)
+    assert r.returncode == 0, r.stderr
+    for want in ("architecture: llama", "layers:       5", "heads:        8 (kv 4, head dim 8)",
+                 "vocab:        512", "parameters:   260032", "tied-embeddings", "[172, 64] f32",
+                 "tokenizer:    512 tokens"):
+        assert want in r.stdout
+
+
+@needs_model
+def test_info_json():
+    r = run("info", "-m", MODEL, "--json")
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    assert (j["arch"], j["n_layers"], j["dim"], j["n_kv_heads"], j["n_params"]) == ("llama", 5, 64, 4, 260032)
+    assert j["shapes"]["ffn_gate"] == [172, 64]
+    names = {t["name"] for t in j["file_tensors"]}
+    assert "model.layers.4.mlp.down_proj.weight" in names
+
+
+@needs_model
+def test_generate_greedy_prints_the_golden_text():
+    r = run("generate", "-m", MODEL, "-n", 20, "--temp", 0)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Once upon a time, there was a little girl named Lily.")
+    assert GOLDEN_TEXT.read_text().startswith(r.stdout)
+    assert "prompt:    1 tokens" in r.stderr
+    assert "generated: 20 tokens" in r.stderr
+    assert "prefill" in r.stderr and "decode" in r.stderr and "tokens/s" in r.stderr
+
+
+@needs_model
+def test_generate_with_prompt_and_sampling_is_reproducible():
+    args = ("generate", "-m", MODEL, "-p", "Once upon a time", "-n", 30, "--temp", 0.9, "--top-k", 20,
+            "--top-p", 0.9, "--min-p", 0.02, "--repeat-penalty", 1.1, "--repeat-last-n", 16, "--seed", 11)
+    a, b = run(*args), run(*args)
+    assert a.returncode == 0, a.stderr
+    assert a.stdout == b.stdout
+    assert a.stdout.startswith("Once upon a time")
+    assert "prompt:    5 tokens" in a.stderr
+
+
+@needs_model
+def test_generate_json():
+    r = run("generate", "-m", MODEL, "-n", 10, "--temp", 0, "--json", "--dtype", "bf16")
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    assert j["generated_tokens"] == 10 and len(j["ids"]) == 10
+    assert j["text"].startswith("Once upon a time")
+    assert j["prompt_ids"] == [1]
+
+
+@needs_model
+@pytest.mark.parametrize("flags, words", [
+    (("--top-p", "2"), ("--top-p",)),
+    (("--temp", "-1"), ("--temp",)),
+    (("--min-p", "1.5"), ("--min-p",)),
+    (("-n", "abc"), ("--n-predict",)),
+    (("--repeat-penalty", "0"), ("--repeat-penalty",)),
+    (("--dtype", "f16"), ("--dtype",)),
+    (("--no-such-flag",), ("--no-such-flag",)),
+    (("--tokenizer", "/nonexistent/tok.bin"), ("--tokenizer", "/nonexistent/tok.bin")),
+    (("-c", "4", "-p", "Once upon a time there was a girl"), ("context",)),
+])
+def test_generate_bad_flags(flags, words):
+    assert_one_clear_error(run("generate", "-m", MODEL, *flags), *words)
+
+
+def test_missing_model_file():
+    assert_one_clear_error(run("generate", "-m", "/nonexistent/model.bin", "-n", 1), "/nonexistent/model.bin")
+    assert_one_clear_error(run("info", "-m", "/nonexistent/model.bin"), "/nonexistent/model.bin")
+
+
+def test_no_model_flag_says_m_is_required():
+    if (SOURCE / "models" / "default").is_dir():
+        pytest.skip("a default model exists")
+    assert_one_clear_error(run("generate", "-n", 1), "-m")
+
+
+def test_garbage_model_file(tmp_path):
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"\x07" * 100)
+    assert_one_clear_error(run("info", "-m", junk), str(junk))
+
+
+@needs_model
+def test_missing_tokenizer(tmp_path):
+    lonely = tmp_path / "model.bin"
+    shutil.copy(MODEL, lonely)
+    assert_one_clear_error(run("generate", "-m", lonely, "-n", 1), "tokenizer")
+
+
+def test_bench_model_help():
+    r = run("bench", "model", "--help")
+    assert r.returncode == 0
+    assert "--quick" in r.stdout and "--json" in r.stdout

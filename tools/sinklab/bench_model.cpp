@@ -1,0 +1,375 @@
+// `sinklab bench model`: prefill and decode speed of the decoder forward on a
+// Llama-shaped model with random weights that the benchmark writes itself
+// (safetensors + config.json, f32 and bf16), as fractions of the sgemm rate and
+// the memory copy bandwidth measured in the same run. Misses are reported,
+// never turned into a failure.
+#include <omp.h>
+#include <stdlib.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "bench_harness.h"
+#include "commands.h"
+#include "sinklab/formats.h"
+#include "sinklab/model.h"
+
+namespace sinklab::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+using clock_type = std::chrono::steady_clock;
+
+constexpr double kDecodeTarget = 0.80;   // of the copy bandwidth
+constexpr double kPrefillTarget = 0.50;  // of the sgemm rate
+
+struct BenchShape {
+  int64_t dim = 768, layers = 12, heads = 12, kv_heads = 12, hidden = 2048, vocab = 32000;
+  int64_t head_dim() const { return dim / heads; }
+  // Parameters of the matrices inside the blocks (what every prefill token multiplies).
+  int64_t layer_matrix_params() const {
+    const int64_t qd = heads * head_dim(), kvd = kv_heads * head_dim();
+    return layers * (dim * qd + 2 * dim * kvd + qd * dim + 3 * dim * hidden);
+  }
+};
+
+struct BenchModelFlags {
+  CLI::App* app = nullptr;
+  bool quick = false;
+  int64_t prompt_tokens = 512;
+  int64_t decode_tokens = 128;
+  int reps = 3;
+  int threads = 0;
+  std::vector<std::string> dtypes{"f32", "bf16"};
+  std::string json_path;
+};
+
+constexpr const char* kFooter = R"(What it measures (batch 1, one Session, f32 activations and KV cache):
+  model     Llama-shaped, random weights (uniform, std 0.02; norms 1), written as
+            safetensors + config.json into a temporary folder and loaded with
+            Model::load; --dtypes picks the stored (and in-memory) matrix dtype.
+  machine   sgemm GFLOP/s (OpenBLAS, 2048^3, all threads) and memory copy GB/s
+            (memcpy of a large buffer; counts bytes read + bytes written).
+  prefill   one feed() of a random --prompt-tokens prompt into an empty cache;
+            useful FLOPs = 2 x block-matrix params x tokens + causal attention
+            (4 x n(n+1)/2 x head_dim x heads x layers) + one logits row (2 x vocab x dim);
+            fraction = useful FLOP/s / sgemm FLOP/s.
+  decode    --decode-tokens single-token feed() calls from an empty cache (like tg128);
+            fraction = weight bytes x tokens/s / copy bandwidth (read + write).
+Targets (PASS/MISS, never an error): decode >= 80% of the copy bandwidth,
+prefill >= 50% of the sgemm rate. Timings: median of --reps runs after a warm-up.)";
+
+CLI::App* add_flags(CLI::App& bench, BenchModelFlags& f) {
+  CLI::App* a = bench.add_subcommand(
+      "model",
+      "Time prefill and decode of a ~110M-parameter Llama-shaped model with random weights against "
+      "the sgemm rate and the memory bandwidth measured in the same run");
+  a->add_flag("--quick", f.quick,
+              "Fast run (well under a minute): 128-token prompt, 32 decode tokens, 1 rep; "
+              "flags given explicitly still apply");
+  a->add_option("--prompt-tokens", f.prompt_tokens, "Prefill prompt length (default 512)")
+      ->check(CLI::Range(int64_t(1), int64_t(8192)));
+  a->add_option("--decode-tokens", f.decode_tokens, "Decode steps (default 128)")
+      ->check(CLI::Range(int64_t(1), int64_t(8192)));
+  a->add_option("--reps", f.reps, "Timed repetitions, median reported (default 3)")->check(CLI::Range(1, 100));
+  a->add_option("--threads", f.threads, "Threads for sinklab and OpenBLAS; 0 = all (default 0)")
+      ->check(CLI::Range(0, 4096));
+  a->add_option("--dtypes", f.dtypes, "Comma-separated weight dtypes to run (default f32,bf16)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"f32", "bf16"}));
+  a->add_option("--json", f.json_path, "Also write every number to this JSON file");
+  a->footer(kFooter);
+  return a;
+}
+
+std::string command_line(const BenchModelFlags& f) {
+  std::string cmd = "sinklab bench model";
+  if (f.quick) cmd += " --quick";
+  if (f.app->count("--prompt-tokens")) cmd += " --prompt-tokens " + std::to_string(f.prompt_tokens);
+  if (f.app->count("--decode-tokens")) cmd += " --decode-tokens " + std::to_string(f.decode_tokens);
+  if (f.app->count("--reps")) cmd += " --reps " + std::to_string(f.reps);
+  if (f.app->count("--threads")) cmd += " --threads " + std::to_string(f.threads);
+  if (f.app->count("--dtypes")) {
+    cmd += " --dtypes ";
+    for (size_t i = 0; i < f.dtypes.size(); ++i) cmd += (i ? "," : "") + f.dtypes[i];
+  }
+  if (f.app->count("--json")) cmd += " --json " + f.json_path;
+  return cmd;
+}
+
+// A folder under the system temp dir, removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "sinklab-bench-model-XXXXXX").string();
+    check(mkdtemp(tmpl.data()) != nullptr, "bench model: cannot create a temporary folder in " +
+                                               fs::temp_directory_path().string());
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// Uniform values in [-amplitude, amplitude], filled in parallel chunks whose
+// streams depend only on (seed, chunk), so the result does not depend on threads.
+void fill_random(float* out, int64_t n, uint64_t seed, float amplitude) {
+  constexpr int64_t kChunk = 1 << 16;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < chunks; ++c) {
+    uint64_t s = (seed * 0x9E3779B97F4A7C15ull) ^ (uint64_t(c + 1) * 0xD1B54A32D192ED03ull);
+    const int64_t end = std::min(n, (c + 1) * kChunk);
+    for (int64_t i = c * kChunk; i < end; ++i) {
+      s ^= s >> 12;
+      s ^= s << 25;
+      s ^= s >> 27;
+      const double u = double((s * 0x2545F4914F6CDD1Dull) >> 11) * (1.0 / 9007199254740992.0);
+      out[i] = float((2.0 * u - 1.0) * amplitude);
+    }
+  }
+}
+
+nlohmann::json hf_config(const BenchShape& s, DType dtype) {
+  return {{"architectures", {"LlamaForCausalLM"}},
+          {"model_type", "llama"},
+          {"vocab_size", s.vocab},
+          {"hidden_size", s.dim},
+          {"intermediate_size", s.hidden},
+          {"num_hidden_layers", s.layers},
+          {"num_attention_heads", s.heads},
+          {"num_key_value_heads", s.kv_heads},
+          {"max_position_embeddings", 4096},
+          {"rms_norm_eps", 1e-5},
+          {"rope_theta", 10000.0},
+          {"tie_word_embeddings", true},
+          {"bos_token_id", 1},
+          {"eos_token_id", 2},
+          {"torch_dtype", dtype == DType::BF16 ? "bfloat16" : "float32"}};
+}
+
+// Writes model.safetensors and config.json into `dir`.
+void write_random_model(const fs::path& dir, const BenchShape& s, DType dtype, uint64_t seed) {
+  const int64_t D = s.dim, qd = s.heads * s.head_dim(), kvd = s.kv_heads * s.head_dim();
+  struct Spec {
+    std::string name;
+    std::vector<int64_t> shape;
+    bool norm;
+  };
+  std::vector<Spec> specs{{"model.embed_tokens.weight", {s.vocab, D}, false}, {"model.norm.weight", {D}, true}};
+  for (int64_t l = 0; l < s.layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    specs.push_back({p + "input_layernorm.weight", {D}, true});
+    specs.push_back({p + "post_attention_layernorm.weight", {D}, true});
+    specs.push_back({p + "self_attn.q_proj.weight", {qd, D}, false});
+    specs.push_back({p + "self_attn.k_proj.weight", {kvd, D}, false});
+    specs.push_back({p + "self_attn.v_proj.weight", {kvd, D}, false});
+    specs.push_back({p + "self_attn.o_proj.weight", {D, qd}, false});
+    specs.push_back({p + "mlp.gate_proj.weight", {s.hidden, D}, false});
+    specs.push_back({p + "mlp.up_proj.weight", {s.hidden, D}, false});
+    specs.push_back({p + "mlp.down_proj.weight", {D, s.hidden}, false});
+  }
+  const float amplitude = float(0.02 * std::sqrt(3.0));
+  std::vector<std::unique_ptr<uint8_t[]>> storage;
+  std::vector<TensorEntry> entries;
+  std::vector<float> values;
+  for (size_t t = 0; t < specs.size(); ++t) {
+    TensorEntry e;
+    e.name = specs[t].name;
+    e.shape = specs[t].shape;
+    const int64_t n = e.numel();
+    values.resize(size_t(n));
+    if (specs[t].norm)
+      std::fill(values.begin(), values.end(), 1.f);
+    else
+      fill_random(values.data(), n, seed + t, amplitude);
+    e.type = dtype == DType::BF16 ? TensorType::BF16 : TensorType::F32;
+    e.nbytes = size_t(n) * dtype_size(dtype);
+    storage.push_back(std::make_unique<uint8_t[]>(e.nbytes));
+    from_f32(dtype, values.data(), storage.back().get(), size_t(n));
+    e.data = storage.back().get();
+    entries.push_back(std::move(e));
+  }
+  write_safetensors((dir / "model.safetensors").string(), entries, {{"format", "pt"}});
+  std::ofstream cfg(dir / "config.json");
+  cfg << hf_config(s, dtype).dump(2) << "\n";
+  check(bool(cfg), "bench model: cannot write " + (dir / "config.json").string());
+}
+
+struct DtypeResult {
+  std::string dtype;
+  int64_t params = 0, weight_bytes = 0;
+  double write_s = 0, load_s = 0;
+  bench::Timing prefill, decode;
+  double prefill_tps = 0, decode_tps = 0;
+  double prefill_gflops = 0, decode_gbps = 0;
+  double prefill_fraction = 0, decode_fraction = 0;
+};
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+DtypeResult run_dtype(const BenchShape& shape, DType dtype, int64_t prompt_tokens, int64_t decode_tokens,
+                      int reps, double sgemm_flops, double copy_bytes_per_s, const fs::path& dir) {
+  DtypeResult r;
+  r.dtype = dtype_name(dtype);
+  auto t0 = clock_type::now();
+  write_random_model(dir, shape, dtype, 1);
+  r.write_s = seconds_since(t0);
+  t0 = clock_type::now();
+  LoadOptions lo;
+  lo.weight_dtype = dtype;
+  const std::shared_ptr<const Model> model = Model::load(dir.string(), lo);
+  r.load_s = seconds_since(t0);
+  r.params = model->n_params();
+  r.weight_bytes = model->weight_bytes();
+
+  std::vector<int32_t> tokens(size_t(std::max(prompt_tokens, decode_tokens)));
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t(3 + (i * 7919) % size_t(shape.vocab - 3));
+  SessionOptions so;
+  so.context = int64_t(tokens.size()) + 1;
+  Session session(model, so);
+  const std::span<const int32_t> prompt(tokens.data(), size_t(prompt_tokens));
+  r.prefill = bench::time_median(
+      [&] {
+        session.reset();
+        session.feed(prompt);
+      },
+      1, reps);
+  r.decode = bench::time_median(
+      [&] {
+        session.reset();
+        for (int64_t i = 0; i < decode_tokens; ++i) session.feed(std::span<const int32_t>(&tokens[size_t(i)], 1));
+      },
+      0, reps);
+
+  const double P = double(prompt_tokens);
+  const double attn_flops = 4.0 * P * (P + 1) / 2.0 * double(shape.head_dim() * shape.heads * shape.layers);
+  const double prefill_flops =
+      2.0 * double(shape.layer_matrix_params()) * P + attn_flops + 2.0 * double(shape.vocab * shape.dim);
+  r.prefill_tps = P / r.prefill.median_s;
+  r.prefill_gflops = prefill_flops / r.prefill.median_s * 1e-9;
+  r.prefill_fraction = prefill_flops / r.prefill.median_s / sgemm_flops;
+  r.decode_tps = double(decode_tokens) / r.decode.median_s;
+  r.decode_gbps = double(r.weight_bytes) * r.decode_tps * 1e-9;
+  r.decode_fraction = double(r.weight_bytes) * r.decode_tps / copy_bytes_per_s;
+  return r;
+}
+
+const char* verdict(double fraction, double target) { return fraction >= target ? "PASS" : "MISS"; }
+
+int run_bench_model(BenchModelFlags f) {
+  if (f.quick) {
+    if (!f.app->count("--prompt-tokens")) f.prompt_tokens = 128;
+    if (!f.app->count("--decode-tokens")) f.decode_tokens = 32;
+    if (!f.app->count("--reps")) f.reps = 1;
+  }
+  bench::set_threads(f.threads);
+  const BenchShape shape;
+  const std::string cmd = command_line(f);
+  std::printf("%s\n", cmd.c_str());
+  std::printf("model: llama, dim %lld, %lld layers, %lld heads (kv %lld, head dim %lld), ffn %lld, vocab %lld, "
+              "tied embeddings; random weights\n",
+              (long long)shape.dim, (long long)shape.layers, (long long)shape.heads, (long long)shape.kv_heads,
+              (long long)shape.head_dim(), (long long)shape.hidden, (long long)shape.vocab);
+  std::printf("threads: %d\n", bench::threads());
+  std::fflush(stdout);
+
+  const bench::SgemmRate sgemm = bench::measure_sgemm(2048, f.quick ? 2 : 5);
+  const bench::CopyRate copy = bench::measure_copy(size_t(f.quick ? 256 : 512) << 20, f.quick ? 3 : 5);
+  std::printf("machine: sgemm 2048^3 %.1f GFLOP/s; copy %zu MiB %.2f GB/s (bytes read + bytes written)\n\n",
+              sgemm.gflops, copy.buffer_bytes >> 20, copy.gb_per_s);
+  std::printf("%-5s %9s %11s %7s | %8s %9s %8s %7s %6s | %8s %8s %7s %7s %s\n", "dtype", "params", "weights",
+              "load s", "prefill", "tok/s", "GFLOP/s", "%sgemm", "target", "decode", "tok/s", "GB/s", "%copy",
+              "target");
+  std::fflush(stdout);
+
+  std::vector<DtypeResult> results;
+  for (const std::string& name : f.dtypes) {
+    TempDir dir;
+    const DType dtype = dtype_from_name(name);
+    DtypeResult r = run_dtype(shape, dtype, f.prompt_tokens, f.decode_tokens, f.reps, sgemm.gflops * 1e9,
+                              copy.gb_per_s * 1e9, dir.path());
+    std::printf("%-5s %8.1fM %7.1f MiB %7.2f | pp%-6lld %9.1f %8.1f %6.1f%% %6s | tg%-6lld %8.2f %7.2f %6.1f%% %s\n",
+                r.dtype.c_str(), double(r.params) / 1e6, double(r.weight_bytes) / double(1 << 20), r.load_s,
+                (long long)f.prompt_tokens, r.prefill_tps, r.prefill_gflops, 100 * r.prefill_fraction,
+                verdict(r.prefill_fraction, kPrefillTarget), (long long)f.decode_tokens, r.decode_tps,
+                r.decode_gbps, 100 * r.decode_fraction, verdict(r.decode_fraction, kDecodeTarget));
+    std::fflush(stdout);
+    results.push_back(r);
+  }
+  std::printf("\ntargets: decode >= %.0f%% of the copy bandwidth (weight bytes x tokens/s; the copy rate counts "
+              "read + write), prefill >= %.0f%% of the sgemm rate\n",
+              100 * kDecodeTarget, 100 * kPrefillTarget);
+
+  if (!f.json_path.empty()) {
+    nlohmann::json j = {{"command", cmd},
+                        {"threads", bench::threads()},
+                        {"model",
+                         {{"dim", shape.dim},
+                          {"layers", shape.layers},
+                          {"heads", shape.heads},
+                          {"kv_heads", shape.kv_heads},
+                          {"hidden", shape.hidden},
+                          {"vocab", shape.vocab},
+                          {"tied_embeddings", true}}},
+                        {"machine",
+                         {{"sgemm_n", sgemm.n},
+                          {"sgemm_gflops", sgemm.gflops},
+                          {"copy_buffer_bytes", copy.buffer_bytes},
+                          {"copy_gb_per_s_read_plus_write", copy.gb_per_s}}},
+                        {"prompt_tokens", f.prompt_tokens},
+                        {"decode_tokens", f.decode_tokens},
+                        {"targets", {{"decode_fraction_of_copy", kDecodeTarget}, {"prefill_fraction_of_sgemm", kPrefillTarget}}}};
+    for (const DtypeResult& r : results)
+      j["results"].push_back({{"dtype", r.dtype},
+                              {"params", r.params},
+                              {"weight_bytes", r.weight_bytes},
+                              {"write_s", r.write_s},
+                              {"load_s", r.load_s},
+                              {"prefill_median_s", r.prefill.median_s},
+                              {"prefill_tokens_per_s", r.prefill_tps},
+                              {"prefill_gflops", r.prefill_gflops},
+                              {"prefill_fraction_of_sgemm", r.prefill_fraction},
+                              {"prefill_pass", r.prefill_fraction >= kPrefillTarget},
+                              {"decode_median_s", r.decode.median_s},
+                              {"decode_tokens_per_s", r.decode_tps},
+                              {"decode_weight_gb_per_s", r.decode_gbps},
+                              {"decode_fraction_of_copy", r.decode_fraction},
+                              {"decode_pass", r.decode_fraction >= kDecodeTarget},
+                              {"reps", r.decode.reps}});
+    std::ofstream out(f.json_path);
+    out << j.dump(2) << "\n";
+    check(bool(out), "bench model: cannot write --json file '" + f.json_path + "'");
+    std::printf("wrote %s\n", f.json_path.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+CLI::App* add_bench_model(CLI::App& bench, std::function<int()>& run) {
+  auto f = std::make_shared<BenchModelFlags>();
+  f->app = add_flags(bench, *f);
+  run = [f]() { return run_bench_model(*f); };
+  return f->app;
+}
+
+}  // namespace sinklab::cli

@@ -1,0 +1,50 @@
+// `sinklab convert`: writes a model (safetensors, GGUF or llama2.c) as a GGUF v3
+// file with llama.cpp tensor names and metadata, optionally in f16, bf16 or q8_0.
+#include <cstdio>
+#include <string>
+
+#include "commands.h"
+#include "model_args.h"
+#include "sinklab/export.h"
+
+namespace sinklab::cli {
+
+namespace {
+
+struct ConvertFlags {
+  ModelArgs model;
+  std::string output;
+  std::string type = "f32";
+};
+
+}  // namespace
+
+Command convert_command() {
+  auto flags = std::make_shared<ConvertFlags>();
+  Command cmd;
+  cmd.add = [flags](CLI::App& app) {
+    CLI::App* sub = app.add_subcommand(
+        "convert", "Write a model as a GGUF v3 file (llama.cpp tensor names and metadata keys)");
+    add_model_flags(*sub, flags->model, false);
+    sub->add_option("-o,--output", flags->output, "GGUF file to write (replaced atomically)")->required();
+    sub->add_option("--type", flags->type,
+                    "Element type of the weight matrices: f32, f16, bf16 or q8_0 (norms, biases, sink "
+                    "logits and routers stay f32; q8_0 keeps f32 where a row is not a multiple of 32)")
+        ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}, CLI::ignore_case));
+    return sub;
+  };
+  cmd.run = [flags]() {
+    GgufExportOptions opts;
+    opts.type = gguf_export_type_from_name(flags->type);
+    const auto model = load_model(flags->model);
+    const GgufExportSummary s = export_gguf(*model, flags->output, opts);
+    std::printf("wrote %s: architecture %s, %lld tensors (%lld %s, %lld f32)%s\n", flags->output.c_str(),
+                s.gguf_arch.c_str(), static_cast<long long>(s.n_tensors), static_cast<long long>(s.n_converted),
+                tensor_type_name(opts.type), static_cast<long long>(s.n_kept_f32),
+                s.permuted_qk ? ", q/k rows permuted for interleaved RoPE" : "");
+    return 0;
+  };
+  return cmd;
+}
+
+}  // namespace sinklab::cli

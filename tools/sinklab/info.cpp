@@ -1,0 +1,102 @@
+// `sinklab info`: what a model is (architecture, shapes, dtypes, parameters,
+// memory), as text or JSON.
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "sinklab/formats.h"
+#include "model_args.h"
+
+namespace sinklab::cli {
+
+namespace {
+
+struct InfoFlags {
+  ModelArgs model;
+  bool json = false;
+};
+
+// Every tensor as stored in the checkpoint: name, stored type, shape.
+nlohmann::json file_tensors_json(const std::string& path) {
+  const TensorFile file = load_tensor_file(path);
+  nlohmann::json list = nlohmann::json::array();
+  for (const std::string& name : file.names()) {
+    const TensorEntry& e = file.tensor(name);
+    list.push_back({{"name", name}, {"type", tensor_type_name(e.type)}, {"shape", e.shape}});
+  }
+  return list;
+}
+
+nlohmann::json model_json(const Model& model) {
+  const ModelConfig& c = model.config();
+  static const char* rope_names[] = {"none", "rotate-half", "interleaved"};
+  nlohmann::json j = {
+      {"path", model.path()},
+      {"format", model.format()},
+      {"arch", c.arch},
+      {"vocab", c.vocab},
+      {"dim", c.dim},
+      {"n_layers", c.n_layers},
+      {"n_heads", c.n_heads},
+      {"n_kv_heads", c.n_kv_heads},
+      {"head_dim", c.head_dim},
+      {"hidden", c.hidden},
+      {"max_seq", c.max_seq},
+      {"norm_eps", c.norm_eps},
+      {"rope", {{"style", rope_names[int(c.rope.style)]}, {"theta", c.rope.theta}}},
+      {"tied_embeddings", c.tied_embeddings},
+      {"qkv_bias", c.qkv_bias},
+      {"qk_norm", c.qk_norm || c.qk_norm_full},
+      {"sink_logits", c.sink_logits},
+      {"layer_window", c.layer_window},
+      {"bos_id", c.bos_id},
+      {"eos_id", c.eos_id},
+      {"n_params", model.n_params()},
+      {"weight_bytes", model.weight_bytes()},
+      {"kv_bytes_per_token", 2 * c.n_layers * c.n_kv_heads * c.head_dim * 4},
+      {"tokenizer_vocab", model.tokenizer() ? model.tokenizer()->vocab_size() : 0},
+  };
+  if (c.moe.n_experts > 0)
+    j["moe"] = {{"n_experts", c.moe.n_experts},
+                {"n_used", c.moe.n_used},
+                {"expert_hidden", c.moe.expert_hidden},
+                {"shared_hidden", c.moe.shared_hidden}};
+  const int64_t qd = c.n_heads * c.head_dim, kvd = c.n_kv_heads * c.head_dim;
+  j["shapes"] = {{"embedding", {c.vocab, c.dim}},
+                 {"output", {c.vocab, c.dim}},
+                 {"attn_q", {qd, c.dim}},
+                 {"attn_k", {kvd, c.dim}},
+                 {"attn_v", {kvd, c.dim}},
+                 {"attn_out", {c.dim, qd}}};
+  if (c.moe.n_experts == 0) {
+    j["shapes"]["ffn_gate"] = {c.hidden, c.dim};
+    j["shapes"]["ffn_up"] = {c.hidden, c.dim};
+    j["shapes"]["ffn_down"] = {c.dim, c.hidden};
+  }
+  j["file_tensors"] = file_tensors_json(model.path());
+  return j;
+}
+
+}  // namespace
+
+Command info_command() {
+  auto f = std::make_shared<InfoFlags>();
+  Command c;
+  c.add = [f](CLI::App& app) {
+    CLI::App* sub = app.add_subcommand(
+        "info", "Describe a model: architecture, tensor shapes and dtypes, parameters, memory");
+    add_model_flags(*sub, f->model, /*with_dtype=*/true);
+    sub->add_flag("--json", f->json, "Print one JSON object instead of text");
+    return sub;
+  };
+  c.run = [f]() -> int {
+    const std::shared_ptr<const Model> model = load_model(f->model);
+    const std::string text = f->json ? model_json(*model).dump(2) + "\n" : model->describe();
+    std::fputs(text.c_str(), stdout);
+    return 0;
+  };
+  return c;
+}
+
+}  // namespace sinklab::cli

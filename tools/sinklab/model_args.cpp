@@ -1,0 +1,50 @@
+#include "model_args.h"
+
+#include <filesystem>
+
+namespace sinklab::cli {
+
+namespace fs = std::filesystem;
+
+void add_model_flags(CLI::App& app, ModelArgs& args, bool with_dtype) {
+  app.add_option("-m,--model", args.model_path,
+                 "Model: a llama2.c checkpoint, a GGUF file, or a safetensors file or folder with "
+                 "config.json (default: models/default/ in the source tree, when present)");
+  app.add_option("--tokenizer", args.tokenizer_path,
+                 "Tokenizer file (tokenizer.json or llama2.c tokenizer.bin); default: the one beside "
+                 "the model");
+  if (with_dtype)
+    app.add_option("--dtype", args.dtype, "Weight dtype in memory for matrices stored in other dtypes")
+        ->check(CLI::IsMember({"f32", "bf16"}));
+}
+
+std::string resolve_model_path(const std::string& given) {
+  if (!given.empty()) return given;
+#ifdef SINKLAB_SOURCE_DIR
+  const fs::path fallback = fs::path(SINKLAB_SOURCE_DIR) / "models" / "default";
+  std::error_code ec;
+  if (fs::is_directory(fallback, ec)) return fallback.string();
+#endif
+  throw Error("no model given: -m PATH is required (there is no default model in models/default/ yet)");
+}
+
+std::shared_ptr<const Model> load_model(const ModelArgs& args) {
+  const std::string path = resolve_model_path(args.model_path);
+  std::error_code ec;
+  check(fs::exists(path, ec), "model '" + path + "' does not exist");
+  if (!args.tokenizer_path.empty())
+    check(fs::is_regular_file(args.tokenizer_path, ec),
+          "--tokenizer: file '" + args.tokenizer_path + "' does not exist");
+  LoadOptions opts;
+  opts.tokenizer_path = args.tokenizer_path;
+  opts.weight_dtype = dtype_from_name(args.dtype);
+  return Model::load(path, opts);
+}
+
+const Tokenizer& require_tokenizer(const Model& model) {
+  check(model.tokenizer() != nullptr, "no tokenizer found beside model '" + model.path() +
+                                          "': pass one with --tokenizer PATH");
+  return *model.tokenizer();
+}
+
+}  // namespace sinklab::cli
