@@ -84,8 +84,9 @@ inline void cos_sin(double pos, double freq, float& c, float& s) {
   s = float(std::sin(a));
 }
 
-// Rotates x (f32, head_dim) to position pos, as RopeSpec defines.
-void rotate(const TileContext& c, float* x, int32_t pos) {
+// Rotates x (f32, head_dim) to position pos as RopeSpec defines (direction +1),
+// or applies the transposed rotation (direction -1, for gradients).
+void rotate_dir(const TileContext& c, float* x, int32_t pos, float direction) {
   const int half = int(c.rope_table.inv_freq.size());
   const bool neox = c.spec.rope.style == RopeStyle::RotateHalf;
   const float ms = c.rope_table.mscale;
@@ -93,7 +94,7 @@ void rotate(const TileContext& c, float* x, int32_t pos) {
     float cs, sn;
     cos_sin(pos, c.rope_table.inv_freq[size_t(i)], cs, sn);
     cs *= ms;
-    sn *= ms;
+    sn *= ms * direction;
     const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
     const float xa = x[a], xb = x[b];
     x[a] = xa * cs - xb * sn;
@@ -101,23 +102,11 @@ void rotate(const TileContext& c, float* x, int32_t pos) {
   }
 }
 
+void rotate(const TileContext& c, float* x, int32_t pos) { rotate_dir(c, x, pos, 1.f); }
+
 }  // namespace
 
-void rotate_back(const TileContext& c, float* x, int32_t pos) {
-  const int half = int(c.rope_table.inv_freq.size());
-  const bool neox = c.spec.rope.style == RopeStyle::RotateHalf;
-  const float ms = c.rope_table.mscale;
-  for (int i = 0; i < half; ++i) {
-    float cs, sn;
-    cos_sin(pos, c.rope_table.inv_freq[size_t(i)], cs, sn);
-    cs *= ms;
-    sn *= ms;
-    const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
-    const float xa = x[a], xb = x[b];
-    x[a] = xa * cs + xb * sn;
-    x[b] = xb * cs - xa * sn;
-  }
-}
+void rotate_back(const TileContext& c, float* x, int32_t pos) { rotate_dir(c, x, pos, -1.f); }
 
 namespace {
 
