@@ -8,7 +8,7 @@ pkgs=(cmake g++ make ninja-build pkg-config
       libopenblas-openmp-dev nlohmann-json3-dev libcli11-dev
       libgtest-dev libgmock-dev libbenchmark-dev
       pybind11-dev python3-dev python3-numpy python3-pytest
-      clang libclang-rt-14-dev
+      clang libclang-rt-14-dev libomp-14-dev
       chromium)
 if [ "${1:-}" = "--with-torch" ]; then pkgs+=(python3-torch); fi
 missing=()
