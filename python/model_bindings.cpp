@@ -165,6 +165,8 @@ class PyModel {
            ", dim=" + std::to_string(c.dim) + ", vocab=" + std::to_string(c.vocab) + ")";
   }
 
+ const std::shared_ptr<const Model>& shared() const { return model_; }
+
  private:
   const Tokenizer& tokenizer() const {
     check(model_->tokenizer() != nullptr,
@@ -192,6 +194,92 @@ class PyModel {
   std::shared_ptr<const Model> model_;
 };
 
+constexpr const char* kSessionDoc = R"doc(
+A decoding session with a KV cache policy (see `sinklab info` for the list).
+
+Session(model, cache='dense', sink=None, window=None, positions=None, context=0)
+  cache      policy name or spec: 'dense', 'window', 'sink', 'sink-logit', or e.g.
+             'sink:sink=4,window=252'
+  sink       sink tokens S (cache='sink')
+  window     window tokens W (cache='window', 'sink', 'sink-logit')
+  positions  'reindex', 'shift' or 'absolute'; None = reindex (absolute for
+             models without RoPE)
+  context    dense cache limit; 0 = the model's training context
+
+feed(ids) runs token ids through the model (a full streaming cache evicts);
+next_logits() is the float32 [vocab] array after the last fed token;
+evict_stats() is a dict of counters.
+)doc";
+
+class PySession {
+ public:
+  PySession(const PyModel& model, const std::string& cache, py::object sink, py::object window,
+            py::object positions, int64_t context) {
+    if (context < 0) throw py::value_error("context must be >= 0");
+    SessionOptions o;
+    o.cache = cache;
+    auto add = [&](const char* key, py::object v) {
+      if (v.is_none()) return;
+      const int64_t x = v.cast<int64_t>();
+      if (x < 0) throw py::value_error(std::string(key) + " must be >= 0");
+      o.cache += (o.cache.find(':') == std::string::npos ? ":" : ",") + std::string(key) + "=" + std::to_string(x);
+    };
+    add("sink", sink);
+    add("window", window);
+    if (context > 0 && o.cache.rfind("dense", 0) == 0) o.context = context;
+    if (!positions.is_none()) o.positions = positions.cast<std::string>();
+    session_ = std::make_unique<Session>(model.shared(), o);
+  }
+
+  void feed(py::handle ids) {
+    const std::vector<int32_t> v = ids_of(ids);
+    py::gil_scoped_release unlocked;
+    session_->feed(v);
+  }
+
+  py::array_t<float> next_logits() const {
+    const auto l = session_->logits();
+    py::array_t<float> out(std::vector<ssize_t>{ssize_t(l.size())});
+    std::copy(l.begin(), l.end(), out.mutable_data());
+    return out;
+  }
+
+  py::dict evict_stats() const {
+    const EvictStats e = session_->evict_stats();
+    py::dict d;
+    d["fed"] = e.fed;
+    d["cached"] = e.cached;
+    d["capacity"] = e.capacity;
+    d["evicted"] = e.evicted;
+    d["rows_rotated"] = e.rows_rotated;
+    d["bytes"] = e.bytes;
+    return d;
+  }
+
+  std::vector<int64_t> cached_indices() const {
+    std::vector<int64_t> out;
+    for (const TokenMeta& t : session_->cache().survivors()) out.push_back(t.index);
+    return out;
+  }
+
+  std::string positions() const { return position_contract_name(session_->positions()); }
+  int64_t n_past() const { return session_->n_past(); }
+  int64_t capacity() const { return session_->context(); }
+  void reset() { session_->reset(); }
+
+ private:
+  static std::vector<int32_t> ids_of(py::handle ids) {
+    if (py::isinstance<py::int_>(ids)) return {ids.cast<int32_t>()};
+    if (py::len(ids) == 0) throw py::value_error("ids must not be empty");
+    KeepAlive keep;
+    const py::array_t<int32_t> a = int32_array(ids, "ids", keep);
+    if (a.ndim() != 1) throw py::value_error("ids must be one-dimensional, got shape " + shape_str(a));
+    return std::vector<int32_t>(a.data(), a.data() + a.size());
+  }
+
+  std::unique_ptr<Session> session_;
+};
+
 }  // namespace
 
 void register_model(py::module_& m) {
@@ -213,6 +301,21 @@ void register_model(py::module_& m) {
       .def_property_readonly("config", &PyModel::config, "Architecture and size as a dict.")
       .def("describe", &PyModel::describe, "Multi-line summary: architecture, shapes, dtypes, memory.")
       .def("__repr__", &PyModel::repr);
+
+  py::class_<PySession>(m, "Session", kSessionDoc)
+      .def(py::init<const PyModel&, const std::string&, py::object, py::object, py::object, int64_t>(),
+           py::arg("model"), py::arg("cache") = "dense", py::arg("sink") = py::none(),
+           py::arg("window") = py::none(), py::arg("positions") = py::none(), py::arg("context") = 0,
+           py::keep_alive<1, 2>())
+      .def("feed", &PySession::feed, "Runs token ids (int, list or 1-D array) through the model.", py::arg("ids"))
+      .def("next_logits", &PySession::next_logits, "float32 [vocab]: next-token logits after the last fed token.")
+      .def("evict_stats", &PySession::evict_stats,
+           "dict: fed, cached, capacity, evicted, rows_rotated (shift), bytes (KV storage).")
+      .def("cached_indices", &PySession::cached_indices, "Stream indices of the cached tokens, in cache order.")
+      .def("reset", &PySession::reset, "Empties the cache.")
+      .def_property_readonly("positions", &PySession::positions)
+      .def_property_readonly("n_past", &PySession::n_past)
+      .def_property_readonly("capacity", &PySession::capacity);
 }
 
 }  // namespace sinklab::python

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "sinklab/attention.h"
+#include "sinklab/cache.h"
 #include "sinklab/core.h"
 #include "sinklab/tokenizer.h"
 
@@ -113,7 +114,30 @@ class Model {
 };
 
 struct SessionOptions {
-  int64_t context = 0;  // maximum cached tokens; 0 = the model's max_seq (or 4096)
+  int64_t context = 0;  // dense: maximum cached tokens; 0 = the model's max_seq (or 4096)
+  // KV cache policy spec (parse_cache_spec): "dense", "window:window=256",
+  // "sink:sink=4,window=252", "sink-logit:window=128", ... A dense cache
+  // without 'limit' holds `context` tokens.
+  std::string cache = "dense";
+  // Position contract: "reindex", "shift" or "absolute"; "" = reindex for RoPE
+  // models, absolute without RoPE (where shift is an Error).
+  std::string positions;
+  // Dense caches only: each query sees the first attn_sink_keys keys and the
+  // keys fewer than attn_window positions back (0 = the model's own windows).
+  // A dense run with this mask is the reference of a streaming cache with
+  // absolute positions.
+  int64_t attn_window = 0;
+  int64_t attn_sink_keys = 0;
+};
+
+// Counters of a Session's streaming cache.
+struct EvictStats {
+  int64_t fed = 0;           // tokens fed since the last reset
+  int64_t cached = 0;        // tokens in the cache now
+  int64_t capacity = 0;      // most tokens the cache holds
+  int64_t evicted = 0;       // fed - cached
+  int64_t rows_rotated = 0;  // key rows re-rotated (shift)
+  size_t bytes = 0;          // KV storage bytes
 };
 
 class Session {
@@ -129,16 +153,31 @@ class Session {
   // Logits after the last fed token ([vocab]).
   std::span<const float> logits() const;
   int64_t n_past() const { return n_past_; }
+  // Most tokens the cache holds (for dense, the context limit).
   int64_t context() const { return context_; }
+  // True when the cache evicts tokens instead of failing when full.
+  bool streaming() const { return streaming_; }
+  const StreamingCache& cache() const { return *cache_; }
+  PositionContract positions() const { return contract_; }
+  EvictStats evict_stats() const;
   void reset();
   Taps& taps() { return taps_; }
   const Model& model() const { return *model_; }
 
  private:
   struct Buffers;
+  void feed_chunk(std::span<const int32_t> ids, std::vector<float>* all_logits);
+  std::unique_ptr<StreamingCache> make_cache() const;
+
   std::shared_ptr<const Model> model_;
+  SessionOptions opts_;
+  CacheSpec spec_;
+  PositionContract contract_ = PositionContract::Reindex;
+  PositionContract storage_contract_ = PositionContract::Reindex;
+  bool streaming_ = false;
   int64_t context_ = 0;
   int64_t n_past_ = 0;
+  std::unique_ptr<StreamingCache> cache_;
   std::unique_ptr<Buffers> buf_;
   Taps taps_;
   std::vector<float> last_logits_;

@@ -1,5 +1,7 @@
 // The decoder forward of a Session: batched prefill and decode through the same
-// code, with the KV cache (rotated keys, positions 0..n-1) and named taps.
+// code, with the KV cache in a StreamingCache (policy + slot storage) and named
+// taps. Keys are stored raw and rotated in the kernel (reindex, absolute) or
+// rotated on insert (shift, and dense caches, whose positions never change).
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -10,28 +12,71 @@
 namespace sinklab {
 
 struct Session::Buffers {
-  std::vector<std::vector<float>> k_cache, v_cache;  // per layer [n_kv_heads, context, head_dim]
   std::vector<float> x, h, q, k, v, att, tmp, g, u, a, f, router, logits;
-  std::vector<int32_t> tokens;
+  std::vector<int32_t> tokens, q_pos;
+  std::vector<float> key_bias;
 };
 
-Session::Session(std::shared_ptr<const Model> model, SessionOptions opts) : model_(std::move(model)) {
+namespace {
+
+bool batches_to_room(std::string_view policy) {
+  return policy == "dense" || policy == "window" || policy == "sink" || policy == "sink-logit";
+}
+
+}  // namespace
+
+Session::Session(std::shared_ptr<const Model> model, SessionOptions opts)
+    : model_(std::move(model)), opts_(std::move(opts)) {
   check(model_ != nullptr, "Session: model is null");
   const ModelConfig& c = model_->config();
-  context_ = opts.context > 0 ? opts.context : (c.max_seq > 0 ? c.max_seq : 4096);
-  check(context_ <= (int64_t(1) << 30), "Session: context " + std::to_string(context_) + " is too large");
-  const int64_t kv_bytes = 2 * c.n_layers * c.n_kv_heads * context_ * c.head_dim * 4;
-  check(kv_bytes <= (int64_t(64) << 30),
-        "Session: a KV cache of context " + std::to_string(context_) + " needs " +
-            std::to_string(kv_bytes >> 20) + " MiB, more than the 64 GiB limit");
+  spec_ = parse_cache_spec(opts_.cache);
+  const bool rope = c.rope.style != RopeStyle::None;
+  if (spec_.policy == "dense" && spec_.options.limit == 0)
+    spec_.options.limit = opts_.context > 0 ? opts_.context : (c.max_seq > 0 ? c.max_seq : 4096);
+  check(spec_.policy != "sink-logit" || c.sink_logits,
+        "Session: cache policy 'sink-logit' needs a model with learned sink logits, and this " +
+            c.arch + " model has none (use 'sink' or 'window')");
+  if (opts_.positions.empty()) {
+    contract_ = rope ? PositionContract::Reindex : PositionContract::Absolute;
+  } else {
+    contract_ = position_contract_from_name(opts_.positions);
+    check(rope || contract_ != PositionContract::Shift,
+          "Session: positions 'shift' rotate stored keys, but this model has no RoPE "
+          "(use 'absolute')");
+    if (!rope) contract_ = PositionContract::Absolute;
+  }
+  streaming_ = spec_.policy != "dense";
+  check(opts_.attn_window >= 0 && opts_.attn_sink_keys >= 0,
+        "Session: attn_window and attn_sink_keys must be >= 0");
+  check(!streaming_ || (opts_.attn_window == 0 && opts_.attn_sink_keys == 0),
+        "Session: attn_window and attn_sink_keys apply to dense caches only");
+  storage_contract_ = !streaming_ && rope ? PositionContract::Shift : contract_;
+  cache_ = make_cache();
+  context_ = cache_->policy().capacity();
   buf_ = std::make_unique<Buffers>();
-  buf_->k_cache.assign(size_t(c.n_layers), std::vector<float>(size_t(c.n_kv_heads * context_ * c.head_dim)));
-  buf_->v_cache = buf_->k_cache;
+}
+
+std::unique_ptr<StreamingCache> Session::make_cache() const {
+  const ModelConfig& c = model_->config();
+  std::unique_ptr<KvPolicy> policy = make_kv_policy(spec_);
+  const int64_t cap = policy->capacity();
+  check(cap <= (int64_t(1) << 30), "Session: context " + std::to_string(cap) + " is too large");
+  const int64_t kv_bytes = 2 * c.n_layers * c.n_kv_heads * cap * c.head_dim * 4;
+  check(kv_bytes <= (int64_t(64) << 30),
+        "Session: a KV cache of context " + std::to_string(cap) + " needs " +
+            std::to_string(kv_bytes >> 20) + " MiB, more than the 64 GiB limit");
+  KvStorageConfig sc;
+  sc.n_layers = int(c.n_layers);
+  sc.n_kv_heads = int(c.n_kv_heads);
+  sc.head_dim = int(c.head_dim);
+  sc.dtype = DType::F32;
+  return std::make_unique<StreamingCache>(std::move(policy), sc, storage_contract_, c.rope);
 }
 
 Session::~Session() = default;
 
 void Session::reset() {
+  cache_ = make_cache();
   n_past_ = 0;
   last_logits_.clear();
 }
@@ -41,13 +86,50 @@ std::span<const float> Session::logits() const {
   return last_logits_;
 }
 
+EvictStats Session::evict_stats() const {
+  EvictStats e;
+  e.fed = n_past_;
+  e.cached = cache_->policy().size();
+  e.capacity = context_;
+  e.evicted = e.fed - e.cached;
+  e.rows_rotated = cache_->rows_rotated();
+  e.bytes = cache_->storage().bytes();
+  return e;
+}
+
+void Session::feed(std::span<const int32_t> ids, std::vector<float>* all_logits) {
+  const ModelConfig& c = model_->config();
+  const int64_t n = int64_t(ids.size());
+  check(n > 0, "Session::feed: no tokens");
+  const int64_t cached = cache_->policy().size();
+  check(streaming_ || cached + n <= context_,
+        "Session: context full (" + std::to_string(cached) + " + " + std::to_string(n) +
+            " tokens > context " + std::to_string(context_) + ")");
+  for (int32_t id : ids)
+    check(id >= 0 && id < c.vocab, "Session::feed: token id " + std::to_string(id) +
+                                       " is outside the vocabulary (0.." + std::to_string(c.vocab - 1) + ")");
+  if (all_logits) all_logits->clear();
+  std::vector<float> rows;
+  const bool batch = batches_to_room(spec_.policy);
+  // A batch never evicts: it fills at most the room left, so every query of
+  // the batch sees every key the policy kept when its own token arrived. A
+  // full cache takes one token at a time (each evicts before it is read).
+  for (int64_t done = 0; done < n;) {
+    const int64_t room = context_ - cache_->policy().size();
+    const int64_t take = batch && room > 0 ? std::min(n - done, room) : 1;
+    feed_chunk(ids.subspan(size_t(done), size_t(take)), all_logits ? &rows : nullptr);
+    if (all_logits) all_logits->insert(all_logits->end(), rows.begin(), rows.end());
+    done += take;
+  }
+}
+
 namespace {
 
 struct Forward {
   const ModelConfig& c;
   const ModelWeights& w;
   const Taps& taps;
-  int64_t n, n_past, context;
+  int64_t n, n_past;
   std::span<const int32_t> tokens;
 
   void tap(const std::string& name, float* data, int64_t rows, int64_t cols, int layer,
@@ -73,22 +155,16 @@ struct Forward {
 
 }  // namespace
 
-void Session::feed(std::span<const int32_t> ids, std::vector<float>* all_logits) {
+void Session::feed_chunk(std::span<const int32_t> ids, std::vector<float>* all_logits) {
   const ModelConfig& c = model_->config();
   const ModelWeights& w = model_->weights();
   const int64_t n = int64_t(ids.size());
-  check(n > 0, "Session::feed: no tokens");
-  check(n_past_ + n <= context_, "Session: context full (" + std::to_string(n_past_) + " + " +
-                                     std::to_string(n) + " tokens > context " + std::to_string(context_) + ")");
-  for (int32_t id : ids)
-    check(id >= 0 && id < c.vocab, "Session::feed: token id " + std::to_string(id) + " is outside the vocabulary (0.." +
-                                       std::to_string(c.vocab - 1) + ")");
   Buffers& B = *buf_;
   const int64_t D = c.dim, hd = c.head_dim, H = c.n_heads, Hkv = c.n_kv_heads;
   const int64_t qd = H * hd, kvd = Hkv * hd;
   B.tokens.resize(size_t(n));
   std::iota(B.tokens.begin(), B.tokens.end(), int32_t(n_past_));
-  Forward fw{c, w, taps_, n, n_past_, context_, B.tokens};
+  Forward fw{c, w, taps_, n, n_past_, B.tokens};
   B.x.resize(size_t(n * D));
   B.h.resize(size_t(n * D));
   B.q.resize(size_t(n * qd));
@@ -99,7 +175,19 @@ void Session::feed(std::span<const int32_t> ids, std::vector<float>* all_logits)
   for (int64_t i = 0; i < n; ++i) ops::matrix_row(w.embed, ids[size_t(i)], B.x.data() + i * D);
   fw.tap("token_embd", B.x.data(), n, D, -1);
 
-  const RopeTable rope = c.rope.style != RopeStyle::None ? rope_table(c.rope, int(hd)) : RopeTable{};
+  // Slots and positions: a token's query position is its own key position.
+  std::vector<TokenMeta> meta(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) meta[size_t(i)].index = n_past_ + i;
+  const std::vector<int32_t> slots = cache_->append(meta);
+  for (int32_t s : slots) check(s >= 0, "Session: a token was evicted within its own batch");
+  const CachePositions pos = cache_->slot_positions(n_past_ + n);
+  B.q_pos.resize(size_t(n));
+  for (int64_t i = 0; i < n; ++i) B.q_pos[size_t(i)] = pos.keys[size_t(slots[size_t(i)])];
+  B.key_bias = cache_->slot_key_bias();
+  KvStorage& store = cache_->storage();
+  const int64_t n_ctx = store.high_water();
+  const bool rotate_outside = storage_contract_ == PositionContract::Shift;
+  const RopeTable rope = rotate_outside ? rope_table(c.rope, int(hd)) : RopeTable{};
   for (int l = 0; l < int(c.n_layers); ++l) {
     const LayerWeights& L = w.layers[size_t(l)];
     ops::rmsnorm(B.x.data(), L.attn_norm.data(), n, D, c.norm_eps, B.h.data());
@@ -117,27 +205,26 @@ void Session::feed(std::span<const int32_t> ids, std::vector<float>* all_logits)
     fw.tap(fw.blk(l, "q"), B.q.data(), n, qd, l);
     fw.tap(fw.blk(l, "k"), B.k.data(), n, kvd, l);
     fw.tap(fw.blk(l, "v"), B.v.data(), n, kvd, l);
-    // Rotate q and k to their absolute positions; the cache keeps rotated keys.
-    float* kc = B.k_cache[size_t(l)].data();
-    float* vc = B.v_cache[size_t(l)].data();
     for (int64_t i = 0; i < n; ++i) {
-      const double pos = double(n_past_ + i);
-      if (c.rope.style != RopeStyle::None) {
-        for (int64_t hh = 0; hh < H; ++hh) rope_rotate(c.rope, rope, B.q.data() + i * qd + hh * hd, int(hd), pos);
-        for (int64_t g = 0; g < Hkv; ++g) rope_rotate(c.rope, rope, B.k.data() + i * kvd + g * hd, int(hd), pos);
+      if (rotate_outside) {
+        const double p = double(B.q_pos[size_t(i)]);
+        for (int64_t hh = 0; hh < H; ++hh) rope_rotate(c.rope, rope, B.q.data() + i * qd + hh * hd, int(hd), p);
+        for (int64_t g = 0; g < Hkv; ++g) rope_rotate(c.rope, rope, B.k.data() + i * kvd + g * hd, int(hd), p);
       }
-      for (int64_t g = 0; g < Hkv; ++g) {
-        std::copy_n(B.k.data() + i * kvd + g * hd, hd, kc + (g * context_ + n_past_ + i) * hd);
-        std::copy_n(B.v.data() + i * kvd + g * hd, hd, vc + (g * context_ + n_past_ + i) * hd);
-      }
+      for (int64_t g = 0; g < Hkv; ++g)
+        store.write(l, int(g), slots[size_t(i)], B.k.data() + i * kvd + g * hd, B.v.data() + i * kvd + g * hd);
     }
-    const int64_t n_ctx = n_past_ + n;
     AttnSpec spec;
-    spec.window = c.layer_window[size_t(l)];
+    spec.window = opts_.attn_window > 0 ? int(opts_.attn_window) : c.layer_window[size_t(l)];
+    spec.sink_keys = int(opts_.attn_sink_keys);
+    spec.q_pos = B.q_pos.data();
+    spec.k_pos = pos.keys.data();
+    if (!rotate_outside) spec.rope = c.rope;
+    spec.key_bias = TensorView::strided(B.key_bias.data(), DType::F32, {1, Hkv, n_ctx}, {0, 0, 1});
     if (!L.sinks.empty()) spec.sink_logits = L.sinks.data();
     const TensorView qv = TensorView::strided(B.q.data(), DType::F32, {1, H, n, hd}, {n * qd, hd, qd, 1});
-    const TensorView kv = TensorView::strided(kc, DType::F32, {1, Hkv, n_ctx, hd}, {Hkv * context_ * hd, context_ * hd, hd, 1});
-    const TensorView vv = TensorView::strided(vc, DType::F32, {1, Hkv, n_ctx, hd}, {Hkv * context_ * hd, context_ * hd, hd, 1});
+    const TensorView kv = store.keys(l);
+    const TensorView vv = store.values(l);
     const TensorView ov = TensorView::strided(B.att.data(), DType::F32, {1, H, n, hd}, {n * qd, hd, qd, 1});
     attention_forward(spec, qv, kv, vv, ov);
     const std::string probs_name = fw.blk(l, "attn_probs");

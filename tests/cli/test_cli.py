@@ -153,3 +153,70 @@ def test_bench_model_help():
     r = run("bench", "model", "--help")
     assert r.returncode == 0
     assert "--quick" in r.stdout and "--json" in r.stdout
+
+
+TEXT = ASSETS / "text" / "tinystories_sample.txt"
+
+
+@needs_model
+def test_ppl_streams_with_a_sink_cache(tmp_path):
+    out = tmp_path / "ppl.json"
+    r = run("ppl", "-m", MODEL, "-f", TEXT, "--cache", "sink", "--sink", "4", "--window", "60",
+            "--max-tokens", "300", "--json", out, "--chunk", "100")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("perplexity: "), r.stdout
+    ppl = float(r.stdout.split()[1])
+    assert 1.0 < ppl < 100.0
+    assert "tokens 299/299" in r.stderr and "cache 64/64" in r.stderr and "MiB" in r.stderr
+    j = json.loads(out.read_text())
+    assert j["predicted"] == 299 and j["capacity"] == 64
+    assert [c["tokens"] for c in j["chunks"]] == [100, 100, 99]
+    assert abs(j["ppl"] - ppl) < 1e-3 * ppl
+
+
+@needs_model
+def test_ppl_recompute_and_positions(tmp_path):
+    base = ("ppl", "-m", MODEL, "-f", TEXT, "--cache", "sink:sink=4,window=28", "--max-tokens", "120")
+    values = {}
+    for extra in ((), ("--positions", "shift"), ("--positions", "absolute"), ("--recompute",)):
+        r = run(*base, *extra)
+        assert r.returncode == 0, r.stderr
+        values[extra] = float(r.stdout.split()[1])
+    assert abs(values[()] - values[("--positions", "shift")]) < 1e-3 * values[()]
+    assert values[("--recompute",)] != values[()]
+
+
+@needs_model
+def test_ppl_dense_past_its_limit_fails_clearly():
+    r = run("ppl", "-m", MODEL, "-f", TEXT, "-c", "64", "--max-tokens", "100")
+    assert r.returncode != 0
+    assert "context 64" in r.stderr and "perplexity over the first 64 predictions" in r.stderr
+
+
+@needs_model
+@pytest.mark.parametrize("content,words", [(b"", ["empty"]), (b"Once \xff\xfe upon", ["UTF-8", "offset 5"])])
+def test_ppl_bad_text_is_one_clear_error(tmp_path, content, words):
+    f = tmp_path / "t.txt"
+    f.write_bytes(content)
+    assert_one_clear_error(run("ppl", "-m", MODEL, "-f", f, "--cache", "sink", "--sink", "4", "-c", "64"), *words)
+
+
+@needs_model
+@pytest.mark.parametrize("flags,words", [
+    (["--cache", "sink", "--sink", "64", "-c", "64"], ["--sink 64", "budget"]),
+    (["--cache", "sink:sink=8,budget=8"], ["sink", "budget"]),
+    (["--cache", "sink-logit", "--window", "8"], ["sink logits"]),
+    (["--cache", "nosuch"], ["nosuch"]),
+    (["--cache", "window", "--window", "8", "--positions", "sideways"], ["positions"]),
+])
+def test_ppl_bad_cache_flags(flags, words):
+    assert_one_clear_error(run("ppl", "-m", MODEL, "-f", TEXT, *flags), *words)
+
+
+@needs_model
+def test_stream_generates_past_the_training_length():
+    r = run("stream", "-m", MODEL, "--cache", "sink", "--sink", "4", "--window", "60", "-n", "700",
+            "--temp", "0.8", "-s", "3", "--ignore-eos")
+    assert r.returncode == 0, r.stderr
+    assert "evicted" in r.stderr and "cache 64/64" in r.stderr
+    assert "generated 700" in r.stderr

@@ -6,6 +6,9 @@ Command bench_command();     // bench_attention.cpp
 Command info_command();      // info.cpp
 Command generate_command();  // generate.cpp
 Command convert_command();   // convert.cpp
+Command ppl_command();       // ppl.cpp
+Command stream_command();    // stream.cpp
+Command inspect_command();   // inspect.cpp
 
 // One row per subcommand.
 std::vector<Command> all_commands() {
@@ -14,6 +17,9 @@ std::vector<Command> all_commands() {
       info_command(),
       generate_command(),
       convert_command(),
+      ppl_command(),
+      stream_command(),
+      inspect_command(),
   };
 }
 

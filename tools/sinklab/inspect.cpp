@@ -1,0 +1,93 @@
+// `sinklab inspect`: runs every probe (sink scores, massive activations, value
+// norms, propagation, super experts) on the first tokens of a text file, prints
+// a short summary and writes DIR/report.json and a self-contained DIR/report.html.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "model_args.h"
+#include "sinklab/report.h"
+
+namespace sinklab::cli {
+
+namespace {
+
+struct InspectFlags {
+  ModelArgs model;
+  std::string text_file;
+  int64_t tokens = 256;
+  std::string out = "inspect-report";
+  double eps = 0.3;
+  int first_k = 4;
+  bool no_bos = false;
+  bool json = false;
+};
+
+std::string read_text(const std::string& path) {
+  std::error_code ec;
+  check(std::filesystem::is_regular_file(path, ec), "-f/--file: text file '" + path + "' does not exist");
+  std::ifstream in(path, std::ios::binary);
+  check(bool(in), "-f/--file: cannot read '" + path + "'");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  check(text.find_first_not_of(" \t\r\n") != std::string::npos,
+        "-f/--file: text file '" + path + "' is empty (nothing to inspect)");
+  return text;
+}
+
+int run_inspect_command(const InspectFlags& f) {
+  const std::string text = read_text(f.text_file);
+  const std::shared_ptr<const Model> model = load_model(f.model);
+  const Tokenizer& tok = require_tokenizer(*model);
+  std::vector<int32_t> ids = tok.encode(text, !f.no_bos);
+  check(!ids.empty(), "-f/--file: text file '" + f.text_file + "' gives no tokens");
+  if (int64_t(ids.size()) > f.tokens) ids.resize(size_t(f.tokens));
+  InspectOptions opts;
+  opts.eps = f.eps;
+  opts.first_k = int(std::min<int64_t>(f.first_k, int64_t(ids.size())));
+  opts.text_source = f.text_file;
+  const InspectReport report = run_inspect(model, ids, opts);
+  const nlohmann::json j = inspect_report_json(*model, report);
+  write_inspect_report(f.out, j);
+  const std::filesystem::path dir(f.out);
+  if (f.json) {
+    std::fputs((j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n").c_str(), stdout);
+  } else {
+    std::fputs(inspect_summary(j).c_str(), stdout);
+    std::printf("wrote:      %s, %s\n", (dir / "report.json").string().c_str(), (dir / "report.html").string().c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command inspect_command() {
+  auto f = std::make_shared<InspectFlags>();
+  Command c;
+  c.add = [f](CLI::App& app) {
+    CLI::App* sub = app.add_subcommand(
+        "inspect", "Measure attention sinks, massive activations, value norms, propagation and super experts on a "
+                   "text; write report.json and report.html");
+    add_model_flags(*sub, f->model, /*with_dtype=*/true);
+    sub->add_option("-f,--file", f->text_file, "Text file to inspect")->required();
+    sub->add_option("--tokens", f->tokens, "Inspect the first N tokens of the text (default 256)")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+    sub->add_option("--out", f->out, "Folder for report.json and report.html (default inspect-report)");
+    sub->add_option("--eps", f->eps, "Sink threshold: a head is a sink of key k when alpha_k > eps (default 0.3)")
+        ->check(CLI::Range(0.0, 1.0));
+    sub->add_option("--first-k", f->first_k, "Report alpha_k and Sink_k for keys 0..K-1 (default 4)")
+        ->check(CLI::Range(1, 1024));
+    sub->add_flag("--no-bos", f->no_bos, "Do not prepend the BOS token");
+    sub->add_flag("--json", f->json, "Print the report JSON to stdout instead of the summary");
+    return sub;
+  };
+  c.run = [f]() -> int { return run_inspect_command(*f); };
+  return c;
+}
+
+}  // namespace sinklab::cli

@@ -1,0 +1,218 @@
+// `sinklab ppl`: perplexity of a text streamed token by token through a KV
+// cache policy, or (--recompute) with the cache window re-encoded from scratch
+// for every token (the StreamingLLM baseline). Progress on stderr, the final
+// perplexity on stdout, per-chunk NLL with --json.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "bench_harness.h"
+#include "commands.h"
+#include "model_args.h"
+#include "stream_args.h"
+
+namespace sinklab::cli {
+
+namespace {
+
+struct PplFlags {
+  ModelArgs model;
+  CacheArgs cache;
+  std::string file;
+  bool recompute = false;
+  std::string json;
+  int64_t max_tokens = 0;
+  int64_t chunk = 1024;
+  int threads = 0;
+};
+
+// Offset of the first byte that breaks UTF-8, or -1.
+int64_t invalid_utf8_at(const std::string& s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  for (size_t i = 0; i < n;) {
+    const unsigned c = p[i];
+    size_t len = 0;
+    unsigned min = 0, cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      len = 2, min = 0x80, cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3, min = 0x800, cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4, min = 0x10000, cp = c & 0x07;
+    } else {
+      return int64_t(i);
+    }
+    if (i + len > n) return int64_t(i);
+    for (size_t k = 1; k < len; ++k) {
+      if ((p[i + k] & 0xC0) != 0x80) return int64_t(i);
+      cp = (cp << 6) | (p[i + k] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return int64_t(i);
+    i += len;
+  }
+  return -1;
+}
+
+double nll_of(std::span<const float> logits, int32_t target) {
+  double mx = -INFINITY;
+  for (float x : logits) mx = std::max(mx, double(x));
+  double sum = 0;
+  for (float x : logits) sum += std::exp(double(x) - mx);
+  return mx + std::log(sum) - double(logits[size_t(target)]);
+}
+
+struct Chunk {
+  int64_t start = 0, count = 0;
+  double nll = 0;
+};
+
+int run_ppl(const PplFlags& f) {
+  bench::set_threads(f.threads);
+  std::ifstream in(f.file, std::ios::binary);
+  check(in.good(), "-f: cannot read text file '" + f.file + "'");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  check(!text.empty(), "-f: text file '" + f.file + "' is empty");
+  const int64_t bad = invalid_utf8_at(text);
+  check(bad < 0, "-f: text file '" + f.file + "' is not valid UTF-8 (byte offset " + std::to_string(bad) + ")");
+  const SessionOptions so = session_options(f.cache);
+  const std::shared_ptr<const Model> model = load_model(f.model);
+  const Tokenizer& tok = require_tokenizer(*model);
+  std::vector<int32_t> ids = tok.encode(text, true);
+  if (f.max_tokens > 0 && int64_t(ids.size()) > f.max_tokens) ids.resize(size_t(f.max_tokens));
+  check(ids.size() >= 2, "-f: text file '" + f.file + "' has fewer than 2 tokens: nothing to predict");
+
+  Session session(model, so);
+  // --recompute: the policy alone decides which tokens survive; a dense session
+  // re-encodes them at positions 0..n-1 for every prediction.
+  std::unique_ptr<KvPolicy> policy;
+  std::unique_ptr<Session> fresh;
+  if (f.recompute) {
+    policy = make_kv_policy(parse_cache_spec(so.cache));
+    SessionOptions d;
+    d.context = policy->capacity();
+    fresh = std::make_unique<Session>(model, d);
+  }
+  const std::string mode = f.recompute ? "recompute" : position_contract_name(session.positions());
+  std::fprintf(stderr, "ppl: %zu tokens, cache %s (capacity %lld), positions %s\n", ids.size(), so.cache.c_str(),
+               (long long)session.context(), mode.c_str());
+
+  using clock = std::chrono::steady_clock;
+  const auto t0 = clock::now();
+  auto last_print = t0;
+  std::vector<Chunk> chunks;
+  double total = 0;
+  int64_t predicted = 0;
+  std::vector<TokenMeta> evicted, alive;
+  std::vector<int32_t> window_ids;
+  const int64_t n_pred = int64_t(ids.size()) - 1;
+  auto progress = [&](bool final) {
+    const double s = std::chrono::duration<double>(clock::now() - t0).count();
+    const int64_t fill = f.recompute ? policy->size() : session.evict_stats().cached;
+    std::fprintf(stderr, "\rtokens %lld/%lld  ppl %.4f  %.1f tok/s  cache %lld/%lld  rss %.1f MiB%s",
+                 (long long)predicted, (long long)n_pred, std::exp(total / double(std::max<int64_t>(predicted, 1))),
+                 s > 0 ? double(predicted) / s : 0.0, (long long)fill, (long long)session.context(), resident_mib(),
+                 final ? "\n" : "");
+    std::fflush(stderr);
+  };
+  for (int64_t i = 0; i < n_pred; ++i) {
+    std::span<const float> logits;
+    try {
+      if (f.recompute) {
+        evicted.clear();
+        policy->append(TokenMeta{i, 0, 0}, evicted);
+        policy->survivors(alive);
+        window_ids.clear();
+        for (const TokenMeta& t : alive) window_ids.push_back(ids[size_t(t.index)]);
+        fresh->reset();
+        fresh->feed(window_ids);
+        logits = fresh->logits();
+      } else {
+        session.feed(std::span<const int32_t>(&ids[size_t(i)], 1));
+        logits = session.logits();
+      }
+    } catch (const Error& e) {
+      progress(true);
+      throw Error(std::string(e.what()) + " (perplexity over the first " + std::to_string(predicted) +
+                  " predictions: " + std::to_string(std::exp(total / double(std::max<int64_t>(predicted, 1)))) + ")");
+    }
+    const double nll = nll_of(logits, ids[size_t(i + 1)]);
+    total += nll;
+    if (chunks.empty() || chunks.back().count == f.chunk) chunks.push_back({i + 1, 0, 0});
+    chunks.back().count++;
+    chunks.back().nll += nll;
+    ++predicted;
+    const auto now = clock::now();
+    if (std::chrono::duration<double>(now - last_print).count() >= 1.0) {
+      last_print = now;
+      progress(false);
+    }
+  }
+  progress(true);
+  const double seconds = std::chrono::duration<double>(clock::now() - t0).count();
+  const double ppl = std::exp(total / double(predicted));
+  std::printf("perplexity: %.4f (%lld predicted tokens, cache %s, positions %s)\n", ppl, (long long)predicted,
+              so.cache.c_str(), mode.c_str());
+  if (!f.json.empty()) {
+    nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+    for (const Chunk& c : chunks)
+      rows.push_back({{"start", c.start}, {"tokens", c.count}, {"nll", c.nll / double(c.count)},
+                      {"ppl", std::exp(c.nll / double(c.count))}});
+    const nlohmann::ordered_json j = {
+        {"model", model->path()},
+        {"text", f.file},
+        {"cache", so.cache},
+        {"positions", mode},
+        {"recompute", f.recompute},
+        {"capacity", session.context()},
+        {"tokens", ids.size()},
+        {"predicted", predicted},
+        {"nll", total / double(predicted)},
+        {"ppl", ppl},
+        {"tokens_per_s", seconds > 0 ? double(predicted) / seconds : 0.0},
+        {"chunk_tokens", f.chunk},
+        {"chunks", rows},
+    };
+    std::ofstream out(f.json);
+    check(out.good(), "--json: cannot write '" + f.json + "'");
+    out << j.dump(2) << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command ppl_command() {
+  auto f = std::make_shared<PplFlags>();
+  Command c;
+  c.add = [f](CLI::App& app) {
+    CLI::App* sub = app.add_subcommand(
+        "ppl", "Perplexity of a text streamed token by token through a KV cache policy");
+    add_model_flags(*sub, f->model, /*with_dtype=*/true);
+    sub->add_option("-f,--file", f->file, "Text file (UTF-8)")->required();
+    add_cache_flags(*sub, f->cache);
+    sub->add_flag("--recompute", f->recompute,
+                  "Re-encode the cached tokens (positions 0..n-1) from scratch for every token");
+    sub->add_option("--json", f->json, "Write per-chunk NLL and perplexity to this JSON file");
+    sub->add_option("--chunk", f->chunk, "Tokens per --json chunk (default 1024)")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+    sub->add_option("--max-tokens", f->max_tokens, "Use only the first N tokens of the text; 0 = all")
+        ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
+    sub->add_option("-t,--threads", f->threads, "Threads; 0 = every hardware thread (default 0)")
+        ->check(CLI::Range(0, 4096));
+    return sub;
+  };
+  c.run = [f]() { return run_ppl(*f); };
+  return c;
+}
+
+}  // namespace sinklab::cli

@@ -1,0 +1,90 @@
+// Cache flags shared by `sinklab ppl` and `sinklab stream`: --cache, --sink,
+// --window, --positions and -c, turned into SessionOptions; plus the resident
+// memory of this process for progress lines.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <unistd.h>
+
+#include "sinklab/model.h"
+
+namespace sinklab::cli {
+
+struct CacheArgs {
+  std::string cache = "dense";
+  int64_t sink = -1;
+  int64_t window = -1;
+  std::string positions;
+  int64_t context = 0;
+};
+
+inline void add_cache_flags(CLI::App& sub, CacheArgs& a) {
+  sub.add_option("--cache", a.cache,
+                 "KV cache policy or spec: dense, window, sink, sink-logit, or e.g. "
+                 "'sink:sink=4,window=252' (default dense)");
+  sub.add_option("--sink", a.sink, "Sink tokens S (policy sink)")->check(CLI::Range(int64_t(0), int64_t(1) << 30));
+  sub.add_option("--window", a.window, "Window tokens W (policies window, sink, sink-logit)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
+  sub.add_option("--positions", a.positions,
+                 "Positions of cached keys: reindex, shift or absolute (default reindex; absolute "
+                 "for models without RoPE)")
+      ->check(CLI::IsMember({"reindex", "shift", "absolute"}));
+  sub.add_option("-c,--ctx-size", a.context,
+                 "dense: context limit (default the model's training context); sink: budget S+W "
+                 "when --window is not given; window, sink-logit: W when --window is not given")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 30));
+}
+
+// The spec string for SessionOptions::cache: --cache plus the flags that apply.
+inline std::string cache_spec_string(const CacheArgs& a) {
+  const CacheSpec base = parse_cache_spec(a.cache);
+  std::string spec = a.cache;
+  auto add = [&](const std::string& key, int64_t v) {
+    spec += (spec.find(':') == std::string::npos ? ":" : ",") + key + "=" + std::to_string(v);
+  };
+  const std::string& p = base.policy;
+  if (p == "sink") {
+    if (a.sink >= 0) add("sink", a.sink);
+    if (a.window > 0) {
+      add("window", a.window);
+    } else if (a.context > 0) {
+      const int64_t s = a.sink >= 0 ? a.sink : base.options.sink;
+      check(s < a.context, "--sink " + std::to_string(s) + " must be smaller than the budget -c " +
+                               std::to_string(a.context) + " so that the window keeps at least one token");
+      add("budget", a.context);
+    }
+  } else {
+    check(a.sink < 0, "--sink applies to --cache sink only (got --cache " + a.cache + ")");
+    if (p == "window" || p == "sink-logit") {
+      if (a.window > 0) add("window", a.window);
+      else if (a.context > 0) add("window", a.context);
+    } else {
+      check(a.window <= 0, "--window applies to --cache window, sink or sink-logit only (got --cache " + a.cache + ")");
+      if (p == "dense" && a.context > 0) add("limit", a.context);
+    }
+  }
+  return spec;
+}
+
+inline SessionOptions session_options(const CacheArgs& a) {
+  SessionOptions o;
+  o.cache = cache_spec_string(a);
+  o.positions = a.positions;
+  return o;
+}
+
+// Resident set size in MiB (0 when /proc is unavailable).
+inline double resident_mib() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  long long total = 0, resident = 0;
+  const int got = std::fscanf(f, "%lld %lld", &total, &resident);
+  std::fclose(f);
+  if (got != 2) return 0;
+  return double(resident) * double(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
+}
+
+}  // namespace sinklab::cli
