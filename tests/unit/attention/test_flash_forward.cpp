@@ -8,155 +8,16 @@
 #include <string>
 #include <vector>
 
+#include "attn_problem.h"
 #include "sinklab/attention.h"
 
 using namespace sinklab;
+using sinklab::test::base;
+using sinklab::test::Case;
+using sinklab::test::Problem;
+using sinklab::test::rel_l2;
 
 namespace {
-
-struct Case {
-  std::string name;
-  int64_t B = 1, H = 4, Hkv = 4, Nq = 16, Nk = 16, D = 32, Dv = 0;
-  DType in = DType::F32;
-  bool causal = true;
-  int window = 0, sink_keys = 0;
-  bool sinks = false;
-  float sink_lo = -3, sink_hi = 3;
-  bool gappy_positions = false;    // random increasing positions with gaps
-  int position_scale = 1;          // multiplies gappy positions (large spans skip the prior table)
-  bool per_batch_positions = false;
-  RopeStyle rope = RopeStyle::None;
-  RopeScaling scaling = RopeScaling::None;
-  int rotary_dim = 0;
-  int goat_rank = 0;
-  bool key_bias = false, key_bias_neg_inf = false, alibi = false;
-  float key_bias_offset = 0;
-  float softcap = 0;
-  float q_scale = 1;
-  bool strided_q = false;
-  int first_k = 1;
-};
-
-struct Problem {
-  Case c;
-  std::mt19937 rng;
-  std::vector<float> q, k, v, u, sink, lam_s, lam_a, slopes;
-  std::vector<uint16_t> q16, k16, v16;
-  std::vector<int32_t> qpos, kpos;
-  AttnSpec spec;
-  TensorView qv, kv, vv;
-
-  explicit Problem(const Case& cs, uint32_t seed) : c(cs), rng(seed) {
-    if (c.Dv == 0) c.Dv = c.D;
-    std::normal_distribution<float> n01(0.f, 1.f);
-    auto fill = [&](std::vector<float>& x, size_t n, float s) {
-      x.resize(n);
-      for (auto& e : x) e = n01(rng) * s;
-    };
-    const int64_t qrow = c.strided_q ? c.D + 5 : c.D;  // padded rows for a strided view
-    fill(q, size_t(c.B * c.H * c.Nq * qrow), c.q_scale);
-    fill(k, size_t(c.B * c.Hkv * c.Nk * c.D), 1.f);
-    fill(v, size_t(c.B * c.Hkv * c.Nk * c.Dv), 1.f);
-    if (c.strided_q) {
-      // [B, N, H, D+5] storage viewed as [B, H, N, D] (Hugging Face layout, padded).
-      qv = TensorView::strided(q.data(), DType::F32, {c.B, c.H, c.Nq, c.D},
-                               {c.Nq * c.H * qrow, qrow, c.H * qrow, 1});
-    } else {
-      qv = TensorView(q.data(), DType::F32, {c.B, c.H, c.Nq, c.D});
-    }
-    kv = TensorView(k.data(), DType::F32, {c.B, c.Hkv, c.Nk, c.D});
-    vv = TensorView(v.data(), DType::F32, {c.B, c.Hkv, c.Nk, c.Dv});
-    if (c.in == DType::BF16) {
-      auto to16 = [](const std::vector<float>& x, std::vector<uint16_t>& y) {
-        y.resize(x.size());
-        for (size_t i = 0; i < x.size(); ++i) y[i] = f32_to_bf16(x[i]).bits;
-      };
-      to16(q, q16);
-      to16(k, k16);
-      to16(v, v16);
-      qv.data = q16.data();
-      qv.dtype = DType::BF16;
-      kv.data = k16.data();
-      kv.dtype = DType::BF16;
-      vv.data = v16.data();
-      vv.dtype = DType::BF16;
-    }
-    spec.causal = c.causal;
-    spec.window = c.window;
-    spec.sink_keys = c.sink_keys;
-    if (c.gappy_positions) {
-      const int64_t nb = c.per_batch_positions ? c.B : 1;
-      std::uniform_int_distribution<int> gap(0, 3);
-      for (int64_t b = 0; b < nb; ++b) {
-        int32_t p = int32_t(b * 7);
-        for (int64_t j = 0; j < c.Nk; ++j) kpos.push_back(p += 1 + gap(rng));
-        // Queries: the last Nq key positions, some shifted back to hide every key.
-        for (int64_t i = 0; i < c.Nq; ++i) {
-          int32_t qp = kpos[size_t(b * c.Nk + c.Nk - c.Nq + i)];
-          if (i % 5 == 1) qp = kpos[size_t(b * c.Nk)] - 1 - gap(rng);  // before every key
-          qpos.push_back(qp);
-        }
-      }
-      for (auto& p : qpos) p *= c.position_scale;
-      for (auto& p : kpos) p *= c.position_scale;
-      spec.q_pos = qpos.data();
-      spec.k_pos = kpos.data();
-      if (c.per_batch_positions) {
-        spec.q_pos_batch_stride = c.Nq;
-        spec.k_pos_batch_stride = c.Nk;
-      }
-    }
-    if (c.sinks) {
-      std::uniform_real_distribution<float> us(c.sink_lo, c.sink_hi);
-      for (int64_t h = 0; h < c.H; ++h) sink.push_back(us(rng));
-      spec.sink_logits = sink.data();
-    }
-    spec.rope.style = c.rope;
-    spec.rope.rotary_dim = c.rotary_dim;
-    spec.rope.scaling = c.scaling;
-    if (c.scaling != RopeScaling::None) {
-      spec.rope.factor = 4.f;
-      spec.rope.original_context = 64;
-    }
-    if (c.goat_rank > 0) {
-      fill(lam_s, size_t(c.Hkv * c.goat_rank), 0.5f);
-      fill(lam_a, size_t(c.Hkv * c.goat_rank), 0.5f);
-      spec.goat = {c.goat_rank, 1e4f, lam_s.data(), lam_a.data()};
-    }
-    if (c.key_bias) {
-      fill(u, size_t(c.B * c.Hkv * c.Nk), 1.f);
-      for (auto& e : u) e += c.key_bias_offset;
-      if (c.key_bias_neg_inf) u[1] = -std::numeric_limits<float>::infinity();
-      spec.key_bias = TensorView(u.data(), DType::F32, {c.B, c.Hkv, c.Nk});
-    }
-    if (c.alibi) {
-      for (int64_t h = 0; h < c.H; ++h) slopes.push_back(std::pow(2.f, -float(h + 1)));
-      spec.alibi_slopes = slopes.data();
-    }
-    spec.softcap = c.softcap;
-  }
-};
-
-double rel_l2(const std::vector<float>& got, const std::vector<double>& ref, std::string* why) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    if (std::isinf(ref[i]) || std::isinf(got[i])) {
-      if (got[i] != ref[i]) {
-        *why = "infinity mismatch at " + std::to_string(i) + ": " + std::to_string(got[i]) +
-               " vs " + std::to_string(ref[i]);
-        return INFINITY;
-      }
-      continue;
-    }
-    if (std::isnan(got[i])) {
-      *why = "NaN at " + std::to_string(i);
-      return INFINITY;
-    }
-    num += (got[i] - ref[i]) * (got[i] - ref[i]);
-    den += ref[i] * ref[i];
-  }
-  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-}
 
 void run_case(const Case& cs, uint32_t seed, double tol = 1e-5) {
   SCOPED_TRACE(cs.name + " seed " + std::to_string(seed));
@@ -188,11 +49,6 @@ void run_case(const Case& cs, uint32_t seed, double tol = 1e-5) {
   EXPECT_LE(rel_l2(o2, ref.o, &why), tol) << "o without stats " << why;
 }
 
-Case base(std::string name) {
-  Case c;
-  c.name = std::move(name);
-  return c;
-}
 
 }  // namespace
 
@@ -386,7 +242,7 @@ TEST(FlashForward, LogitsNearOverflow) {
 
 TEST(FlashForward, Bf16Inputs) {
   Case c = base("bf16");
-  c.in = DType::BF16;
+  c.bf16 = true;
   c.H = 4;
   c.Hkv = 2;
   c.rope = RopeStyle::RotateHalf;
