@@ -11,6 +11,9 @@
 
 #include "numpy_views.h"
 #include "sinklab/model.h"
+#include "sinklab/probe.h"
+
+#include <nlohmann/json.hpp>
 
 namespace sinklab::python {
 
@@ -280,6 +283,75 @@ class PySession {
   std::unique_ptr<Session> session_;
 };
 
+// ---- probes (include/sinklab/probe.h): results as dicts of numpy arrays / lists ----
+
+py::object json_to_python(const nlohmann::json& j) {
+  return py::module_::import("json").attr("loads")(j.dump());
+}
+
+std::vector<int32_t> probe_ids(py::handle ids) {
+  if (py::len(ids) == 0) throw py::value_error("ids must not be empty");
+  KeepAlive keep;
+  const py::array_t<int32_t> a = int32_array(ids, "ids", keep);
+  if (a.ndim() != 1) throw py::value_error("ids must be one-dimensional, got shape " + shape_str(a));
+  return std::vector<int32_t>(a.data(), a.data() + a.size());
+}
+
+py::array_t<double> doubles(const std::vector<double>& v, std::vector<ssize_t> shape) {
+  py::array_t<double> a(shape);
+  std::copy(v.begin(), v.end(), a.mutable_data());
+  return a;
+}
+
+py::dict sink_scores_py(const PyModel& m, py::handle ids, double eps, int max_keys, int first_k) {
+  const std::vector<int32_t> v = probe_ids(ids);
+  SinkScoreOptions o;
+  o.eps = eps;
+  o.max_keys = max_keys;
+  o.first_k = first_k;
+  SinkScores r;
+  {
+    py::gil_scoped_release unlocked;
+    r = sink_scores(m.shared(), v, o);
+  }
+  py::dict d;
+  const auto L = ssize_t(r.layers.size()), H = ssize_t(r.n_heads), K = ssize_t(r.n_keys);
+  d["alpha"] = doubles(r.alpha, {L, H, K});
+  d["sink_percent"] = doubles(r.sink_percent, {K});
+  d["mass_first_k"] = doubles(r.mass_first_k, {L, H});
+  d["layers"] = r.layers;
+  d["eps"] = r.eps;
+  d["first_k"] = r.first_k;
+  return d;
+}
+
+py::object massive_activations_py(const PyModel& m, py::handle ids, double abs_threshold,
+                                  double ratio_threshold, int top_n) {
+  const std::vector<int32_t> v = probe_ids(ids);
+  MassiveActivationOptions o;
+  o.abs_threshold = abs_threshold;
+  o.ratio_threshold = ratio_threshold;
+  o.top_n = top_n;
+  MassiveActivations r;
+  {
+    py::gil_scoped_release unlocked;
+    r = massive_activations(m.shared(), v, o);
+  }
+  nlohmann::json j = r;
+  return json_to_python(j);
+}
+
+py::object propagation_py(const PyModel& m, py::handle ids) {
+  const std::vector<int32_t> v = probe_ids(ids);
+  Propagation r;
+  {
+    py::gil_scoped_release unlocked;
+    r = propagation(m.shared(), v);
+  }
+  nlohmann::json j = r;
+  return json_to_python(j);
+}
+
 }  // namespace
 
 void register_model(py::module_& m) {
@@ -302,6 +374,18 @@ void register_model(py::module_& m) {
       .def("describe", &PyModel::describe, "Multi-line summary: architecture, shapes, dtypes, memory.")
       .def("__repr__", &PyModel::repr);
 
+  m.def("sink_scores", &sink_scores_py,
+        "Sink scores (Gu et al.): dict with alpha [layers, heads, keys] (mean attention on key k over "
+        "queries i >= k), sink_percent [keys] (Sink_k^eps in %), mass_first_k [layers, heads].",
+        py::arg("model"), py::arg("ids"), py::kw_only(), py::arg("eps") = 0.3, py::arg("max_keys") = 0,
+        py::arg("first_k") = 1);
+  m.def("massive_activations", &massive_activations_py,
+        "Massive activations of the residual stream per layer (top entries, median, ratios, flags).",
+        py::arg("model"), py::arg("ids"), py::kw_only(), py::arg("abs_threshold") = 100.0,
+        py::arg("ratio_threshold") = 1000.0, py::arg("top_n") = 5);
+  m.def("propagation", &propagation_py,
+        "Attention rollout influence on the last token and per-layer rank collapse / Dirichlet energy.",
+        py::arg("model"), py::arg("ids"));
   py::class_<PySession>(m, "Session", kSessionDoc)
       .def(py::init<const PyModel&, const std::string&, py::object, py::object, py::object, int64_t>(),
            py::arg("model"), py::arg("cache") = "dense", py::arg("sink") = py::none(),
