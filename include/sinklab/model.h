@@ -57,7 +57,8 @@ using TapFn = std::function<void(const TapEvent&)>;
 
 // Named tap points. Names are stable (docs/ARCHITECTURE.md lists them):
 // token_embd, blk.L.attn_norm, blk.L.q, blk.L.k, blk.L.v, blk.L.attn_probs (only when
-// tapped: [heads * rows, n_ctx]), blk.L.attn_ctx, blk.L.attn_out, blk.L.resid_mid,
+// tapped: [heads * rows, n_ctx]; with a streaming cache the columns are storage slots,
+// not stream order), blk.L.attn_ctx, blk.L.attn_out, blk.L.resid_mid,
 // blk.L.ffn_norm, blk.L.ffn_act, blk.L.ffn_out, blk.L.moe.router_probs,
 // blk.L.moe.expert.E.down_out, blk.L.resid_out, output_norm, logits.
 // A pattern may end with '*' to match every name with that prefix.
