@@ -220,3 +220,22 @@ def test_stream_generates_past_the_training_length():
     assert r.returncode == 0, r.stderr
     assert "evicted" in r.stderr and "cache 64/64" in r.stderr
     assert "generated 700" in r.stderr
+
+
+@needs_model
+def test_ppl_kl_base(tmp_path):
+    base = ("ppl", "-m", MODEL, "-f", TEXT, "--cache", "sink:sink=4,window=60", "--max-tokens", "200")
+    same = run(*base, "--kl-base", "sink:sink=4,window=60")
+    assert same.returncode == 0, same.stderr
+    kl_same = float(same.stdout.splitlines()[1].split(":")[1].split()[0])
+    assert kl_same == 0.0
+    out = tmp_path / "kl.json"
+    dense = run(*base, "--kl-base", "dense", "--json", out, "--chunk", "50")
+    assert dense.returncode == 0, dense.stderr
+    kl_dense = float(dense.stdout.splitlines()[1].split(":")[1].split()[0])
+    assert kl_dense > 1e-4  # evictions change the distributions once the window is full
+    j = json.loads(out.read_text())
+    assert j["kl_base"] == "dense" and abs(j["kl"] - kl_dense) < 1e-5
+    assert j["chunks"][0]["kl"] < 1e-6  # the first 50 predictions fit in the cache: identical
+    bad = run(*base, "--kl-base", "nonsense")
+    assert bad.returncode != 0 and "nonsense" in bad.stderr

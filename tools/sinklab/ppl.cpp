@@ -30,6 +30,7 @@ struct PplFlags {
   int64_t max_tokens = 0;
   int64_t chunk = 1024;
   int threads = 0;
+  std::string kl_base;  // cache spec of the reference configuration for --kl-base
 };
 
 // Offset of the first byte that breaks UTF-8, or -1.
@@ -71,9 +72,27 @@ double nll_of(std::span<const float> logits, int32_t target) {
   return mx + std::log(sum) - double(logits[size_t(target)]);
 }
 
+// KL(p || q) of the next-token distributions given by two logit vectors.
+double kl_of(std::span<const float> p_logits, std::span<const float> q_logits) {
+  auto log_norm = [](std::span<const float> l) {
+    double mx = -INFINITY;
+    for (float x : l) mx = std::max(mx, double(x));
+    double sum = 0;
+    for (float x : l) sum += std::exp(double(x) - mx);
+    return mx + std::log(sum);
+  };
+  const double zp = log_norm(p_logits), zq = log_norm(q_logits);
+  double kl = 0;
+  for (size_t v = 0; v < p_logits.size(); ++v) {
+    const double lp = double(p_logits[v]) - zp, lq = double(q_logits[v]) - zq;
+    kl += std::exp(lp) * (lp - lq);
+  }
+  return std::max(kl, 0.0);
+}
+
 struct Chunk {
   int64_t start = 0, count = 0;
-  double nll = 0;
+  double nll = 0, kl = 0;
 };
 
 int run_ppl(const PplFlags& f) {
@@ -102,6 +121,14 @@ int run_ppl(const PplFlags& f) {
     d.context = policy->capacity();
     fresh = std::make_unique<Session>(model, d);
   }
+  // --kl-base: the same stream through a second configuration, compared token by token.
+  std::unique_ptr<Session> base;
+  if (!f.kl_base.empty()) {
+    SessionOptions b;
+    b.cache = f.kl_base;
+    base = std::make_unique<Session>(model, b);
+  }
+  double total_kl = 0;
   const std::string mode = f.recompute ? "recompute" : position_contract_name(session.positions());
   std::fprintf(stderr, "ppl: %zu tokens, cache %s (capacity %lld), positions %s\n", ids.size(), so.cache.c_str(),
                (long long)session.context(), mode.c_str());
@@ -147,9 +174,16 @@ int run_ppl(const PplFlags& f) {
     }
     const double nll = nll_of(logits, ids[size_t(i + 1)]);
     total += nll;
-    if (chunks.empty() || chunks.back().count == f.chunk) chunks.push_back({i + 1, 0, 0});
+    double kl = 0;
+    if (base) {
+      base->feed(std::span<const int32_t>(&ids[size_t(i)], 1));
+      kl = kl_of(base->logits(), logits);
+      total_kl += kl;
+    }
+    if (chunks.empty() || chunks.back().count == f.chunk) chunks.push_back({i + 1, 0, 0, 0});
     chunks.back().count++;
     chunks.back().nll += nll;
+    chunks.back().kl += kl;
     ++predicted;
     const auto now = clock::now();
     if (std::chrono::duration<double>(now - last_print).count() >= 1.0) {
@@ -162,11 +196,14 @@ int run_ppl(const PplFlags& f) {
   const double ppl = std::exp(total / double(predicted));
   std::printf("perplexity: %.4f (%lld predicted tokens, cache %s, positions %s)\n", ppl, (long long)predicted,
               so.cache.c_str(), mode.c_str());
+  if (base)
+    std::printf("kl(base || this): %.6f nats per token (base cache %s)\n", total_kl / double(predicted),
+                f.kl_base.c_str());
   if (!f.json.empty()) {
     nlohmann::ordered_json rows = nlohmann::ordered_json::array();
     for (const Chunk& c : chunks)
       rows.push_back({{"start", c.start}, {"tokens", c.count}, {"nll", c.nll / double(c.count)},
-                      {"ppl", std::exp(c.nll / double(c.count))}});
+                      {"ppl", std::exp(c.nll / double(c.count))}, {"kl", c.kl / double(c.count)}});
     const nlohmann::ordered_json j = {
         {"model", model->path()},
         {"text", f.file},
@@ -180,6 +217,8 @@ int run_ppl(const PplFlags& f) {
         {"ppl", ppl},
         {"tokens_per_s", seconds > 0 ? double(predicted) / seconds : 0.0},
         {"chunk_tokens", f.chunk},
+        {"kl_base", f.kl_base},
+        {"kl", base ? total_kl / double(predicted) : 0.0},
         {"chunks", rows},
     };
     std::ofstream out(f.json);
@@ -202,6 +241,9 @@ Command ppl_command() {
     add_cache_flags(*sub, f->cache);
     sub->add_flag("--recompute", f->recompute,
                   "Re-encode the cached tokens (positions 0..n-1) from scratch for every token");
+    sub->add_option("--kl-base", f->kl_base,
+                    "Also run the stream through this cache spec (e.g. dense) and report the mean "
+                    "KL(base || this) of the next-token distributions");
     sub->add_option("--json", f->json, "Write per-chunk NLL and perplexity to this JSON file");
     sub->add_option("--chunk", f->chunk, "Tokens per --json chunk (default 1024)")
         ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
