@@ -1,46 +1,16 @@
 """The `sinklab` binary: --version, info and generate on the real stories260K
 checkpoint, and one clear error line (never a crash) for bad flags or files."""
 import json
-import os
-import pathlib
 import shutil
-import subprocess
 
 import pytest
 
-SOURCE = pathlib.Path(__file__).resolve().parents[2]
-ASSETS = pathlib.Path(os.environ.get("SINKLAB_ASSETS", SOURCE.parent / "shared" / "assets"))
-MODEL = ASSETS / "models" / "stories260K" / "stories260K.bin"
+from cli_util import ASSETS, MODEL, SOURCE, assert_one_clear_error, run
+
 GOLDEN_TEXT = ASSETS / "golden" / "stories260K_greedy200_expected.txt"
 
 
-def binary():
-    path = os.environ.get("SINKLAB_BIN")
-    if not path:
-        for build in sorted(SOURCE.glob("build*/bin/sinklab")):
-            path = str(build)
-            break
-    if not path or not pathlib.Path(path).exists():
-        pytest.skip("the sinklab binary was not found (set SINKLAB_BIN)")
-    return path
-
-
-def run(*args, timeout=120):
-    return subprocess.run([binary(), *map(str, args)], capture_output=True, text=True, timeout=timeout)
-
-
 needs_model = pytest.mark.skipif(not MODEL.exists(), reason=f"assets missing: {MODEL} (set SINKLAB_ASSETS)")
-
-
-def assert_one_clear_error(result, *words):
-    assert result.returncode not in (0, -6, -11), result  # an error exit, not a signal
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("sinklab: error: "), lines[0]
-    for w in words:
-        assert w in lines[0], lines[0]
-    for bad in ("Traceback", "terminate called", "Segmentation", "Aborted"):
-        assert bad not in result.stderr
 
 
 def test_version():

@@ -3,15 +3,11 @@ documented keys with sane values, report.html is written, and bad input is one
 clear error line."""
 import json
 import math
-import os
-import pathlib
-import subprocess
 
 import pytest
 
-SOURCE = pathlib.Path(__file__).resolve().parents[2]
-ASSETS = pathlib.Path(os.environ.get("SINKLAB_ASSETS", SOURCE.parent / "shared" / "assets"))
-MODEL = ASSETS / "models" / "stories260K" / "stories260K.bin"
+from cli_util import ASSETS, MODEL, assert_one_clear_error, run
+
 TEXT = ASSETS / "text" / "tinystories_valid_excerpt.txt"
 
 needs_assets = pytest.mark.skipif(not (MODEL.exists() and TEXT.exists()),
@@ -19,30 +15,6 @@ needs_assets = pytest.mark.skipif(not (MODEL.exists() and TEXT.exists()),
 
 KEYS = {"format", "version", "model", "text", "options", "sink_scores", "attention_maps",
         "massive_activations", "value_norms", "propagation", "super_experts"}
-
-
-def binary():
-    path = os.environ.get("SINKLAB_BIN")
-    if not path:
-        for build in sorted(SOURCE.glob("build*/bin/sinklab")):
-            path = str(build)
-            break
-    if not path or not pathlib.Path(path).exists():
-        pytest.skip("the sinklab binary was not found (set SINKLAB_BIN)")
-    return path
-
-
-def run(*args, timeout=120):
-    return subprocess.run([binary(), *map(str, args)], capture_output=True, text=True, timeout=timeout)
-
-
-def assert_one_clear_error(result, *words):
-    assert result.returncode not in (0, -6, -11), result
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("sinklab: error: "), lines[0]
-    for w in words:
-        assert w in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")

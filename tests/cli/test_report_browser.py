@@ -9,9 +9,8 @@ import tempfile
 
 import pytest
 
-SOURCE = pathlib.Path(__file__).resolve().parents[2]
-ASSETS = pathlib.Path(os.environ.get("SINKLAB_ASSETS", SOURCE.parent / "shared" / "assets"))
-MODEL = ASSETS / "models" / "stories260K" / "stories260K.bin"
+from cli_util import ASSETS, MODEL, binary
+
 TEXT = ASSETS / "text" / "tinystories_valid_excerpt.txt"
 CHROMIUM = os.environ.get("SINKLAB_CHROMIUM", "/usr/bin/chromium")
 SECTIONS = ["title", "sec-sinks", "sec-maps", "sec-massive", "sec-values", "sec-propagation", "sec-experts"]
@@ -22,17 +21,6 @@ pytestmark = [
 ]
 needs_assets = pytest.mark.skipif(not (MODEL.exists() and TEXT.exists()),
                                   reason=f"assets missing: {MODEL} or {TEXT} (set SINKLAB_ASSETS)")
-
-
-def binary():
-    path = os.environ.get("SINKLAB_BIN")
-    if not path:
-        for build in sorted(SOURCE.glob("build*/bin/sinklab")):
-            path = str(build)
-            break
-    if not path or not pathlib.Path(path).exists():
-        pytest.skip("the sinklab binary was not found (set SINKLAB_BIN)")
-    return path
 
 
 def chromium(page, *extra):
