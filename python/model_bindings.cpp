@@ -325,31 +325,29 @@ py::dict sink_scores_py(const PyModel& m, py::handle ids, double eps, int max_ke
   return d;
 }
 
+// Runs a probe without the GIL and returns its JSON form as Python objects.
+template <typename Probe>
+py::object probe_as_python(py::handle ids, Probe probe) {
+  const std::vector<int32_t> v = probe_ids(ids);
+  nlohmann::json j;
+  {
+    py::gil_scoped_release unlocked;
+    j = probe(v);
+  }
+  return json_to_python(j);
+}
+
 py::object massive_activations_py(const PyModel& m, py::handle ids, double abs_threshold,
                                   double ratio_threshold, int top_n) {
-  const std::vector<int32_t> v = probe_ids(ids);
   MassiveActivationOptions o;
   o.abs_threshold = abs_threshold;
   o.ratio_threshold = ratio_threshold;
   o.top_n = top_n;
-  MassiveActivations r;
-  {
-    py::gil_scoped_release unlocked;
-    r = massive_activations(m.shared(), v, o);
-  }
-  nlohmann::json j = r;
-  return json_to_python(j);
+  return probe_as_python(ids, [&](const std::vector<int32_t>& v) { return massive_activations(m.shared(), v, o); });
 }
 
 py::object propagation_py(const PyModel& m, py::handle ids) {
-  const std::vector<int32_t> v = probe_ids(ids);
-  Propagation r;
-  {
-    py::gil_scoped_release unlocked;
-    r = propagation(m.shared(), v);
-  }
-  nlohmann::json j = r;
-  return json_to_python(j);
+  return probe_as_python(ids, [&](const std::vector<int32_t>& v) { return propagation(m.shared(), v); });
 }
 
 }  // namespace
