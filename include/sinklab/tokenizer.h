@@ -103,6 +103,10 @@ std::unique_ptr<Tokenizer> llama2c_tokenizer_from_bytes(std::span<const uint8_t>
                                                         int32_t vocab_size,
                                                         const std::string& source_name = "<memory>");
 
+// Byte offset of the first byte of `text` that is not valid UTF-8 (overlong forms,
+// surrogates and truncated sequences included), or -1 when all of it is valid.
+int64_t first_invalid_utf8(std::string_view text);
+
 // The word splitting of the supported tokenizer.json Split regexes
 // (written as a scanner, without a regex engine):
 //   Gpt2:   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+

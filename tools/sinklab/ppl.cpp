@@ -33,37 +33,6 @@ struct PplFlags {
   std::string kl_base;  // cache spec of the reference configuration for --kl-base
 };
 
-// Offset of the first byte that breaks UTF-8, or -1.
-int64_t invalid_utf8_at(const std::string& s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const size_t n = s.size();
-  for (size_t i = 0; i < n;) {
-    const unsigned c = p[i];
-    size_t len = 0;
-    unsigned min = 0, cp = 0;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xE0) == 0xC0) {
-      len = 2, min = 0x80, cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3, min = 0x800, cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4, min = 0x10000, cp = c & 0x07;
-    } else {
-      return int64_t(i);
-    }
-    if (i + len > n) return int64_t(i);
-    for (size_t k = 1; k < len; ++k) {
-      if ((p[i + k] & 0xC0) != 0x80) return int64_t(i);
-      cp = (cp << 6) | (p[i + k] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return int64_t(i);
-    i += len;
-  }
-  return -1;
-}
-
 double nll_of(std::span<const float> logits, int32_t target) {
   double mx = -INFINITY;
   for (float x : logits) mx = std::max(mx, double(x));
@@ -101,7 +70,7 @@ int run_ppl(const PplFlags& f) {
   check(in.good(), "-f: cannot read text file '" + f.file + "'");
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   check(!text.empty(), "-f: text file '" + f.file + "' is empty");
-  const int64_t bad = invalid_utf8_at(text);
+  const int64_t bad = first_invalid_utf8(text);
   check(bad < 0, "-f: text file '" + f.file + "' is not valid UTF-8 (byte offset " + std::to_string(bad) + ")");
   const SessionOptions so = session_options(f.cache);
   const std::shared_ptr<const Model> model = load_model(f.model);

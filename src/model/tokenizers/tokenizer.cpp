@@ -66,4 +66,14 @@ void StreamDecoder::reset() {
   pending_.clear();
 }
 
+int64_t first_invalid_utf8(std::string_view text) {
+  for (size_t pos = 0; pos < text.size();) {
+    uint32_t cp = 0;
+    const size_t n = tok::utf8_next(text, pos, cp);
+    if (cp == tok::kInvalidCodepoint) return int64_t(pos);
+    pos += n;
+  }
+  return -1;
+}
+
 }  // namespace sinklab

@@ -101,3 +101,12 @@ TEST(TokenizerStream, ResetAndBadIds) {
 
 }  // namespace
 }  // namespace sinklab
+
+TEST(TokenizerUtf8, FirstInvalidByte) {
+  EXPECT_EQ(sinklab::first_invalid_utf8("plain ascii"), -1);
+  EXPECT_EQ(sinklab::first_invalid_utf8("\xC3\xA9t\xC3\xA9 \xF0\x9F\x98\x80"), -1);  // été 😀
+  EXPECT_EQ(sinklab::first_invalid_utf8("ab\xFF"), 2);
+  EXPECT_EQ(sinklab::first_invalid_utf8("a\xC0\xAF"), 1);           // overlong '/'
+  EXPECT_EQ(sinklab::first_invalid_utf8("x\xED\xA0\x80"), 1);       // surrogate
+  EXPECT_EQ(sinklab::first_invalid_utf8("ok\xE2\x82"), 2);          // truncated
+}
