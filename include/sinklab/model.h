@@ -55,6 +55,15 @@ struct TapEvent {
 };
 using TapFn = std::function<void(const TapEvent&)>;
 
+// Keys hidden from attention (sink ablation): in the given layers and query
+// heads (empty = all), no query sees the keys of these stream token indices
+// (n_past + i, as in TapEvent::tokens): they get a -inf key bias. A query
+// whose every visible key is hidden gets a zero attention output.
+struct KeyMask {
+  std::vector<int64_t> tokens;
+  std::vector<int> layers, heads;
+};
+
 // Named tap points. Names are stable (docs/ARCHITECTURE.md lists them):
 // token_embd, blk.L.attn_norm, blk.L.q, blk.L.k, blk.L.v, blk.L.attn_probs (only when
 // tapped: [heads * rows, n_ctx]; with a streaming cache the columns are storage slots,
@@ -163,6 +172,10 @@ class Session {
   EvictStats evict_stats() const;
   void reset();
   Taps& taps() { return taps_; }
+  // Key masks (KeyMask above); add_key_mask throws Error for a layer or head
+  // out of range and returns an id for remove_key_mask().
+  int add_key_mask(KeyMask mask);
+  void remove_key_mask(int id);
   const Model& model() const { return *model_; }
 
  private:
@@ -182,6 +195,8 @@ class Session {
   std::unique_ptr<Buffers> buf_;
   Taps taps_;
   std::vector<float> last_logits_;
+  std::vector<std::pair<int, KeyMask>> key_masks_;  // src/model/key_mask.cpp
+  int next_key_mask_id_ = 1;
 };
 
 // ------------------------------------------------------------- sampling ----

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "key_mask.h"
 #include "ops.h"
 #include "weights.h"
 
@@ -184,6 +185,9 @@ void Session::feed_chunk(std::span<const int32_t> ids, std::vector<float>* all_l
   B.q_pos.resize(size_t(n));
   for (int64_t i = 0; i < n; ++i) B.q_pos[size_t(i)] = pos.keys[size_t(slots[size_t(i)])];
   B.key_bias = cache_->slot_key_bias();
+  // Key masks (sink ablation) address tokens by stream index: which token sits in each slot.
+  const std::vector<int64_t> slot_tokens =
+      key_masks_.empty() ? std::vector<int64_t>{} : key_mask::slot_tokens(*cache_, cache_->storage().high_water());
   KvStorage& store = cache_->storage();
   const int64_t n_ctx = store.high_water();
   const bool rotate_outside = storage_contract_ == PositionContract::Shift;
@@ -226,14 +230,12 @@ void Session::feed_chunk(std::span<const int32_t> ids, std::vector<float>* all_l
     const TensorView kv = store.keys(l);
     const TensorView vv = store.values(l);
     const TensorView ov = TensorView::strided(B.att.data(), DType::F32, {1, H, n, hd}, {n * qd, hd, qd, 1});
-    attention_forward(spec, qv, kv, vv, ov);
+    // Materialised probabilities (float64 oracle) only when tapped; key masks applied to both.
     const std::string probs_name = fw.blk(l, "attn_probs");
-    if (!taps_.empty() && taps_.wants(probs_name)) {
-      // Materialised probabilities from the float64 oracle, only when asked for.
-      const ReferenceForward ref = attention_reference(spec, qv, kv, vv);
-      std::vector<float> p(ref.prob.begin(), ref.prob.end());
-      fw.tap(probs_name, p.data(), H * n, n_ctx, l);
-    }
+    const bool want_probs = !taps_.empty() && taps_.wants(probs_name);
+    std::vector<float> probs;
+    key_mask::attend(spec, key_masks_, l, slot_tokens, qv, kv, vv, ov, want_probs ? &probs : nullptr);
+    if (want_probs) fw.tap(probs_name, probs.data(), H * n, n_ctx, l);
     fw.tap(fw.blk(l, "attn_ctx"), B.att.data(), n, qd, l);
     ops::matmul(L.wo, B.att.data(), n, B.f.data(), L.bo.empty() ? nullptr : L.bo.data());
     fw.tap(fw.blk(l, "attn_out"), B.f.data(), n, D, l);
