@@ -9,6 +9,7 @@ pkgs=(cmake g++ make ninja-build pkg-config
       libgtest-dev libgmock-dev libbenchmark-dev
       pybind11-dev python3-dev python3-numpy python3-pytest
       clang libclang-rt-14-dev libomp-14-dev
+      libopenmpi-dev openmpi-bin
       chromium)
 if [ "${1:-}" = "--with-torch" ]; then pkgs+=(python3-torch); fi
 missing=()

@@ -72,6 +72,9 @@ struct GoatRelative {
   const float* lambda_asym = nullptr;  // [n_kv_heads, rank]
 };
 std::vector<double> goat_frequencies(int rank, double base);
+// The standard ALiBi slopes (Press et al.): 2^(-8h/n) for a power-of-two n,
+// interleaved with the next power of two's odd slopes otherwise.
+std::vector<float> alibi_slopes(int n_heads);
 
 struct AttnSpec {
   float scale = 0.f;  // 0 = 1/sqrt(head_dim)

@@ -25,6 +25,31 @@ struct MoeConfig {
   bool shared_gate = false;    // shared expert scaled by sigmoid(x . w) (Qwen2-MoE)
 };
 
+// Additive attention priors of models without RoPE (REFERENCES §2). GOAT:
+// a relative Fourier part kappa (AttnSpec::goat) plus a key-only part u(t) of
+// the key position t, per kv head:
+//   u_g(t) = sum_j W2[g][j] * silu(sum_p W1[j][p] phi_p(t) + b1[j]) + first[g] * [t == 0]
+// with phi(t) = [cos(w_a t), sin(w_a t) for a < abs_rank, t / train_length,
+// log1p(t) / log1p(train_length)], w_a = goat_frequencies(abs_rank, base).
+// ALiBi: the standard slopes alibi_slopes(n_heads).
+enum class PriorKind : uint8_t { None, Goat, Alibi };
+struct PriorConfig {
+  PriorKind kind = PriorKind::None;
+  int goat_rank = 0;        // relative Fourier rank R (lambda_sym/asym [n_kv_heads, R])
+  float goat_base = 1e4f;
+  int goat_abs_rank = 0;    // Fourier frequencies of phi
+  int goat_u_hidden = 0;    // hidden units of u's MLP
+  int64_t train_length = 0; // normalises phi's linear and log features
+};
+int goat_feature_count(const PriorConfig& p);  // 2 * abs_rank + 2
+// phi(t) for one position into out[goat_feature_count(p)].
+void goat_position_features(const PriorConfig& p, double t, float* out);
+// u for every kv head and position: out[g * n + i] = u_g(positions[i]).
+// w1 [hidden, features], b1 [hidden], w2 [n_kv_heads, hidden], first [n_kv_heads].
+void goat_key_prior(const PriorConfig& p, int64_t n_kv_heads, const float* w1, const float* b1,
+                    const float* w2, const float* first, std::span<const int32_t> positions,
+                    float* out);
+
 struct ModelConfig {
   std::string arch;  // registry name: llama, mistral, qwen2, qwen3, mixtral, qwen2_moe, qwen3_moe, olmoe, ...
   int64_t vocab = 0, dim = 0, n_layers = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0;
@@ -39,6 +64,7 @@ struct ModelConfig {
   bool qk_norm_full = false;  // OLMoE: RMSNorm over the whole q / k projection
   bool sink_logits = false;   // learned per-head sink logits (self_attn.sinks)
   std::vector<int32_t> layer_window;  // per layer; 0 = full attention
+  PriorConfig prior;          // GOAT / ALiBi (models without RoPE)
   MoeConfig moe;
   int32_t bos_id = -1, eos_id = -1;
 };
@@ -160,6 +186,13 @@ class Session {
   // Runs the new tokens through the model (batched prefill for several ids).
   // When all_logits is given it receives one row of vocab logits per id.
   void feed(std::span<const int32_t> ids, std::vector<float>* all_logits = nullptr);
+  // The same with per-token cache metadata (modality, round or chunk id) for
+  // the modal and chunked policies; one entry per id. The Session numbers the
+  // tokens itself: TokenMeta::index is ignored. A token the policy rejects
+  // (say a chunk larger than its chunk_tokens) throws Error; the tokens before
+  // it stay fed.
+  void feed(std::span<const int32_t> ids, std::span<const TokenMeta> meta,
+            std::vector<float>* all_logits = nullptr);
   // Logits after the last fed token ([vocab]).
   std::span<const float> logits() const;
   int64_t n_past() const { return n_past_; }
@@ -180,7 +213,8 @@ class Session {
 
  private:
   struct Buffers;
-  void feed_chunk(std::span<const int32_t> ids, std::vector<float>* all_logits);
+  void feed_chunk(std::span<const int32_t> ids, std::span<const TokenMeta> meta,
+                  std::vector<float>* all_logits);
   std::unique_ptr<StreamingCache> make_cache() const;
 
   std::shared_ptr<const Model> model_;

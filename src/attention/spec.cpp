@@ -205,4 +205,21 @@ std::vector<double> goat_frequencies(int rank, double base) {
   return w;
 }
 
+std::vector<float> alibi_slopes(int n_heads) {
+  check(n_heads > 0, "alibi_slopes: n_heads must be > 0");
+  auto pow2_slopes = [](int n) {
+    std::vector<float> s(static_cast<size_t>(n));
+    for (int h = 0; h < n; ++h) s[size_t(h)] = float(std::pow(2.0, -8.0 * (h + 1) / n));
+    return s;
+  };
+  int p = 1;
+  while (p * 2 <= n_heads) p *= 2;
+  std::vector<float> s = pow2_slopes(p);
+  if (p < n_heads) {
+    const std::vector<float> extra = pow2_slopes(2 * p);
+    for (int i = 0; int(s.size()) < n_heads; i += 2) s.push_back(extra[size_t(i)]);
+  }
+  return s;
+}
+
 }  // namespace sinklab

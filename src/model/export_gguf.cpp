@@ -330,6 +330,8 @@ TensorType gguf_export_type_from_name(const std::string& name) {
 GgufExportSummary export_gguf(const Model& model, const std::string& path, const GgufExportOptions& opts) {
   const ModelConfig& c = model.config();
   const ModelWeights& w = model.weights();
+  check(c.prior.kind == PriorKind::None,
+        "GGUF export: models with an attention prior (GOAT, ALiBi) have no GGUF form; keep them as safetensors");
   GgufExportSummary summary;
   summary.gguf_arch = gguf_arch_for(c);
   const Metadata meta = build_metadata(model, summary.gguf_arch, opts.type);

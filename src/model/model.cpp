@@ -152,6 +152,10 @@ std::string Model::describe() const {
   for (int32_t wdw : c.layer_window) sliding += wdw > 0;
   if (sliding) os << "sliding:      " << sliding << " of " << c.n_layers << " layers\n";
   if (c.sink_logits) os << "sink logits:  learned, per head\n";
+  if (c.prior.kind == PriorKind::Alibi) os << "prior:        ALiBi\n";
+  if (c.prior.kind == PriorKind::Goat)
+    os << "prior:        GOAT (relative rank " << c.prior.goat_rank << ", key MLP " << c.prior.goat_abs_rank
+       << " frequencies x " << c.prior.goat_u_hidden << " units, train length " << c.prior.train_length << ")\n";
   os << "norm eps:     " << c.norm_eps << "\n";
   std::string features = std::string(c.qkv_bias ? " qkv-bias" : "") + (c.o_bias ? " o-bias" : "") +
                          (c.qk_norm ? " qk-norm" : "") + (c.qk_norm_full ? " qk-norm(full)" : "") +

@@ -15,7 +15,7 @@ namespace sinklab {
 struct Session::Buffers {
   std::vector<float> x, h, q, k, v, att, tmp, g, u, a, f, router, logits;
   std::vector<int32_t> tokens, q_pos;
-  std::vector<float> key_bias;
+  std::vector<float> key_bias, prior_bias, alibi;
 };
 
 namespace {
@@ -37,14 +37,18 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions opts)
   check(spec_.policy != "sink-logit" || c.sink_logits,
         "Session: cache policy 'sink-logit' needs a model with learned sink logits, and this " +
             c.arch + " model has none (use 'sink' or 'window')");
+  // Without RoPE, positions reach the model only through a prior (GOAT,
+  // ALiBi), which can read reindexed or absolute positions; with neither,
+  // positions change nothing but the causal order and absolute is used.
+  const bool prior = c.prior.kind != PriorKind::None;
   if (opts_.positions.empty()) {
-    contract_ = rope ? PositionContract::Reindex : PositionContract::Absolute;
+    contract_ = rope || prior ? PositionContract::Reindex : PositionContract::Absolute;
   } else {
     contract_ = position_contract_from_name(opts_.positions);
     check(rope || contract_ != PositionContract::Shift,
           "Session: positions 'shift' rotate stored keys, but this model has no RoPE "
-          "(use 'absolute')");
-    if (!rope) contract_ = PositionContract::Absolute;
+          "(use 'reindex' or 'absolute')");
+    if (!rope && !prior) contract_ = PositionContract::Absolute;
   }
   streaming_ = spec_.policy != "dense";
   check(opts_.attn_window >= 0 && opts_.attn_sink_keys >= 0,
@@ -226,6 +230,20 @@ void Session::feed_chunk(std::span<const int32_t> ids, std::vector<float>* all_l
     if (!rotate_outside) spec.rope = c.rope;
     spec.key_bias = TensorView::strided(B.key_bias.data(), DType::F32, {1, Hkv, n_ctx}, {0, 0, 1});
     if (!L.sinks.empty()) spec.sink_logits = L.sinks.data();
+    if (c.prior.kind == PriorKind::Alibi) {
+      B.alibi = alibi_slopes(int(H));
+      spec.alibi_slopes = B.alibi.data();
+    } else if (c.prior.kind == PriorKind::Goat) {
+      spec.goat = GoatRelative{c.prior.goat_rank, c.prior.goat_base, L.prior_sym.data(), L.prior_asym.data()};
+      // u per kv head and slot, on top of the cache's own bias (-inf for empty slots).
+      B.prior_bias.resize(size_t(Hkv * n_ctx));
+      goat_key_prior(c.prior, Hkv, L.prior_key_w1.data(), L.prior_key_b1.data(), L.prior_key_w2.data(),
+                     L.prior_first.data(), std::span<const int32_t>(pos.keys.data(), size_t(n_ctx)),
+                     B.prior_bias.data());
+      for (int64_t g = 0; g < Hkv; ++g)
+        for (int64_t s = 0; s < n_ctx; ++s) B.prior_bias[size_t(g * n_ctx + s)] += B.key_bias[size_t(s)];
+      spec.key_bias = TensorView::strided(B.prior_bias.data(), DType::F32, {1, Hkv, n_ctx}, {0, n_ctx, 1});
+    }
     const TensorView qv = TensorView::strided(B.q.data(), DType::F32, {1, H, n, hd}, {n * qd, hd, qd, 1});
     const TensorView kv = store.keys(l);
     const TensorView vv = store.values(l);

@@ -11,6 +11,7 @@ namespace {
 enum class Role {
   Embed, Output, OutNorm, AttnNorm, FfnNorm, Wq, Wk, Wv, Wo, Bq, Bk, Bv, Bo, QNorm, KNorm, Sinks,
   Gate, Up, Down, Router, SharedGate, SharedUp, SharedDown, SharedGateInp,
+  PriorSym, PriorAsym, PriorKeyW1, PriorKeyB1, PriorKeyW2, PriorFirst,
 };
 
 // Tensor names by role, for Hugging Face (and llama2.c, which the loader exposes
@@ -42,6 +43,12 @@ std::string hf_name(Role r, int l) {
     case Role::SharedUp: return p + "mlp.shared_expert.up_proj.weight";
     case Role::SharedDown: return p + "mlp.shared_expert.down_proj.weight";
     case Role::SharedGateInp: return p + "mlp.shared_expert_gate.weight";
+    case Role::PriorSym: return p + "self_attn.prior.lambda_sym";
+    case Role::PriorAsym: return p + "self_attn.prior.lambda_asym";
+    case Role::PriorKeyW1: return p + "self_attn.prior.key_mlp.in.weight";
+    case Role::PriorKeyB1: return p + "self_attn.prior.key_mlp.in.bias";
+    case Role::PriorKeyW2: return p + "self_attn.prior.key_mlp.out.weight";
+    case Role::PriorFirst: return p + "self_attn.prior.first_logit";
   }
   return "";
 }
@@ -73,6 +80,12 @@ std::string gguf_name(Role r, int l) {
     case Role::SharedUp: return p + "ffn_up_shexp.weight";
     case Role::SharedDown: return p + "ffn_down_shexp.weight";
     case Role::SharedGateInp: return p + "ffn_gate_inp_shexp.weight";
+    case Role::PriorSym: return p + "attn_prior_sym.weight";
+    case Role::PriorAsym: return p + "attn_prior_asym.weight";
+    case Role::PriorKeyW1: return p + "attn_prior_key_in.weight";
+    case Role::PriorKeyB1: return p + "attn_prior_key_in.bias";
+    case Role::PriorKeyW2: return p + "attn_prior_key_out.weight";
+    case Role::PriorFirst: return p + "attn_prior_first.weight";
   }
   return "";
 }
@@ -227,6 +240,15 @@ std::unique_ptr<ModelWeights> bind_weights(std::unique_ptr<TensorFile> file, con
       L.k_norm = b.vec(Role::KNorm, l, kvd);
     }
     if (c.sink_logits) L.sinks = b.vec(Role::Sinks, l, c.n_heads);
+    if (c.prior.kind == PriorKind::Goat) {
+      const int64_t R = c.prior.goat_rank, Hu = c.prior.goat_u_hidden;
+      L.prior_sym = b.vec(Role::PriorSym, l, c.n_kv_heads * R);
+      L.prior_asym = b.vec(Role::PriorAsym, l, c.n_kv_heads * R);
+      L.prior_key_w1 = b.vec(Role::PriorKeyW1, l, Hu * goat_feature_count(c.prior));
+      L.prior_key_b1 = b.vec(Role::PriorKeyB1, l, Hu);
+      L.prior_key_w2 = b.vec(Role::PriorKeyW2, l, c.n_kv_heads * Hu);
+      L.prior_first = b.vec(Role::PriorFirst, l, c.n_kv_heads);
+    }
     if (c.moe.n_experts == 0) {
       L.ffn.gate = b.matrix(Role::Gate, l, c.hidden, D);
       L.ffn.up = b.matrix(Role::Up, l, c.hidden, D);

@@ -30,6 +30,8 @@ struct LayerWeights {
   std::vector<float> bq, bk, bv, bo;   // empty when absent
   std::vector<float> q_norm, k_norm;   // [head_dim] or, for qk_norm_full, the whole projection
   std::vector<float> sinks;            // [n_heads] learned sink logits
+  // GOAT prior (PriorConfig): lambda [n_kv_heads, rank]; u's MLP; first-token logit.
+  std::vector<float> prior_sym, prior_asym, prior_key_w1, prior_key_b1, prior_key_w2, prior_first;
   ExpertWeights ffn;                   // dense FFN
   WeightMatrix router;                 // [n_experts, dim]
   std::vector<ExpertWeights> experts;

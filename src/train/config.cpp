@@ -1,0 +1,180 @@
+// Training configs: JSON in, validated structs out, and back to JSON.
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "sinklab/train.h"
+
+namespace sinklab {
+
+namespace {
+
+constexpr const char* kVariantNames[] = {"vanilla", "sink-token", "sink-logit", "goat", "alibi"};
+
+// Reads the keys of one JSON object into fields, rejecting unknown keys.
+class Reader {
+ public:
+  Reader(const nlohmann::json& j, std::string where) : j_(j), where_(std::move(where)) {
+    check(j_.is_object(), where_ + " must be a JSON object");
+  }
+  template <typename T>
+  void get(const char* key, T& field) {
+    seen_.push_back(key);
+    if (!j_.contains(key)) return;
+    try {
+      field = j_.at(key).get<T>();
+    } catch (const nlohmann::json::exception&) {
+      throw Error(where_ + ": '" + key + "' has the wrong type");
+    }
+  }
+  void finish() const {
+    for (auto it = j_.begin(); it != j_.end(); ++it)
+      check(std::find(seen_.begin(), seen_.end(), it.key()) != seen_.end(),
+            where_ + ": unknown key '" + it.key() + "'");
+  }
+
+ private:
+  const nlohmann::json& j_;
+  std::string where_;
+  std::vector<std::string> seen_;
+};
+
+}  // namespace
+
+const char* attn_variant_name(AttnVariant v) { return kVariantNames[int(v)]; }
+
+AttnVariant attn_variant_from_name(const std::string& name) {
+  for (int i = 0; i < 5; ++i)
+    if (name == kVariantNames[i]) return AttnVariant(i);
+  throw Error("unknown attention variant '" + name + "' (known: vanilla, sink-token, sink-logit, goat, alibi)");
+}
+
+TrainConfig parse_train_config(const std::string& text, const std::string& source) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(source + ": not valid JSON (" + e.what() + ")");
+  }
+  check(j.is_object(), source + ": a training config is a JSON object with 'model' and 'train'");
+  TrainConfig c;
+  Reader top(j, source);
+  nlohmann::json model = nlohmann::json::object(), train = nlohmann::json::object();
+  top.get("model", model);
+  top.get("train", train);
+  std::string comment;
+  top.get("comment", comment);
+  top.finish();
+
+  TrainModelConfig& m = c.model;
+  Reader mr(model, source + ": model");
+  std::string variant = "vanilla";
+  mr.get("vocab", m.vocab);
+  mr.get("dim", m.dim);
+  mr.get("n_layers", m.n_layers);
+  mr.get("n_heads", m.n_heads);
+  mr.get("n_kv_heads", m.n_kv_heads);
+  mr.get("hidden", m.hidden);
+  mr.get("seq_len", m.seq_len);
+  mr.get("norm_eps", m.norm_eps);
+  mr.get("rope_theta", m.rope_theta);
+  mr.get("rope", m.rope);
+  mr.get("variant", variant);
+  mr.get("goat_rank", m.goat_rank);
+  mr.get("goat_abs_rank", m.goat_abs_rank);
+  mr.get("goat_u_hidden", m.goat_u_hidden);
+  mr.get("goat_base", m.goat_base);
+  mr.get("tied_embeddings", m.tied_embeddings);
+  mr.get("init_std", m.init_std);
+  mr.finish();
+  if (!model.contains("n_kv_heads")) m.n_kv_heads = m.n_heads;
+  m.variant = attn_variant_from_name(variant);
+  if (m.variant == AttnVariant::Goat || m.variant == AttnVariant::Alibi) m.rope = false;
+
+  TrainOptions& t = c.train;
+  Reader tr(train, source + ": train");
+  tr.get("train_text", t.train_text);
+  tr.get("valid_text", t.valid_text);
+  tr.get("tokenizer", t.tokenizer);
+  tr.get("tokenizer_vocab", t.tokenizer_vocab);
+  tr.get("batch_size", t.batch_size);
+  tr.get("grad_accum", t.grad_accum);
+  tr.get("steps", t.steps);
+  tr.get("lr", t.lr);
+  tr.get("min_lr_ratio", t.min_lr_ratio);
+  tr.get("warmup_steps", t.warmup_steps);
+  tr.get("weight_decay", t.weight_decay);
+  tr.get("beta1", t.beta1);
+  tr.get("beta2", t.beta2);
+  tr.get("adam_eps", t.adam_eps);
+  tr.get("grad_clip", t.grad_clip);
+  tr.get("seed", t.seed);
+  tr.get("eval_every", t.eval_every);
+  tr.get("eval_batches", t.eval_batches);
+  tr.get("log_every", t.log_every);
+  tr.get("checkpoint_every", t.checkpoint_every);
+  tr.get("out_dir", t.out_dir);
+  tr.get("threads", t.threads);
+  tr.finish();
+
+  auto positive = [&](bool ok, const char* what) { check(ok, source + ": " + what); };
+  positive(m.vocab >= 0, "model.vocab must be >= 0 (0 = the tokenizer's size)");
+  positive(m.dim > 0 && m.n_layers > 0 && m.n_heads > 0 && m.n_kv_heads > 0 && m.seq_len > 1,
+           "model.dim, n_layers, n_heads, n_kv_heads must be > 0 and seq_len > 1");
+  positive(m.dim % m.n_heads == 0, "model.dim must be a multiple of n_heads");
+  positive(m.n_heads % m.n_kv_heads == 0, "model.n_kv_heads must divide n_heads");
+  positive(m.dim / m.n_heads <= 256, "model.dim / n_heads (the head dim) must be <= 256");
+  positive(m.goat_rank >= 1 && m.goat_rank <= 64 && m.goat_abs_rank >= 0 && m.goat_abs_rank <= 64 &&
+               m.goat_u_hidden >= 1 && m.goat_u_hidden <= 1024 && m.goat_base > 1.f,
+           "model.goat_rank in 1..64, goat_abs_rank in 0..64, goat_u_hidden in 1..1024, goat_base > 1");
+  positive(!t.train_text.empty(), "train.train_text (a text file) is required");
+  positive(!t.out_dir.empty(), "train.out_dir is required");
+  positive(t.batch_size > 0 && t.grad_accum > 0 && t.steps > 0, "train.batch_size, grad_accum and steps must be > 0");
+  positive(t.lr > 0 && t.min_lr_ratio >= 0 && t.min_lr_ratio <= 1 && t.warmup_steps >= 0,
+           "train.lr > 0, min_lr_ratio in [0, 1], warmup_steps >= 0");
+  positive(t.weight_decay >= 0 && t.beta1 >= 0 && t.beta1 < 1 && t.beta2 >= 0 && t.beta2 < 1 && t.adam_eps > 0 &&
+               t.grad_clip >= 0,
+           "train: weight_decay >= 0, beta1/beta2 in [0, 1), adam_eps > 0, grad_clip >= 0");
+  positive(t.eval_every >= 0 && t.eval_batches >= 0 && t.log_every > 0 && t.checkpoint_every >= 0,
+           "train: eval_every, eval_batches, checkpoint_every >= 0 and log_every > 0");
+  positive(t.tokenizer_vocab >= 260 && t.tokenizer_vocab <= 1 << 20, "train.tokenizer_vocab must be in 260..1048576");
+  positive(t.threads >= 0, "train.threads must be >= 0");
+  return c;
+}
+
+TrainConfig load_train_config(const std::string& path) {
+  std::ifstream f(path);
+  check(bool(f), path + ": cannot open the training config");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return parse_train_config(ss.str(), path);
+}
+
+std::string train_config_to_json(const TrainConfig& c) {
+  const TrainModelConfig& m = c.model;
+  const TrainOptions& t = c.train;
+  nlohmann::ordered_json j;
+  j["model"] = {{"vocab", m.vocab},          {"dim", m.dim},
+                {"n_layers", m.n_layers},    {"n_heads", m.n_heads},
+                {"n_kv_heads", m.n_kv_heads}, {"hidden", m.hidden},
+                {"seq_len", m.seq_len},      {"norm_eps", m.norm_eps},
+                {"rope_theta", m.rope_theta}, {"rope", m.rope},
+                {"variant", attn_variant_name(m.variant)}, {"goat_rank", m.goat_rank},
+                {"goat_abs_rank", m.goat_abs_rank}, {"goat_u_hidden", m.goat_u_hidden},
+                {"goat_base", m.goat_base},  {"tied_embeddings", m.tied_embeddings},
+                {"init_std", m.init_std}};
+  j["train"] = {{"train_text", t.train_text},   {"valid_text", t.valid_text},
+                {"tokenizer", t.tokenizer},     {"tokenizer_vocab", t.tokenizer_vocab},
+                {"batch_size", t.batch_size},   {"grad_accum", t.grad_accum},
+                {"steps", t.steps},             {"lr", t.lr},
+                {"min_lr_ratio", t.min_lr_ratio}, {"warmup_steps", t.warmup_steps},
+                {"weight_decay", t.weight_decay}, {"beta1", t.beta1},
+                {"beta2", t.beta2},             {"adam_eps", t.adam_eps},
+                {"grad_clip", t.grad_clip},     {"seed", t.seed},
+                {"eval_every", t.eval_every},   {"eval_batches", t.eval_batches},
+                {"log_every", t.log_every},     {"checkpoint_every", t.checkpoint_every},
+                {"out_dir", t.out_dir},         {"threads", t.threads}};
+  return j.dump(2) + "\n";
+}
+
+}  // namespace sinklab

@@ -1,0 +1,127 @@
+// Token streams and the deterministic choice of training windows.
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "sinklab/train.h"
+
+namespace sinklab {
+
+namespace {
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  check(bool(f), path + ": cannot open the text file");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+uint64_t fnv1a(std::string_view s, uint64_t h = 1469598103934665603ull) {
+  for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ull;
+  return h;
+}
+
+// Encodes `path`, reusing a cache file keyed by the text and tokenizer.
+std::vector<int32_t> encode_cached(const std::string& path, const Tokenizer& tok, const std::string& cache_dir) {
+  const std::string text = read_text(path);
+  check(first_invalid_utf8(text) < 0, path + ": the text is not valid UTF-8 (at byte " +
+                                          std::to_string(first_invalid_utf8(text)) + ")");
+  uint64_t key = fnv1a(text);
+  for (int32_t i = 0; i < tok.vocab_size(); ++i) key = fnv1a(tok.token_text(i), key);
+  std::ostringstream name;
+  name << cache_dir << "/tokens-" << std::hex << key << ".bin";
+  std::vector<int32_t> ids;
+  if (std::ifstream in{name.str(), std::ios::binary}) {
+    in.seekg(0, std::ios::end);
+    const auto bytes = int64_t(in.tellg());
+    if (bytes > 0 && bytes % 4 == 0) {
+      ids.resize(size_t(bytes / 4));
+      in.seekg(0);
+      in.read(reinterpret_cast<char*>(ids.data()), bytes);
+      if (in) return ids;
+    }
+  }
+  ids = tok.encode(text, false);
+  std::filesystem::create_directories(cache_dir);
+  const std::string tmp = name.str() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(ids.data()), std::streamsize(ids.size() * 4));
+    check(bool(out), tmp + ": cannot write the token cache");
+  }
+  std::filesystem::rename(tmp, name.str());
+  return ids;
+}
+
+}  // namespace
+
+TokenData load_token_data(const TrainOptions& opts, const Tokenizer& tokenizer) {
+  TokenData d;
+  d.train = encode_cached(opts.train_text, tokenizer, opts.out_dir);
+  if (!opts.valid_text.empty()) {
+    d.valid = encode_cached(opts.valid_text, tokenizer, opts.out_dir);
+  } else {
+    const size_t cut = d.train.size() - d.train.size() / 50;
+    d.valid.assign(d.train.begin() + int64_t(cut), d.train.end());
+    d.train.resize(cut);
+  }
+  return d;
+}
+
+void sample_batch(std::span<const int32_t> stream, uint64_t seed, int64_t step, int64_t micro, int64_t B,
+                  int64_t T, int32_t sink_token, int32_t* inputs, int32_t* targets) {
+  const int64_t n = int64_t(stream.size());
+  check(n > T + 1, "training text: " + std::to_string(n) + " tokens is too short for windows of " +
+                       std::to_string(T + 1));
+  const int64_t span = n - T - 1;
+  for (int64_t b = 0; b < B; ++b) {
+    uint64_t h = splitmix64(seed);
+    h = splitmix64(h ^ uint64_t(step));
+    h = splitmix64(h ^ uint64_t(micro) * 0x100000001b3ull);
+    h = splitmix64(h ^ uint64_t(b) * 0xc2b2ae3d27d4eb4full);
+    const int64_t off = int64_t(h % uint64_t(span));
+    int32_t* in = inputs + b * T;
+    int32_t* tg = targets + b * T;
+    if (sink_token >= 0) {
+      in[0] = sink_token;
+      for (int64_t t = 1; t < T; ++t) in[t] = stream[size_t(off + t - 1)];
+      for (int64_t t = 0; t < T; ++t) tg[t] = stream[size_t(off + t)];
+    } else {
+      for (int64_t t = 0; t < T; ++t) {
+        in[t] = stream[size_t(off + t)];
+        tg[t] = stream[size_t(off + t + 1)];
+      }
+    }
+  }
+}
+
+void eval_batch(std::span<const int32_t> stream, int64_t index, int64_t B, int64_t T, int32_t sink_token,
+                int32_t* inputs, int32_t* targets) {
+  const int64_t n = int64_t(stream.size());
+  const int64_t windows = (n - 1) / T;
+  check(windows > 0, "validation text: too short for one window of " + std::to_string(T + 1) + " tokens");
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t off = ((index * B + b) % windows) * T;
+    int32_t* in = inputs + b * T;
+    int32_t* tg = targets + b * T;
+    for (int64_t t = 0; t < T; ++t) {
+      if (sink_token >= 0) {
+        in[t] = t == 0 ? sink_token : stream[size_t(off + t - 1)];
+        tg[t] = stream[size_t(off + t)];
+      } else {
+        in[t] = stream[size_t(off + t)];
+        tg[t] = stream[size_t(off + t + 1)];
+      }
+    }
+  }
+}
+
+}  // namespace sinklab
