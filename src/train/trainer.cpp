@@ -245,12 +245,14 @@ TrainResult train(const TrainConfig& config_in, const std::function<void(const T
                                {"tokens_per_s", ev.tokens_per_s}, {"seconds", ev.seconds}};
         if (ev.is_eval) line["eval_loss"] = ev.eval_loss;
         log << line.dump() << "\n" << std::flush;
+      }
+      if ((o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0) || last) ckpt.save(model, opt, step + 1);
+      if ((step + 1) % o.log_every == 0 || ev.is_eval || last) {
         if (on_event) on_event(ev);
         result.tokens_per_s = ev.tokens_per_s;
         window_tokens = 0;
         window_start = clock::now();
       }
-      if ((o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0) || last) ckpt.save(model, opt, step + 1);
     }
   }
   if (start >= o.steps && world.rank == 0 && !fs::exists(o.out_dir + "/model.safetensors"))
