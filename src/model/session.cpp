@@ -6,6 +6,8 @@
 #include <cmath>
 #include <numeric>
 
+#include <unistd.h>
+
 #include "key_mask.h"
 #include "ops.h"
 #include "weights.h"
@@ -66,10 +68,13 @@ std::unique_ptr<StreamingCache> Session::make_cache() const {
   std::unique_ptr<KvPolicy> policy = make_kv_policy(spec_);
   const int64_t cap = policy->capacity();
   check(cap <= (int64_t(1) << 30), "Session: context " + std::to_string(cap) + " is too large");
+  // The whole cache must fit in this machine's memory: a streaming cache
+  // promises fixed memory, so it is refused up front rather than paged in.
   const int64_t kv_bytes = 2 * c.n_layers * c.n_kv_heads * cap * c.head_dim * 4;
-  check(kv_bytes <= (int64_t(64) << 30),
-        "Session: a KV cache of context " + std::to_string(cap) + " needs " +
-            std::to_string(kv_bytes >> 20) + " MiB, more than the 64 GiB limit");
+  const int64_t ram = int64_t(sysconf(_SC_PHYS_PAGES)) * int64_t(sysconf(_SC_PAGE_SIZE));
+  check(ram <= 0 || kv_bytes <= ram,
+        "Session: a KV cache of " + std::to_string(cap) + " tokens needs " + std::to_string(kv_bytes >> 20) +
+            " MiB, more than this machine's " + std::to_string(ram >> 20) + " MiB of memory; lower the cache budget");
   KvStorageConfig sc;
   sc.n_layers = int(c.n_layers);
   sc.n_kv_heads = int(c.n_kv_heads);
@@ -103,9 +108,26 @@ EvictStats Session::evict_stats() const {
 }
 
 void Session::feed(std::span<const int32_t> ids, std::vector<float>* all_logits) {
+  feed(ids, std::span<const TokenMeta>(), all_logits);
+}
+
+void Session::feed(std::span<const int32_t> ids, std::span<const TokenMeta> meta,
+                   std::vector<float>* all_logits) {
   const ModelConfig& c = model_->config();
   const int64_t n = int64_t(ids.size());
   check(n > 0, "Session::feed: no tokens");
+  check(meta.empty() || meta.size() == ids.size(),
+        "Session::feed: " + std::to_string(meta.size()) + " metadata entries for " + std::to_string(n) +
+            " tokens (expected one per token)");
+  // Checked up front so that no batch stops half-way inside the policy.
+  for (size_t i = 0; i < meta.size(); ++i) {
+    check(meta[i].modality <= uint8_t(Modality::Audio),
+          "Session::feed: token " + std::to_string(i) + " has modality " + std::to_string(meta[i].modality) +
+              " (expected 0 text, 1 vision or 2 audio)");
+    check(meta[i].round >= 0 && (i == 0 || meta[i].round >= meta[i - 1].round),
+          "Session::feed: round " + std::to_string(meta[i].round) + " of token " + std::to_string(i) +
+              " is negative or below the previous token's (round and chunk ids must not decrease)");
+  }
   const int64_t cached = cache_->policy().size();
   check(streaming_ || cached + n <= context_,
         "Session: context full (" + std::to_string(cached) + " + " + std::to_string(n) +
@@ -122,7 +144,8 @@ void Session::feed(std::span<const int32_t> ids, std::vector<float>* all_logits)
   for (int64_t done = 0; done < n;) {
     const int64_t room = context_ - cache_->policy().size();
     const int64_t take = batch && room > 0 ? std::min(n - done, room) : 1;
-    feed_chunk(ids.subspan(size_t(done), size_t(take)), all_logits ? &rows : nullptr);
+    feed_chunk(ids.subspan(size_t(done), size_t(take)),
+               meta.empty() ? meta : meta.subspan(size_t(done), size_t(take)), all_logits ? &rows : nullptr);
     if (all_logits) all_logits->insert(all_logits->end(), rows.begin(), rows.end());
     done += take;
   }
@@ -160,7 +183,8 @@ struct Forward {
 
 }  // namespace
 
-void Session::feed_chunk(std::span<const int32_t> ids, std::vector<float>* all_logits) {
+void Session::feed_chunk(std::span<const int32_t> ids, std::span<const TokenMeta> given,
+                         std::vector<float>* all_logits) {
   const ModelConfig& c = model_->config();
   const ModelWeights& w = model_->weights();
   const int64_t n = int64_t(ids.size());
@@ -182,7 +206,10 @@ void Session::feed_chunk(std::span<const int32_t> ids, std::vector<float>* all_l
 
   // Slots and positions: a token's query position is its own key position.
   std::vector<TokenMeta> meta(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) meta[size_t(i)].index = n_past_ + i;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!given.empty()) meta[size_t(i)] = given[size_t(i)];
+    meta[size_t(i)].index = n_past_ + i;
+  }
   const std::vector<int32_t> slots = cache_->append(meta);
   for (int32_t s : slots) check(s >= 0, "Session: a token was evicted within its own batch");
   const CachePositions pos = cache_->slot_positions(n_past_ + n);
