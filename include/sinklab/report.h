@@ -6,8 +6,8 @@
 //   format            "sinklab-inspect-report", version 1
 //   model             path, format, arch, n_layers, n_heads, n_kv_heads, head_dim, dim,
 //                     n_params, moe (bool), n_experts
-//   text              source, n_tokens, ids, tokens (vocabulary entries), preview
-//   options           eps, first_k, attention_map_size
+//   text              source, n_tokens, ids (prepended tokens first), tokens (vocabulary entries), preview
+//   options           eps, first_k, attention_map_size, value_norm_tokens, ablate (intervention specs)
 //   sink_scores       probe JSON of SinkScores (alpha for keys 0..first_k-1)
 //                     + top_heads [{layer, head, alpha0, mass_first_k}] (largest alpha0 first)
 //   attention_maps    [{layer, head, alpha0, size, probs}]: probs is size x size
@@ -38,6 +38,7 @@ struct InspectOptions {
   int map_size = 64;         // attention maps show the first map_size queries and keys
   int value_norm_tokens = 16;
   std::string text_source;   // shown in the report (e.g. the text file's path)
+  std::vector<std::string> ablate;  // interventions (sinklab/intervene.h); prepended tokens join the ids
 };
 
 struct InspectHead {

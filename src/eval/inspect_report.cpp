@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sinklab/intervene.h"
 #include "sinklab/report.h"
 
 namespace sinklab {
@@ -31,9 +32,8 @@ std::vector<InspectHead> rank_heads(const SinkScores& s) {
   return heads;
 }
 
-std::vector<InspectAttentionMap> attention_maps(const std::shared_ptr<const Model>& model,
-                                                std::span<const int32_t> ids, const std::vector<InspectHead>& heads,
-                                                int count, int map_size) {
+std::vector<InspectAttentionMap> attention_maps(Session& session, std::span<const int32_t> ids,
+                                                const std::vector<InspectHead>& heads, int count, int map_size) {
   std::vector<InspectAttentionMap> maps;
   const size_t k = std::min(heads.size(), size_t(std::max(count, 0)));
   if (k == 0) return maps;
@@ -42,9 +42,6 @@ std::vector<InspectAttentionMap> attention_maps(const std::shared_ptr<const Mode
     const std::string name = "blk." + std::to_string(heads[i].layer) + ".attn_probs";
     if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
   }
-  SessionOptions so;
-  so.context = int64_t(ids.size());
-  Session session(model, so);
   const auto captured = capture_taps(session, ids, names);
   const int64_t n = int64_t(ids.size());
   const int64_t m = std::min<int64_t>(n, map_size);
@@ -100,10 +97,14 @@ void write_file(const std::filesystem::path& path, const std::string& bytes) {
 
 }  // namespace
 
-InspectReport run_inspect(const std::shared_ptr<const Model>& model, std::span<const int32_t> ids,
+InspectReport run_inspect(const std::shared_ptr<const Model>& model, std::span<const int32_t> text_ids,
                           const InspectOptions& options) {
   check(model != nullptr, "inspect: model is null");
-  check(!ids.empty(), "inspect: there are no tokens to inspect");
+  check(!text_ids.empty(), "inspect: there are no tokens to inspect");
+  const std::vector<Intervention> ablate = parse_interventions(options.ablate);
+  std::vector<int32_t> fed = intervention_prefix(ablate, model->config());
+  fed.insert(fed.end(), text_ids.begin(), text_ids.end());
+  const std::span<const int32_t> ids = fed;
   check(options.first_k >= 1, "inspect: --first-k must be at least 1");
   check(std::isfinite(options.eps) && options.eps >= 0 && options.eps <= 1, "inspect: --eps must be in [0, 1]");
   InspectReport r;
@@ -118,16 +119,21 @@ InspectReport run_inspect(const std::shared_ptr<const Model>& model, std::span<c
   so.eps = options.eps;
   so.first_k = options.first_k;
   so.max_keys = options.first_k;
-  r.sinks = sink_scores(model, ids, so);
+  // One session for every probe, with the interventions installed before the probes' taps.
+  SessionOptions session_options;
+  session_options.context = int64_t(ids.size());
+  Session session(model, session_options);
+  const AttachedInterventions attached(session, ablate);
+  r.sinks = sink_scores(session, ids, so);
   r.top_heads = rank_heads(r.sinks);
-  r.maps = attention_maps(model, ids, r.top_heads, options.top_heads, options.map_size);
-  r.massive = massive_activations(model, ids);
+  r.maps = attention_maps(session, ids, r.top_heads, options.top_heads, options.map_size);
+  r.massive = massive_activations(session, ids);
   ValueNormOptions vo;
   vo.first_n = options.value_norm_tokens;
-  r.value_norms = value_norms(model, ids, vo);
-  r.propagation = propagation(model, ids);
+  r.value_norms = value_norms(session, ids, vo);
+  r.propagation = propagation(session, ids);
   r.moe = model->config().moe.n_experts > 0;
-  if (r.moe) r.super_experts = super_experts(model, {r.ids});
+  if (r.moe) r.super_experts = super_experts(session, {r.ids});
   return r;
 }
 
@@ -148,7 +154,8 @@ nlohmann::json inspect_report_json(const Model& model, const InspectReport& r) {
   j["options"] = {{"eps", r.options.eps},
                   {"first_k", r.options.first_k},
                   {"attention_map_size", r.options.map_size},
-                  {"value_norm_tokens", r.options.value_norm_tokens}};
+                  {"value_norm_tokens", r.options.value_norm_tokens},
+                  {"ablate", r.options.ablate}};
   j["sink_scores"] = r.sinks;
   nlohmann::json heads = nlohmann::json::array();
   for (const InspectHead& h : r.top_heads) heads.push_back(head_json(h));

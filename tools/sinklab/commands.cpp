@@ -9,6 +9,7 @@ Command convert_command();   // convert.cpp
 Command ppl_command();       // ppl.cpp
 Command stream_command();    // stream.cpp
 Command inspect_command();   // inspect.cpp
+Command litm_command();      // litm.cpp
 
 // One row per subcommand.
 std::vector<Command> all_commands() {
@@ -20,6 +21,7 @@ std::vector<Command> all_commands() {
       ppl_command(),
       stream_command(),
       inspect_command(),
+      litm_command(),
   };
 }
 

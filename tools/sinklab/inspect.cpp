@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "ablate_args.h"
 #include "commands.h"
 #include "model_args.h"
 #include "sinklab/report.h"
@@ -27,6 +28,7 @@ struct InspectFlags {
   int first_k = 4;
   bool no_bos = false;
   bool json = false;
+  std::vector<std::string> ablate;
 };
 
 std::string read_text(const std::string& path) {
@@ -51,6 +53,7 @@ int run_inspect_command(const InspectFlags& f) {
   opts.eps = f.eps;
   opts.first_k = int(std::min<int64_t>(f.first_k, int64_t(ids.size())));
   opts.text_source = f.text_file;
+  opts.ablate = f.ablate;
   const InspectReport report = run_inspect(model, ids, opts);
   const nlohmann::json j = inspect_report_json(*model, report);
   write_inspect_report(f.out, j);
@@ -83,6 +86,7 @@ Command inspect_command() {
     sub->add_option("--first-k", f->first_k, "Report alpha_k and Sink_k for keys 0..K-1 (default 4)")
         ->check(CLI::Range(1, 1024));
     sub->add_flag("--no-bos", f->no_bos, "Do not prepend the BOS token");
+    add_ablate_flag(*sub, f->ablate);
     sub->add_flag("--json", f->json, "Print the report JSON to stdout instead of the summary");
     return sub;
   };

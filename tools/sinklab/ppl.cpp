@@ -12,9 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "ablate_args.h"
 #include "bench_harness.h"
 #include "commands.h"
 #include "model_args.h"
+#include "sinklab/intervene.h"
 #include "stream_args.h"
 
 namespace sinklab::cli {
@@ -31,6 +33,7 @@ struct PplFlags {
   int64_t chunk = 1024;
   int threads = 0;
   std::string kl_base;  // cache spec of the reference configuration for --kl-base
+  std::vector<std::string> ablate;  // intervention specs; the --kl-base run has none
 };
 
 double nll_of(std::span<const float> logits, int32_t target) {
@@ -79,7 +82,10 @@ int run_ppl(const PplFlags& f) {
   if (f.max_tokens > 0 && int64_t(ids.size()) > f.max_tokens) ids.resize(size_t(f.max_tokens));
   check(ids.size() >= 2, "-f: text file '" + f.file + "' has fewer than 2 tokens: nothing to predict");
 
+  const std::vector<Intervention> ablate = parse_interventions(f.ablate);
+  const std::vector<int32_t> prefix = intervention_prefix(ablate, model->config());  // fed, never scored
   Session session(model, so);
+  const AttachedInterventions session_ablate(session, ablate);
   // --recompute: the policy alone decides which tokens survive; a dense session
   // re-encodes them at positions 0..n-1 for every prediction.
   std::unique_ptr<KvPolicy> policy;
@@ -87,9 +93,11 @@ int run_ppl(const PplFlags& f) {
   if (f.recompute) {
     policy = make_kv_policy(parse_cache_spec(so.cache));
     SessionOptions d;
-    d.context = policy->capacity();
+    d.context = policy->capacity() + int64_t(prefix.size());
     fresh = std::make_unique<Session>(model, d);
   }
+  const std::unique_ptr<AttachedInterventions> fresh_ablate =
+      fresh ? std::make_unique<AttachedInterventions>(*fresh, ablate) : nullptr;
   // --kl-base: the same stream through a second configuration, compared token by token.
   std::unique_ptr<Session> base;
   if (!f.kl_base.empty()) {
@@ -99,6 +107,7 @@ int run_ppl(const PplFlags& f) {
   }
   double total_kl = 0;
   const std::string mode = f.recompute ? "recompute" : position_contract_name(session.positions());
+  if (!ablate.empty()) std::fprintf(stderr, "ppl: interventions %s\n", describe_interventions(ablate).c_str());
   std::fprintf(stderr, "ppl: %zu tokens, cache %s (capacity %lld), positions %s\n", ids.size(), so.cache.c_str(),
                (long long)session.context(), mode.c_str());
 
@@ -120,6 +129,7 @@ int run_ppl(const PplFlags& f) {
                  final ? "\n" : "");
     std::fflush(stderr);
   };
+  if (!f.recompute && !prefix.empty()) session.feed(prefix);
   for (int64_t i = 0; i < n_pred; ++i) {
     std::span<const float> logits;
     try {
@@ -127,7 +137,7 @@ int run_ppl(const PplFlags& f) {
         evicted.clear();
         policy->append(TokenMeta{i, 0, 0}, evicted);
         policy->survivors(alive);
-        window_ids.clear();
+        window_ids.assign(prefix.begin(), prefix.end());
         for (const TokenMeta& t : alive) window_ids.push_back(ids[size_t(t.index)]);
         fresh->reset();
         fresh->feed(window_ids);
@@ -165,6 +175,7 @@ int run_ppl(const PplFlags& f) {
   const double ppl = std::exp(total / double(predicted));
   std::printf("perplexity: %.4f (%lld predicted tokens, cache %s, positions %s)\n", ppl, (long long)predicted,
               so.cache.c_str(), mode.c_str());
+  if (!ablate.empty()) std::printf("interventions: %s\n", describe_interventions(ablate).c_str());
   if (base)
     std::printf("kl(base || this): %.6f nats per token (base cache %s)\n", total_kl / double(predicted),
                 f.kl_base.c_str());
@@ -187,6 +198,7 @@ int run_ppl(const PplFlags& f) {
         {"tokens_per_s", seconds > 0 ? double(predicted) / seconds : 0.0},
         {"chunk_tokens", f.chunk},
         {"kl_base", f.kl_base},
+        {"ablate", f.ablate},
         {"kl", base ? total_kl / double(predicted) : 0.0},
         {"chunks", rows},
     };
@@ -210,9 +222,10 @@ Command ppl_command() {
     add_cache_flags(*sub, f->cache);
     sub->add_flag("--recompute", f->recompute,
                   "Re-encode the cached tokens (positions 0..n-1) from scratch for every token");
+    add_ablate_flag(*sub, f->ablate);
     sub->add_option("--kl-base", f->kl_base,
                     "Also run the stream through this cache spec (e.g. dense) and report the mean "
-                    "KL(base || this) of the next-token distributions");
+                    "KL(base || this) of the next-token distributions (the base run has no --ablate)");
     sub->add_option("--json", f->json, "Write per-chunk NLL and perplexity to this JSON file");
     sub->add_option("--chunk", f->chunk, "Tokens per --json chunk (default 1024)")
         ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
