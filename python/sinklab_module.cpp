@@ -8,6 +8,7 @@ using namespace sinklab::python;
 
 namespace sinklab::python {
 void register_model(py::module_& m);  // model_bindings.cpp
+void register_train(py::module_& m);  // train_bindings.cpp
 }  // namespace sinklab::python
 
 namespace {
@@ -122,4 +123,5 @@ PYBIND11_MODULE(sinklab, m) {
         py::arg("key_bias") = none, py::arg("positions") = none, py::arg("content_scale") = none);
 
   register_model(m);
+  register_train(m);
 }
