@@ -112,3 +112,20 @@ def test_hostile_text_stays_data(tmp_path):
     m = re.search(r'data-sections-rendered="([^"]*)"', dom)
     assert m and m.group(1).split() == SECTIONS
     assert "&lt;/script&gt;&lt;script&gt;" in dom  # shown as text in the preview
+
+
+@pytest.mark.skipif(not MODEL.exists(), reason=f"assets missing: {MODEL} (set SINKLAB_ASSETS)")
+def test_litm_page_renders_its_u_curves(tmp_path):
+    page = tmp_path / "litm.html"
+    r = subprocess.run([binary(), "litm", "-m", str(MODEL), "--pairs", "3,4", "--positions", "3", "--trials", "2",
+                        "--ablate", "sink", "--html", str(page)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    dom, console = chromium(page, "--dump-dom")
+    assert console == [], "console messages:\n" + "\n".join(console)
+    m = re.search(r'data-sections-rendered="([^"]*)"', dom)
+    assert m and m.group(1).split() == ["title-body", "sec-accuracy", "sec-logprob", "sec-table"]
+    # One chart per list size in each figure section, one line per condition in each chart.
+    for section, nxt in (("sec-accuracy", "sec-logprob"), ("sec-logprob", "sec-table")):
+        part = dom[dom.index(f'id="{section}"'):dom.index(f'id="{nxt}"')]
+        assert part.count("<svg") == 2 and part.count("<polyline") == 4
+    assert dom[dom.index('id="sec-table"'):].count("<tr") == 1 + 2 * 6
