@@ -117,4 +117,21 @@ int64_t first_invalid_utf8(std::string_view text);
 enum class PretokenizerPattern { Gpt2, Llama3, Qwen2 };
 std::vector<std::string_view> pretokenize(std::string_view text, PretokenizerPattern pattern);
 
+// ---- BPE training ----
+struct BpeTrainOptions {
+  int32_t vocab_size = 4096;                // specials + 256 byte symbols + merged tokens
+  std::vector<std::string> special_tokens;  // ids 0.., matched literally in text, never merged
+  PretokenizerPattern pattern = PretokenizerPattern::Gpt2;
+  int64_t min_pair_count = 2;  // stop merging when the most frequent pair is rarer
+};
+
+// Trains byte-level BPE (GPT-2 style: 256 byte symbols + merges) on `text` and
+// returns the tokenizer.json text (Hugging Face layout, loadable by
+// tokenizer_from_json_string). The most frequent adjacent pair is merged
+// first; ties go to the pair with the smaller (left id, right id). Throws
+// Error for a vocab_size that cannot hold the specials and the 256 byte
+// symbols, empty text and empty, duplicate or single-symbol special tokens.
+std::string train_bpe_tokenizer_json(std::string_view text, const BpeTrainOptions& opts);
+// ---- end of BPE training ----
+
 }  // namespace sinklab

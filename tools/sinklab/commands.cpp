@@ -10,6 +10,7 @@ Command ppl_command();       // ppl.cpp
 Command stream_command();    // stream.cpp
 Command inspect_command();   // inspect.cpp
 Command litm_command();      // litm.cpp
+Command train_tokenizer_command();  // train_tokenizer.cpp
 
 // One row per subcommand.
 std::vector<Command> all_commands() {
@@ -22,6 +23,7 @@ std::vector<Command> all_commands() {
       stream_command(),
       inspect_command(),
       litm_command(),
+      train_tokenizer_command(),
   };
 }
 

@@ -1,0 +1,110 @@
+// `sinklab train-tokenizer`: trains a byte-level BPE tokenizer on a text file
+// and writes it as a Hugging Face tokenizer.json.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "sinklab/tokenizer.h"
+
+namespace sinklab::cli {
+
+namespace {
+
+struct TrainTokenizerFlags {
+  std::string corpus;
+  std::string output;
+  int32_t vocab = 4096;
+  std::vector<std::string> specials;
+  std::string pattern = "gpt2";
+  int64_t min_count = 2;
+  bool force = false;
+};
+
+std::string read_corpus(const std::string& path) {
+  if (std::filesystem::is_directory(path)) throw Error("train-tokenizer: corpus '" + path + "' is a directory");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("train-tokenizer: cannot open corpus '" + path + "'");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw Error("train-tokenizer: cannot read corpus '" + path + "'");
+  return text;
+}
+
+// Writes next to the target and renames, so a failure never leaves half a file.
+void write_file(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(text.data(), std::streamsize(text.size()));
+    out.close();
+    if (!out) {
+      std::error_code ignored;
+      std::filesystem::remove(tmp, ignored);
+      throw Error("train-tokenizer: cannot write '" + tmp + "'");
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) throw Error("train-tokenizer: cannot rename '" + tmp + "' to '" + path + "': " + ec.message());
+}
+
+PretokenizerPattern pattern_from_name(const std::string& name) {
+  if (name == "gpt2") return PretokenizerPattern::Gpt2;
+  if (name == "llama3") return PretokenizerPattern::Llama3;
+  return PretokenizerPattern::Qwen2;
+}
+
+}  // namespace
+
+Command train_tokenizer_command() {
+  auto flags = std::make_shared<TrainTokenizerFlags>();
+  Command cmd;
+  cmd.add = [flags](CLI::App& app) {
+    CLI::App* sub = app.add_subcommand(
+        "train-tokenizer", "Train a byte-level BPE tokenizer on a text file (writes tokenizer.json)");
+    sub->add_option("-f,--file", flags->corpus, "Training text (any bytes; UTF-8 expected)")->required();
+    sub->add_option("-o,--output", flags->output, "tokenizer.json to write")->required();
+    sub->add_option("--vocab", flags->vocab, "Vocabulary size: special tokens + 256 byte symbols + merges")
+        ->capture_default_str();
+    sub->add_option("--special", flags->specials,
+                    "Special token (repeatable); ids 0.. in the order given, e.g. --special '<|endoftext|>'");
+    sub->add_option("--pattern", flags->pattern, "Word splitting: gpt2, llama3 or qwen2")
+        ->check(CLI::IsMember({"gpt2", "llama3", "qwen2"}))
+        ->capture_default_str();
+    sub->add_option("--min-count", flags->min_count, "Stop merging when the best pair occurs fewer times")
+        ->capture_default_str();
+    sub->add_flag("--force", flags->force, "Replace an existing output file");
+    return sub;
+  };
+  cmd.run = [flags]() {
+    if (!flags->force && std::filesystem::exists(flags->output))
+      throw Error("train-tokenizer: '" + flags->output + "' exists (use --force to replace it)");
+    const std::string text = read_corpus(flags->corpus);
+    BpeTrainOptions opts;
+    opts.vocab_size = flags->vocab;
+    opts.special_tokens = flags->specials;
+    opts.pattern = pattern_from_name(flags->pattern);
+    opts.min_pair_count = flags->min_count;
+    const auto start = std::chrono::steady_clock::now();
+    const std::string json = train_bpe_tokenizer_json(text, opts);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    // Loading it back checks the file before it replaces anything.
+    const auto tokenizer = tokenizer_from_json_string(json, flags->output);
+    const size_t merges = nlohmann::json::parse(json)["model"]["merges"].size();
+    write_file(flags->output, json);
+    std::printf("wrote %s: vocab %d (%zu special, 256 bytes, %zu merges), %zu corpus bytes, %.2f s\n",
+                flags->output.c_str(), tokenizer->vocab_size(), flags->specials.size(), merges, text.size(),
+                seconds);
+    if (tokenizer->vocab_size() < flags->vocab)
+      std::printf("note: fewer tokens than --vocab %d: no pair occurs %lld times or more\n", flags->vocab,
+                  static_cast<long long>(flags->min_count));
+    return 0;
+  };
+  return cmd;
+}
+
+}  // namespace sinklab::cli
