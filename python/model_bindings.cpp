@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "numpy_views.h"
+#include "sinklab/intervene.h"
 #include "sinklab/model.h"
 #include "sinklab/probe.h"
 
@@ -197,10 +198,36 @@ class PyModel {
   std::shared_ptr<const Model> model_;
 };
 
+// ---- interventions (include/sinklab/intervene.h): ablate=None, one spec or a list of specs ----
+std::vector<std::string> ablate_specs(py::handle ablate) {
+  if (ablate.is_none()) return {};
+  if (py::isinstance<py::str>(ablate)) return {ablate.cast<std::string>()};
+  std::vector<std::string> out;
+  for (py::handle h : ablate) {
+    if (!py::isinstance<py::str>(h)) throw py::type_error("ablate must be a spec string or a list of spec strings");
+    out.push_back(h.cast<std::string>());
+  }
+  return out;
+}
+
+// Runs a probe on a fresh session with the interventions installed; prepended tokens come first in the ids.
+template <typename Probe>
+auto run_ablated(const PyModel& m, const std::vector<int32_t>& ids, const std::vector<std::string>& ablate,
+                 Probe probe) {
+  const std::vector<Intervention> list = parse_interventions(ablate);
+  std::vector<int32_t> fed = intervention_prefix(list, m.shared()->config());
+  fed.insert(fed.end(), ids.begin(), ids.end());
+  SessionOptions so;
+  so.context = int64_t(fed.size());
+  Session session(m.shared(), so);
+  const AttachedInterventions attached(session, list);
+  return probe(session, std::span<const int32_t>(fed));
+}
+
 constexpr const char* kSessionDoc = R"doc(
 A decoding session with a KV cache policy (see `sinklab info` for the list).
 
-Session(model, cache='dense', sink=None, window=None, positions=None, context=0)
+Session(model, cache='dense', sink=None, window=None, positions=None, context=0, ablate=None)
   cache      policy name or spec: 'dense', 'window', 'sink', 'sink-logit', or e.g.
              'sink:sink=4,window=252'
   sink       sink tokens S (cache='sink')
@@ -208,6 +235,9 @@ Session(model, cache='dense', sink=None, window=None, positions=None, context=0)
   positions  'reindex', 'shift' or 'absolute'; None = reindex (absolute for
              models without RoPE)
   context    dense cache limit; 0 = the model's training context
+  ablate     intervention spec or list of specs ('sink:keys=0', 'reset:layer=1,dims=3',
+             'prune:layer=0,expert=2', 'prepend:token=bos'; grammar in sinklab/intervene.h);
+             prepended tokens are fed at construction and after reset()
 
 feed(ids) runs token ids through the model (a full streaming cache evicts);
 next_logits() is the float32 [vocab] array after the last fed token;
@@ -217,7 +247,7 @@ evict_stats() is a dict of counters.
 class PySession {
  public:
   PySession(const PyModel& model, const std::string& cache, py::object sink, py::object window,
-            py::object positions, int64_t context) {
+            py::object positions, int64_t context, py::handle ablate) {
     if (context < 0) throw py::value_error("context must be >= 0");
     SessionOptions o;
     o.cache = cache;
@@ -232,6 +262,10 @@ class PySession {
     if (context > 0 && o.cache.rfind("dense", 0) == 0) o.context = context;
     if (!positions.is_none()) o.positions = positions.cast<std::string>();
     session_ = std::make_unique<Session>(model.shared(), o);
+    const std::vector<Intervention> list = parse_interventions(ablate_specs(ablate));
+    prefix_ = intervention_prefix(list, model.shared()->config());
+    attached_ = std::make_unique<AttachedInterventions>(*session_, list);
+    if (!prefix_.empty()) session_->feed(prefix_);
   }
 
   void feed(py::handle ids) {
@@ -268,7 +302,10 @@ class PySession {
   std::string positions() const { return position_contract_name(session_->positions()); }
   int64_t n_past() const { return session_->n_past(); }
   int64_t capacity() const { return session_->context(); }
-  void reset() { session_->reset(); }
+  void reset() {
+    session_->reset();
+    if (!prefix_.empty()) session_->feed(prefix_);
+  }
 
  private:
   static std::vector<int32_t> ids_of(py::handle ids) {
@@ -281,6 +318,8 @@ class PySession {
   }
 
   std::unique_ptr<Session> session_;
+  std::vector<int32_t> prefix_;                    // prepend interventions
+  std::unique_ptr<AttachedInterventions> attached_;  // destroyed before session_
 };
 
 // ---- probes (include/sinklab/probe.h): results as dicts of numpy arrays / lists ----
@@ -303,7 +342,8 @@ py::array_t<double> doubles(const std::vector<double>& v, std::vector<ssize_t> s
   return a;
 }
 
-py::dict sink_scores_py(const PyModel& m, py::handle ids, double eps, int max_keys, int first_k) {
+py::dict sink_scores_py(const PyModel& m, py::handle ids, double eps, int max_keys, int first_k, py::handle ablate) {
+  const std::vector<std::string> specs = ablate_specs(ablate);
   const std::vector<int32_t> v = probe_ids(ids);
   SinkScoreOptions o;
   o.eps = eps;
@@ -312,7 +352,7 @@ py::dict sink_scores_py(const PyModel& m, py::handle ids, double eps, int max_ke
   SinkScores r;
   {
     py::gil_scoped_release unlocked;
-    r = sink_scores(m.shared(), v, o);
+    r = run_ablated(m, v, specs, [&](Session& s, std::span<const int32_t> fed) { return sink_scores(s, fed, o); });
   }
   py::dict d;
   const auto L = ssize_t(r.layers.size()), H = ssize_t(r.n_heads), K = ssize_t(r.n_keys);
@@ -338,16 +378,22 @@ py::object probe_as_python(py::handle ids, Probe probe) {
 }
 
 py::object massive_activations_py(const PyModel& m, py::handle ids, double abs_threshold,
-                                  double ratio_threshold, int top_n) {
+                                  double ratio_threshold, int top_n, py::handle ablate) {
+  const std::vector<std::string> specs = ablate_specs(ablate);
   MassiveActivationOptions o;
   o.abs_threshold = abs_threshold;
   o.ratio_threshold = ratio_threshold;
   o.top_n = top_n;
-  return probe_as_python(ids, [&](const std::vector<int32_t>& v) { return massive_activations(m.shared(), v, o); });
+  return probe_as_python(ids, [&](const std::vector<int32_t>& v) {
+    return run_ablated(m, v, specs, [&](Session& s, std::span<const int32_t> fed) { return massive_activations(s, fed, o); });
+  });
 }
 
-py::object propagation_py(const PyModel& m, py::handle ids) {
-  return probe_as_python(ids, [&](const std::vector<int32_t>& v) { return propagation(m.shared(), v); });
+py::object propagation_py(const PyModel& m, py::handle ids, py::handle ablate) {
+  const std::vector<std::string> specs = ablate_specs(ablate);
+  return probe_as_python(ids, [&](const std::vector<int32_t>& v) {
+    return run_ablated(m, v, specs, [&](Session& s, std::span<const int32_t> fed) { return propagation(s, fed); });
+  });
 }
 
 }  // namespace
@@ -376,18 +422,19 @@ void register_model(py::module_& m) {
         "Sink scores (Gu et al.): dict with alpha [layers, heads, keys] (mean attention on key k over "
         "queries i >= k), sink_percent [keys] (Sink_k^eps in %), mass_first_k [layers, heads].",
         py::arg("model"), py::arg("ids"), py::kw_only(), py::arg("eps") = 0.3, py::arg("max_keys") = 0,
-        py::arg("first_k") = 1);
+        py::arg("first_k") = 1, py::arg("ablate") = py::none());
   m.def("massive_activations", &massive_activations_py,
         "Massive activations of the residual stream per layer (top entries, median, ratios, flags).",
         py::arg("model"), py::arg("ids"), py::kw_only(), py::arg("abs_threshold") = 100.0,
-        py::arg("ratio_threshold") = 1000.0, py::arg("top_n") = 5);
+        py::arg("ratio_threshold") = 1000.0, py::arg("top_n") = 5, py::arg("ablate") = py::none());
   m.def("propagation", &propagation_py,
         "Attention rollout influence on the last token and per-layer rank collapse / Dirichlet energy.",
-        py::arg("model"), py::arg("ids"));
+        py::arg("model"), py::arg("ids"), py::kw_only(), py::arg("ablate") = py::none());
   py::class_<PySession>(m, "Session", kSessionDoc)
-      .def(py::init<const PyModel&, const std::string&, py::object, py::object, py::object, int64_t>(),
+      .def(py::init<const PyModel&, const std::string&, py::object, py::object, py::object, int64_t, py::handle>(),
            py::arg("model"), py::arg("cache") = "dense", py::arg("sink") = py::none(),
            py::arg("window") = py::none(), py::arg("positions") = py::none(), py::arg("context") = 0,
+           py::arg("ablate") = py::none(),
            py::keep_alive<1, 2>())
       .def("feed", &PySession::feed, "Runs token ids (int, list or 1-D array) through the model.", py::arg("ids"))
       .def("next_logits", &PySession::next_logits, "float32 [vocab]: next-token logits after the last fed token.")
