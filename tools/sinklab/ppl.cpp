@@ -18,6 +18,7 @@
 #include "model_args.h"
 #include "sinklab/intervene.h"
 #include "stream_args.h"
+#include "token_meta_args.h"
 
 namespace sinklab::cli {
 
@@ -26,6 +27,7 @@ namespace {
 struct PplFlags {
   ModelArgs model;
   CacheArgs cache;
+  MetaArgs meta;
   std::string file;
   bool recompute = false;
   std::string json;
@@ -75,12 +77,17 @@ int run_ppl(const PplFlags& f) {
   check(!text.empty(), "-f: text file '" + f.file + "' is empty");
   const int64_t bad = first_invalid_utf8(text);
   check(bad < 0, "-f: text file '" + f.file + "' is not valid UTF-8 (byte offset " + std::to_string(bad) + ")");
-  const SessionOptions so = session_options(f.cache);
+  SessionOptions so = session_options(f.cache);
+  so.cache = with_group_size(so.cache, f.meta, /*strict=*/true);
+  const TokenMetaSource meta(f.meta);
   const std::shared_ptr<const Model> model = load_model(f.model);
   const Tokenizer& tok = require_tokenizer(*model);
   std::vector<int32_t> ids = tok.encode(text, true);
   if (f.max_tokens > 0 && int64_t(ids.size()) > f.max_tokens) ids.resize(size_t(f.max_tokens));
   check(ids.size() >= 2, "-f: text file '" + f.file + "' has fewer than 2 tokens: nothing to predict");
+  check(meta.rows() == 0 || meta.rows() >= int64_t(ids.size()),
+        "--meta: file '" + meta.file() + "' has " + std::to_string(meta.rows()) + " rows for " +
+            std::to_string(ids.size()) + " tokens (expected one row per token, BOS first)");
 
   const std::vector<Intervention> ablate = parse_interventions(f.ablate);
   const std::vector<int32_t> prefix = intervention_prefix(ablate, model->config());  // fed, never scored
@@ -102,7 +109,7 @@ int run_ppl(const PplFlags& f) {
   std::unique_ptr<Session> base;
   if (!f.kl_base.empty()) {
     SessionOptions b;
-    b.cache = f.kl_base;
+    b.cache = with_group_size(f.kl_base, f.meta, /*strict=*/false);
     base = std::make_unique<Session>(model, b);
   }
   double total_kl = 0;
@@ -135,7 +142,7 @@ int run_ppl(const PplFlags& f) {
     try {
       if (f.recompute) {
         evicted.clear();
-        policy->append(TokenMeta{i, 0, 0}, evicted);
+        policy->append(meta.at(i), evicted);
         policy->survivors(alive);
         window_ids.assign(prefix.begin(), prefix.end());
         for (const TokenMeta& t : alive) window_ids.push_back(ids[size_t(t.index)]);
@@ -143,7 +150,8 @@ int run_ppl(const PplFlags& f) {
         fresh->feed(window_ids);
         logits = fresh->logits();
       } else {
-        session.feed(std::span<const int32_t>(&ids[size_t(i)], 1));
+        const TokenMeta m = meta.at(i);
+        session.feed(std::span<const int32_t>(&ids[size_t(i)], 1), std::span<const TokenMeta>(&m, 1));
         logits = session.logits();
       }
     } catch (const Error& e) {
@@ -155,7 +163,8 @@ int run_ppl(const PplFlags& f) {
     total += nll;
     double kl = 0;
     if (base) {
-      base->feed(std::span<const int32_t>(&ids[size_t(i)], 1));
+      const TokenMeta m = meta.at(i);
+      base->feed(std::span<const int32_t>(&ids[size_t(i)], 1), std::span<const TokenMeta>(&m, 1));
       kl = kl_of(base->logits(), logits);
       total_kl += kl;
     }
@@ -220,6 +229,7 @@ Command ppl_command() {
     add_model_flags(*sub, f->model, /*with_dtype=*/true);
     sub->add_option("-f,--file", f->file, "Text file (UTF-8)")->required();
     add_cache_flags(*sub, f->cache);
+    add_meta_flags(*sub, f->meta);
     sub->add_flag("--recompute", f->recompute,
                   "Re-encode the cached tokens (positions 0..n-1) from scratch for every token");
     add_ablate_flag(*sub, f->ablate);

@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "model_args.h"
 #include "stream_args.h"
+#include "token_meta_args.h"
 
 namespace sinklab::cli {
 
@@ -20,6 +21,7 @@ namespace {
 struct StreamFlags {
   ModelArgs model;
   CacheArgs cache;
+  MetaArgs meta;
   std::string prompt;
   int64_t n_predict = 1024;
   float temperature = 0.8f;
@@ -36,6 +38,8 @@ int run_stream(const StreamFlags& f) {
   SessionOptions so = session_options(f.cache);
   if (parse_cache_spec(so.cache).policy == "dense" && f.cache.cache == "dense" && f.cache.context == 0)
     so.cache = "sink:sink=4,window=252";
+  so.cache = with_group_size(so.cache, f.meta, /*strict=*/true);
+  const TokenMetaSource meta(f.meta);
   const std::shared_ptr<const Model> model = load_model(f.model);
   const Tokenizer& tok = require_tokenizer(*model);
   Session session(model, so);
@@ -68,10 +72,13 @@ int run_stream(const StreamFlags& f) {
                  final ? "\n" : "");
     std::fflush(stderr);
   };
-  session.feed(history);
+  session.feed(history, meta.range(0, int64_t(history.size())));
   std::string stop = "reached -n " + std::to_string(f.n_predict);
   for (int64_t i = 0; f.n_predict < 0 || i < f.n_predict; ++i) {
-    if (i > 0) session.feed(std::span<const int32_t>(&history.back(), 1));
+    if (i > 0) {
+      const TokenMeta m = meta.at(session.n_past());
+      session.feed(std::span<const int32_t>(&history.back(), 1), std::span<const TokenMeta>(&m, 1));
+    }
     const int32_t next = sampler.sample(session.logits(), history);
     if (next == model->config().eos_id && !f.ignore_eos) {
       stop = "end of sequence";
@@ -110,6 +117,7 @@ Command stream_command() {
     sub->add_option("-n,--n-predict", f->n_predict, "Tokens to generate; -1 = until EOS (default 1024)")
         ->check(CLI::Range(int64_t(-1), int64_t(1) << 40));
     add_cache_flags(*sub, f->cache);
+    add_meta_flags(*sub, f->meta);
     sub->add_option("--temp", f->temperature, "Temperature; 0 = greedy (default 0.8)")->check(CLI::Range(0.0f, 1e6f));
     sub->add_option("--top-k", f->top_k, "Keep the k most likely tokens; 0 = off (default 40)")
         ->check(CLI::Range(0, 1 << 30));

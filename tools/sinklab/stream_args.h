@@ -23,8 +23,8 @@ struct CacheArgs {
 
 inline void add_cache_flags(CLI::App& sub, CacheArgs& a) {
   sub.add_option("--cache", a.cache,
-                 "KV cache policy or spec: dense, window, sink, sink-logit, or e.g. "
-                 "'sink:sink=4,window=252' (default dense)");
+                 "KV cache policy or spec: dense, window, sink, sink-logit, modal, chunked, or e.g. "
+                 "'sink:sink=4,window=252', 'chunked:window_chunks=4' (default dense)");
   sub.add_option("--sink", a.sink, "Sink tokens S (policy sink)")->check(CLI::Range(int64_t(0), int64_t(1) << 30));
   sub.add_option("--window", a.window, "Window tokens W (policies window, sink, sink-logit)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
