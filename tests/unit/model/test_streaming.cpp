@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "../cache/cache_test_util.h"
 #include "assets.h"
 #include "sinklab/formats.h"
 #include "sinklab/model.h"
@@ -325,4 +326,144 @@ TEST(Streaming, BadCombinationsAreClearErrors) {
   const std::vector<int32_t> ids = random_ids(30, 48, 3);
   r.feed(ids);
   EXPECT_EQ(r.evict_stats().cached, 8);
+}
+
+// ---- per-token metadata: modal and chunked caches in a Session ----
+// Random metadata streams (cache_test::random_stream) are fed token by token.
+// After every token the Session's cache must hold exactly the tokens the
+// brute-force model of the policy names (tests/unit/cache), and its logits
+// must equal a fresh dense Session fed only those tokens: exact for a
+// one-layer model under reindex (RoPE) and under absolute without RoPE, where
+// positions change nothing but the order.
+namespace {
+
+struct MetaCase {
+  std::string policy;
+  std::string spec;
+  CacheOptions options;
+  int group_max;
+  bool count_all_tokens;
+  double text_share;
+};
+
+std::vector<MetaCase> meta_cases() {
+  MetaCase chunked{"chunked", "chunked:sink_chunks=1,window_chunks=3,chunk_tokens=4", {}, 4, true, 0.5};
+  chunked.options.sink_chunks = 1;
+  chunked.options.window_chunks = 3;
+  chunked.options.chunk_tokens = 4;
+  MetaCase modal{"modal", "modal:text_sink=2,text_window=5,vision_rounds=2,round_tokens=4", {}, 4, false, 0.45};
+  modal.options.text_sink = 2;
+  modal.options.text_window = 5;
+  modal.options.vision_rounds = 2;
+  modal.options.round_tokens = 4;
+  return {chunked, modal};
+}
+
+// Checks one Session configuration over `seeds` random streams of n tokens.
+void check_meta_session(const std::shared_ptr<const Model>& m, const MetaCase& c, const std::string& positions,
+                        int seeds, int n) {
+  for (int seed = 1; seed <= seeds; ++seed) {
+    std::mt19937 rng(static_cast<uint32_t>(seed));
+    std::vector<TokenMeta> stream = cache_test::random_stream(rng, n, c.group_max, c.count_all_tokens, c.text_share);
+    for (size_t i = 0; i < stream.size(); ++i) stream[i].index = int64_t(i);  // the Session numbers tokens 0, 1, ...
+    const std::vector<int32_t> ids = random_ids(stream.size(), 48, uint32_t(100 + seed));
+    SessionOptions o;
+    o.cache = c.spec;
+    o.positions = positions;
+    Session s(m, o);
+    double worst = 0;
+    int64_t evicting_steps = 0;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      s.feed(std::span<const int32_t>(&ids[i], 1), std::span<const TokenMeta>(&stream[i], 1));
+      const std::vector<TokenMeta> history(stream.begin(), stream.begin() + std::ptrdiff_t(i + 1));
+      const std::vector<TokenMeta> expected = cache_test::brute_force(c.policy, c.options, history);
+      const std::vector<TokenMeta> got = s.cache().survivors();
+      ASSERT_EQ(cache_test::indices(got), cache_test::indices(expected)) << c.spec << " seed " << seed << " token " << i;
+      for (size_t k = 0; k < got.size(); ++k) {
+        ASSERT_EQ(got[k].modality, expected[k].modality);
+        ASSERT_EQ(got[k].round, expected[k].round);
+      }
+      if (got.size() < i + 1) ++evicting_steps;
+      Session fresh(m);
+      fresh.feed(survivor_ids(s, ids));
+      worst = std::max(worst, rel_err(s.logits(), fresh.logits()));
+    }
+    EXPECT_GE(evicting_steps, n / 2) << c.spec << " seed " << seed << ": the stream should evict most of the time";
+    EXPECT_LE(worst, 1e-4) << c.spec << " positions " << positions << " seed " << seed;
+  }
+}
+
+}  // namespace
+
+TEST(StreamingMeta, ModalAndChunkedKeepWhatThePolicyPromisesReindex) {
+  auto m = tiny_model({}, "llama_meta");
+  for (const MetaCase& c : meta_cases()) check_meta_session(m, c, "reindex", 4, 48);
+}
+
+TEST(StreamingMeta, ModalAndChunkedKeepWhatThePolicyPromisesAbsoluteWithoutRope) {
+  TinySpec t;
+  t.model_type = "sinklab";
+  t.no_rope = true;
+  auto m = tiny_model(t, "norope_meta");
+  for (const MetaCase& c : meta_cases()) check_meta_session(m, c, "absolute", 3, 48);
+}
+
+TEST(StreamingMeta, ShiftEqualsReindexWithWholeChunkEvictions) {
+  if (!test::have_asset("models/stories260K/stories260K.bin")) GTEST_SKIP() << "assets missing";
+  auto m = load_stories();
+  const std::vector<int32_t> ids = stories_stream(90);
+  std::vector<TokenMeta> meta(ids.size());
+  for (size_t i = 0; i < meta.size(); ++i) meta[i].round = int32_t(i / 6);  // chunks of 6 tokens
+  SessionOptions r, s;
+  r.cache = s.cache = "chunked:sink_chunks=1,window_chunks=3,chunk_tokens=6";
+  r.positions = "reindex";
+  s.positions = "shift";
+  Session reindex(m, r), shift(m, s);
+  double worst = 0;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    reindex.feed(std::span<const int32_t>(&ids[i], 1), std::span<const TokenMeta>(&meta[i], 1));
+    shift.feed(std::span<const int32_t>(&ids[i], 1), std::span<const TokenMeta>(&meta[i], 1));
+    worst = std::max(worst, rel_err(shift.logits(), reindex.logits()));
+  }
+  EXPECT_LE(worst, 1e-4);
+  EXPECT_GT(shift.evict_stats().rows_rotated, 0);
+  // A whole batch with metadata gives the same cache as token by token.
+  Session batched(m, r);
+  batched.feed(ids, meta);
+  EXPECT_EQ(cache_test::indices(batched.cache().survivors()), cache_test::indices(reindex.cache().survivors()));
+  EXPECT_LE(rel_err(batched.logits(), reindex.logits()), 1e-4);
+}
+
+TEST(StreamingMeta, BadMetadataIsAnErrorAndTheSessionGoesOn) {
+  auto m = tiny_model({}, "llama_meta_err");
+  SessionOptions o;
+  o.cache = "chunked:window_chunks=2,chunk_tokens=2";
+  Session s(m, o);
+  const std::vector<int32_t> ids = {1, 2, 3};
+  std::vector<TokenMeta> meta(3);
+  auto expect_error = [&](const std::vector<TokenMeta>& mt, size_t n_ids, const std::string& needle) {
+    try {
+      s.feed(std::span<const int32_t>(ids.data(), n_ids), mt);
+      FAIL() << "expected an Error mentioning " << needle;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_error(std::vector<TokenMeta>(2), 3, "2 metadata entries for 3 tokens");
+  meta[1].modality = 7;
+  expect_error(meta, 3, "modality 7");
+  meta[1].modality = 0;
+  meta[1].round = 2;
+  meta[2].round = 1;
+  expect_error(meta, 3, "must not decrease");
+  EXPECT_EQ(s.n_past(), 0);
+  // Three tokens in one chunk of at most two: the third is refused, the first two stay.
+  expect_error(std::vector<TokenMeta>(3), 3, "chunk_tokens");
+  EXPECT_EQ(s.n_past(), 2);
+  EXPECT_EQ(s.evict_stats().cached, 2);
+  TokenMeta next;
+  next.round = 1;
+  s.feed(std::span<const int32_t>(&ids[2], 1), std::span<const TokenMeta>(&next, 1));
+  EXPECT_EQ(s.n_past(), 3);
+  EXPECT_EQ(s.evict_stats().cached, 3);
 }
