@@ -228,8 +228,9 @@ constexpr const char* kSessionDoc = R"doc(
 A decoding session with a KV cache policy (see `sinklab info` for the list).
 
 Session(model, cache='dense', sink=None, window=None, positions=None, context=0, ablate=None)
-  cache      policy name or spec: 'dense', 'window', 'sink', 'sink-logit', or e.g.
-             'sink:sink=4,window=252'
+  cache      policy name or spec: 'dense', 'window', 'sink', 'sink-logit', 'modal',
+             'chunked', or e.g. 'sink:sink=4,window=252',
+             'chunked:sink_chunks=1,window_chunks=4,chunk_tokens=64'
   sink       sink tokens S (cache='sink')
   window     window tokens W (cache='window', 'sink', 'sink-logit')
   positions  'reindex', 'shift' or 'absolute'; None = reindex (absolute for
@@ -239,7 +240,9 @@ Session(model, cache='dense', sink=None, window=None, positions=None, context=0,
              'prune:layer=0,expert=2', 'prepend:token=bos'; grammar in sinklab/intervene.h);
              prepended tokens are fed at construction and after reset()
 
-feed(ids) runs token ids through the model (a full streaming cache evicts);
+feed(ids, modality=None, round=None, chunk=None) runs token ids through the
+model (a full streaming cache evicts); modality and round/chunk (one value or
+one per id) are the per-token metadata of the 'modal' and 'chunked' caches;
 next_logits() is the float32 [vocab] array after the last fed token;
 evict_stats() is a dict of counters.
 )doc";
@@ -268,10 +271,27 @@ class PySession {
     if (!prefix_.empty()) session_->feed(prefix_);
   }
 
-  void feed(py::handle ids) {
+  void feed(py::handle ids, py::handle modality, py::handle round, py::handle chunk) {
     const std::vector<int32_t> v = ids_of(ids);
+    if (!round.is_none() && !chunk.is_none()) throw py::value_error("give round or chunk, not both");
+    const py::handle group = round.is_none() ? chunk : round;
+    const char* group_name = round.is_none() ? "chunk" : "round";
+    std::vector<TokenMeta> meta;
+    if (!modality.is_none() || !group.is_none()) {
+      meta.resize(v.size());
+      const std::vector<int32_t> mod = per_token(modality, "modality", v.size(), /*names=*/true);
+      const std::vector<int32_t> grp = per_token(group, group_name, v.size(), /*names=*/false);
+      for (size_t i = 0; i < v.size(); ++i) {
+        if (!mod.empty()) {
+          if (mod[i] < 0 || mod[i] > 2)
+            throw py::value_error("modality must be 0/'text', 1/'vision' or 2/'audio', got " + std::to_string(mod[i]));
+          meta[i].modality = uint8_t(mod[i]);
+        }
+        if (!grp.empty()) meta[i].round = grp[i];
+      }
+    }
     py::gil_scoped_release unlocked;
-    session_->feed(v);
+    session_->feed(v, meta);
   }
 
   py::array_t<float> next_logits() const {
@@ -308,6 +328,29 @@ class PySession {
   }
 
  private:
+  // None -> {}; an int (or modality name) -> repeated n times; else one per token.
+  static std::vector<int32_t> per_token(py::handle obj, const char* name, size_t n, bool names) {
+    if (obj.is_none()) return {};
+    auto one = [&](py::handle x) -> int32_t {
+      if (names && py::isinstance<py::str>(x)) {
+        const std::string s = x.cast<std::string>();
+        if (s == "text") return 0;
+        if (s == "vision") return 1;
+        if (s == "audio") return 2;
+        throw py::value_error(std::string(name) + " must be 'text', 'vision' or 'audio', got '" + s + "'");
+      }
+      return x.cast<int32_t>();
+    };
+    if (py::isinstance<py::int_>(obj) || py::isinstance<py::str>(obj)) return std::vector<int32_t>(n, one(obj));
+    const py::sequence seq = py::reinterpret_borrow<py::sequence>(py::module_::import("builtins").attr("list")(obj));
+    if (seq.size() != n)
+      throw py::value_error(std::string(name) + " has " + std::to_string(seq.size()) + " entries for " +
+                            std::to_string(n) + " ids (expected one per id)");
+    std::vector<int32_t> out;
+    for (const py::handle x : seq) out.push_back(one(x));
+    return out;
+  }
+
   static std::vector<int32_t> ids_of(py::handle ids) {
     if (py::isinstance<py::int_>(ids)) return {ids.cast<int32_t>()};
     if (py::len(ids) == 0) throw py::value_error("ids must not be empty");
@@ -436,7 +479,12 @@ void register_model(py::module_& m) {
            py::arg("window") = py::none(), py::arg("positions") = py::none(), py::arg("context") = 0,
            py::arg("ablate") = py::none(),
            py::keep_alive<1, 2>())
-      .def("feed", &PySession::feed, "Runs token ids (int, list or 1-D array) through the model.", py::arg("ids"))
+      .def("feed", &PySession::feed,
+           "Runs token ids (int, list or 1-D array) through the model. modality ('text', 'vision', "
+           "'audio' or 0/1/2) and round or chunk (ids that never decrease) are one value for all ids or "
+           "one per id; the modal and chunked caches read them.",
+           py::arg("ids"), py::kw_only(), py::arg("modality") = py::none(), py::arg("round") = py::none(),
+           py::arg("chunk") = py::none())
       .def("next_logits", &PySession::next_logits, "float32 [vocab]: next-token logits after the last fed token.")
       .def("evict_stats", &PySession::evict_stats,
            "dict: fed, cached, capacity, evicted, rows_rotated (shift), bytes (KV storage).")

@@ -77,3 +77,50 @@ def test_bad_options_raise(model):
         s.feed([1, 2, 3, 4, 5])
     with pytest.raises(ValueError):
         s.feed([])
+
+
+def test_chunked_session_evicts_whole_chunks(model):
+    ids = stream_ids(100)
+    chunk = [i // 8 for i in range(len(ids))]
+    s = sinklab.Session(model, cache="chunked:sink_chunks=1,window_chunks=3,chunk_tokens=8")
+    s.feed(ids[:50], chunk=chunk[:50])
+    for i in range(50, 100):
+        s.feed([ids[i]], chunk=chunk[i])
+    # chunk 0 stays; chunks 10, 11 (full) and 12 (4 tokens so far) are the window.
+    assert s.cached_indices() == list(range(8)) + list(range(80, 100))
+    assert s.next_logits().shape == (model.config["vocab"],)
+    # A whole batch with per-token chunk ids gives the same cache.
+    b = sinklab.Session(model, cache="chunked:sink_chunks=1,window_chunks=3,chunk_tokens=8")
+    b.feed(np.array(ids), chunk=np.array(chunk))
+    assert b.cached_indices() == s.cached_indices()
+    np.testing.assert_allclose(b.next_logits(), s.next_logits(), rtol=1e-5, atol=1e-5)
+
+
+def test_modal_session_keeps_text_and_the_last_rounds(model):
+    ids = stream_ids(60)
+    modality = ["text"] * 10 + ["vision"] * 20 + ["text"] * 10 + ["vision"] * 20
+    rounds = [0] * 10 + [1] * 10 + [2] * 10 + [2] * 10 + [3] * 10 + [4] * 10
+    s = sinklab.Session(model, cache="modal:text_sink=2,text_window=6,vision_rounds=2,round_tokens=10")
+    s.feed(ids, modality=modality, round=rounds)
+    expected = [0, 1] + list(range(34, 40)) + list(range(40, 60))  # 2 + 6 text, rounds 3 and 4
+    assert s.cached_indices() == expected
+    t = sinklab.Session(model, cache="modal:text_sink=2,text_window=6,vision_rounds=2,round_tokens=10")
+    t.feed(ids, modality=[0] * 10 + [1] * 20 + [0] * 10 + [1] * 20, round=rounds)
+    assert t.cached_indices() == expected
+
+
+def test_bad_metadata_raises(model):
+    s = sinklab.Session(model, cache="chunked:window_chunks=2,chunk_tokens=4")
+    with pytest.raises(ValueError, match="round or chunk"):
+        s.feed([1, 2], round=0, chunk=0)
+    with pytest.raises(ValueError, match="3 entries for 2 ids"):
+        s.feed([1, 2], chunk=[0, 0, 1])
+    with pytest.raises(ValueError, match="pixels"):
+        s.feed([1, 2], modality=["text", "pixels"])
+    with pytest.raises(ValueError, match="modality"):
+        s.feed([1, 2], modality=5)
+    with pytest.raises(sinklab.Error, match="must not decrease"):
+        s.feed([1, 2], chunk=[1, 0])
+    with pytest.raises(sinklab.Error, match="chunk_tokens"):
+        s.feed([1, 2, 3, 4, 5], chunk=0)
+    assert s.n_past == 4
