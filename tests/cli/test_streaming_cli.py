@@ -35,6 +35,8 @@ def test_bench_stream_smoke_writes_every_field(tmp_path):
     for m in j["flat"]["marks"]:
         assert m["latency_us"] > 0 and m["latency_min_us"] > 0 and m["rss_mib"] > 0
     assert j["latency_ratio_last_first"] > 0 and j["rss_ratio_last_first"] > 0
+    assert j["latency_vs_fresh_ratio_last_first"] > 0
+    assert all(m["fresh_latency_us"] > 0 for m in j["flat"]["marks"])
     assert [s["cache"] for s in j["speedup"]] == [32, 64]
     for s in j["speedup"]:
         assert s["sink_us_per_token"] > 0 and s["recompute_us_per_token"] > 0 and s["speedup"] > 0

@@ -55,8 +55,11 @@ constexpr const char* kFooter = R"(What it measures (batch 1, one Session, f32 K
             printed and written to the JSON.
   flat      one Session with cache sink:sink=S,window=W fed one token per call;
             latency = time of feed() for one token; at each mark M the median
-            over the --latency-tokens tokens centred on M; memory = VmRSS from
-            /proc/self/status read after token M (outside any timed call).
+            over the --latency-tokens tokens centred on M; "fresh": a second
+            Session refilled with S + W + 16 tokens before each window and fed
+            one token after every timed token, so latency / fresh cancels load
+            changes between marks; memory = VmRSS from /proc/self/status read
+            after token M (outside any timed call).
   speed-up  per cache size L in --windows: a sink cache (S = 4, W = L - 4) fed
             L + 16 tokens, then --sink-tokens single-token feeds timed; the
             recompute baseline (a dense Session reset and fed the L tokens the
@@ -180,17 +183,26 @@ struct Mark {
   int64_t tokens = 0;
   double latency_us = 0;      // median
   double latency_min_us = 0;  // fastest token of the same window (least disturbed by other load)
+  double fresh_us = 0;        // median of a freshly filled cache, timed in turn with the same tokens
   double rss_mib = 0;
 };
 
-// Streams tokens one at a time and measures around every mark.
+// Streams tokens one at a time and measures around every mark. In each
+// window a second Session, refilled just before it (S + W + 16 tokens), takes
+// one token after every token of the long stream: the ratio of the two
+// medians cancels changes in machine load between marks.
 std::vector<Mark> run_flat(const std::shared_ptr<const Model>& model, const TokenSource& src,
                            const BenchStreamFlags& f) {
   SessionOptions so;
   so.cache = sink_spec(f.sink, f.window);
-  Session session(model, so);
+  Session session(model, so), fresh(model, so);
+  std::vector<int32_t> fill(static_cast<size_t>(f.sink + f.window + 16));
+  for (size_t i = 0; i < fill.size(); ++i) fill[i] = src.at(int64_t(i));
+  int64_t fresh_next = 0;
+  std::vector<double> fresh_lat;
+  fresh_lat.reserve(size_t(f.latency_tokens));
   std::vector<Mark> marks;
-  for (int64_t m : f.marks) marks.push_back({m, 0, 0});
+  for (int64_t m : f.marks) marks.push_back({m, 0, 0, 0, 0});
   const int64_t half = f.latency_tokens / 2;
   const int64_t end = f.marks.back() + (f.latency_tokens - half);
   std::vector<double> lat;  // latencies of the current mark's window
@@ -203,14 +215,29 @@ std::vector<Mark> run_flat(const std::shared_ptr<const Model>& model, const Toke
     const double dt = seconds_since(t0);
     const int64_t streamed = i + 1;
     const int64_t lo = marks[next].tokens - half, hi = lo + f.latency_tokens;
-    if (streamed > lo && streamed <= hi) lat.push_back(dt);
+    if (streamed > lo && streamed <= hi) {
+      lat.push_back(dt);
+      if (fresh_next == 0) {
+        fresh.reset();
+        fresh.feed(fill);
+        fresh_next = int64_t(fill.size());
+      }
+      const int32_t fid = src.at(fresh_next++);
+      const auto t1 = clock_type::now();
+      fresh.feed(std::span<const int32_t>(&fid, 1));
+      fresh_lat.push_back(seconds_since(t1));
+    }
     if (streamed == marks[next].tokens) marks[next].rss_mib = double(bench::current_rss_bytes()) / double(1 << 20);
     if (streamed >= hi) {
       marks[next].latency_us = median(lat) * 1e6;
       marks[next].latency_min_us = *std::min_element(lat.begin(), lat.end()) * 1e6;
+      marks[next].fresh_us = median(fresh_lat) * 1e6;
       lat.clear();
-      std::printf("%12lld %14.2f %14.2f %10.1f\n", (long long)marks[next].tokens, marks[next].latency_us,
-                  marks[next].latency_min_us, marks[next].rss_mib);
+      fresh_lat.clear();
+      fresh_next = 0;
+      std::printf("%12lld %14.2f %14.2f %14.2f %12.3f %10.1f\n", (long long)marks[next].tokens,
+                  marks[next].latency_us, marks[next].latency_min_us, marks[next].fresh_us,
+                  marks[next].latency_us / marks[next].fresh_us, marks[next].rss_mib);
       std::fflush(stdout);
       ++next;
     }
@@ -310,12 +337,15 @@ int run_bench_stream(BenchStreamFlags f) {
   std::printf("tokens: %s\n\n", src.description.c_str());
   std::printf("flat: cache %s, one token per feed(); median latency of the %lld tokens around each mark\n",
               sink_spec(f.sink, f.window).c_str(), (long long)f.latency_tokens);
-  std::printf("%12s %14s %14s %10s\n", "streamed", "median us", "min us", "rss MiB");
+  std::printf("%12s %14s %14s %14s %12s %10s\n", "streamed", "median us", "min us", "fresh us", "vs fresh", "rss MiB");
   std::fflush(stdout);
   const std::vector<Mark> marks = run_flat(model, src, f);
   const double lat_ratio = marks.back().latency_us / marks.front().latency_us;
   const double rss_ratio = marks.back().rss_mib / marks.front().rss_mib;
-  std::printf("last / first: latency %.3fx, rss %.3fx\n\n", lat_ratio, rss_ratio);
+  const double rel_ratio = (marks.back().latency_us / marks.back().fresh_us) /
+                           (marks.front().latency_us / marks.front().fresh_us);
+  std::printf("last / first: latency %.3fx (%.3fx relative to a fresh cache timed in turn), rss %.3fx\n\n",
+              lat_ratio, rel_ratio, rss_ratio);
 
   std::printf("speed-up: sink (S = 4, W = L - 4) vs recompute (re-encode the L cached tokens per token)\n");
   std::printf("%8s %14s %18s %10s\n", "cache L", "sink us/tok", "recompute us/tok", "speed-up");
@@ -340,11 +370,13 @@ int run_bench_stream(BenchStreamFlags f) {
                                 {"random_ids", f.random_ids},
                                 {"flat", {{"cache", sink_spec(f.sink, f.window)}, {"latency_tokens", f.latency_tokens}}},
                                 {"latency_ratio_last_first", lat_ratio},
+                                {"latency_vs_fresh_ratio_last_first", rel_ratio},
                                 {"rss_ratio_last_first", rss_ratio}};
     for (const Mark& m : marks)
       j["flat"]["marks"].push_back({{"tokens", m.tokens},
                                     {"latency_us", m.latency_us},
                                     {"latency_min_us", m.latency_min_us},
+                                    {"fresh_latency_us", m.fresh_us},
                                     {"rss_mib", m.rss_mib}});
     j["speedup"] = nlohmann::ordered_json::array();
     for (const Speedup& s : speedups)
