@@ -362,3 +362,38 @@ TEST(AttachedInterventions, RemovesExactlyWhatItAdded) {
   EXPECT_EQ(after, before);
   EXPECT_EQ(describe_interventions(parse_interventions({"sink", "prepend"})), "sink + prepend");
 }
+
+TEST(SinkMask, FollowsTheTokenThroughAStreamingCache) {
+  // Slots are reused after eviction, so the mask must find token 5 by stream index, not by slot.
+  auto model = random_gqa_model();
+  SessionOptions so;
+  so.cache = "sink:sink=1,window=3";
+  Session plain(model, so), cut(model, so);
+  AttachedInterventions attached(cut, parse_interventions({"sink:keys=5"}));
+  std::vector<float> probs;
+  cut.taps().add("blk.2.attn_probs", [&](const TapEvent& e) { probs.assign(e.data, e.data + e.rows * e.cols); });
+  const std::vector<int32_t> ids = {1, 5, 3, 9, 2, 2, 7, 10, 0, 4, 6, 8};
+  int checked = 0;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    plain.feed(std::span<const int32_t>(&ids[i], 1));
+    cut.feed(std::span<const int32_t>(&ids[i], 1));
+    const auto a = plain.logits(), b = cut.logits();
+    if (i < 5) {
+      EXPECT_TRUE(std::equal(a.begin(), a.end(), b.begin())) << "step " << i << " precedes token 5";
+    }
+    const int32_t slot = cut.cache().slot_of(5);
+    if (i >= 5 && slot >= 0) {
+      EXPECT_FALSE(std::equal(a.begin(), a.end(), b.begin())) << "step " << i;
+      const int64_t cols = int64_t(probs.size()) / kH;
+      for (int64_t h = 0; h < kH; ++h) {
+        EXPECT_EQ(probs[size_t(h * cols + slot)], 0.f) << "step " << i << " head " << h;
+        double sum = 0;
+        for (int64_t s = 0; s < cols; ++s) sum += probs[size_t(h * cols + s)];
+        EXPECT_NEAR(sum, 1.0, 1e-5);
+      }
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 3);  // token 5 stays for steps 5, 6 and 7 of a window of 3
+  EXPECT_EQ(cut.cache().slot_of(5), -1);
+}
