@@ -254,6 +254,7 @@ function renderTitle(body) {
   add("text", t.source || "(not named)");
   add("tokens", `${t.n_tokens} (first: ${t.tokens.slice(0, 8).map((x, i) => JSON.stringify(tokenLabel(i))).join(" ")} \u2026)`);
   add("options", `eps = ${R.options.eps}, first_k = ${R.options.first_k}`);
+  if (R.options.ablate && R.options.ablate.length) add("interventions", R.options.ablate.join(" + "));
   if (t.preview) h("div", {class: "preview"}, body, t.preview);
 }
 
