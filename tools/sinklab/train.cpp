@@ -1,6 +1,7 @@
 // `sinklab train --config FILE.json`: trains (or resumes) a small decoder with
 // one of the attention variants; under mpirun the ranks share each step.
 #include <cstdio>
+#include <fstream>
 #include <memory>
 
 #include "commands.h"
@@ -61,6 +62,8 @@ Command train_command() {
       std::fputs(train_config_to_json(cfg).c_str(), stdout);
       return 0;
     }
+    for (const std::string* path : {&cfg.train.train_text, &cfg.train.valid_text, &cfg.train.tokenizer})
+      check(path->empty() || std::ifstream(*path).good(), f->config + ": cannot open '" + *path + "'");
     const World world = world_init();
     if (world.rank == 0)
       std::fprintf(stderr, "sinklab train: %s variant, %lld steps of %lld x %lld x %lld tokens, %d rank(s) -> %s\n",
