@@ -102,7 +102,9 @@ def stream_ppl(sinklab, np, model, ids, cache, sink, window, skip):
 
 
 def inspect(model_dir, text):
-    out = subprocess.run([SINKLAB, "inspect", "-m", model_dir, "-f", text, "--tokens", str(T), "--json"],
+    report = os.path.join(model_dir, "inspect")
+    out = subprocess.run([SINKLAB, "inspect", "-m", model_dir, "-f", text, "--tokens", str(T), "--json",
+                          "--out", report],
                          check=True, capture_output=True, text=True).stdout
     j = json.loads(out)
     sink1 = j["sink_scores"]["sink_percent"][0]

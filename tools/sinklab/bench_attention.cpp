@@ -14,6 +14,8 @@ namespace sinklab::cli {
 CLI::App* add_bench_model(CLI::App& bench, std::function<int()>& run);
 // `bench stream` (bench_stream.cpp): the same.
 CLI::App* add_bench_stream(CLI::App& bench, std::function<int()>& run);
+// `bench train` (bench_train.cpp): the same.
+CLI::App* add_bench_train(CLI::App& bench, std::function<int()>& run);
 
 namespace {
 
@@ -124,22 +126,26 @@ Command bench_command() {
   };
   auto model = std::make_shared<ModelBench>();
   auto stream = std::make_shared<ModelBench>();
+  auto train = std::make_shared<ModelBench>();
   Command c;
-  c.add = [attention, model, stream](CLI::App& app) {
+  c.add = [attention, model, stream, train](CLI::App& app) {
     CLI::App* bench = app.add_subcommand(
         "bench",
         "Benchmarks: `bench attention` times the attention kernels, `bench model` the decoder "
-        "forward, `bench stream` a sink cache over a long stream (see their --help)");
+        "forward, `bench stream` a sink cache over a long stream, `bench train` training throughput "
+        "(see their --help)");
     bench->require_subcommand(1, 1);
     attention->app = add_attention(*bench, *attention);
     model->app = add_bench_model(*bench, model->run);
     stream->app = add_bench_stream(*bench, stream->run);
+    train->app = add_bench_train(*bench, train->run);
     return bench;
   };
-  c.run = [attention, model, stream]() -> int {
+  c.run = [attention, model, stream, train]() -> int {
     if (attention->app->parsed()) return run_attention(*attention);
     if (model->app->parsed()) return model->run();
     if (stream->app->parsed()) return stream->run();
+    if (train->app->parsed()) return train->run();
     return 1;  // unreachable: CLI11 requires one bench subcommand
   };
   return c;

@@ -11,6 +11,7 @@ Command stream_command();    // stream.cpp
 Command inspect_command();   // inspect.cpp
 Command litm_command();      // litm.cpp
 Command train_tokenizer_command();  // train_tokenizer.cpp
+Command train_command();     // train.cpp
 
 // One row per subcommand.
 std::vector<Command> all_commands() {
@@ -24,6 +25,7 @@ std::vector<Command> all_commands() {
       inspect_command(),
       litm_command(),
       train_tokenizer_command(),
+      train_command(),
   };
 }
 
