@@ -234,7 +234,7 @@ Session(model, cache='dense', sink=None, window=None, positions=None, context=0,
   sink       sink tokens S (cache='sink')
   window     window tokens W (cache='window', 'sink', 'sink-logit')
   positions  'reindex', 'shift' or 'absolute'; None = reindex (absolute for
-             models without RoPE)
+             models with neither RoPE nor a GOAT/ALiBi prior)
   context    dense cache limit; 0 = the model's training context
   ablate     intervention spec or list of specs ('sink:keys=0', 'reset:layer=1,dims=3',
              'prune:layer=0,expert=2', 'prepend:token=bos'; grammar in sinklab/intervene.h);

@@ -30,7 +30,7 @@ inline void add_cache_flags(CLI::App& sub, CacheArgs& a) {
       ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
   sub.add_option("--positions", a.positions,
                  "Positions of cached keys: reindex, shift or absolute (default reindex; absolute "
-                 "for models without RoPE)")
+                 "for models with neither RoPE nor a GOAT/ALiBi prior)")
       ->check(CLI::IsMember({"reindex", "shift", "absolute"}));
   sub.add_option("-c,--ctx-size", a.context,
                  "dense: context limit (default the model's training context); sink: budget S+W "
