@@ -2,9 +2,9 @@
 metadata for the modal and chunked caches (--chunk-tokens, --meta), and bad
 input (a cache larger than memory, shift without RoPE, bad metadata files)."""
 import json
+import random
 import struct
 
-import numpy as np
 import pytest
 
 from cli_util import ASSETS, MODEL, assert_one_clear_error, run
@@ -150,7 +150,7 @@ def test_cache_larger_than_memory_is_one_clear_error():
 
 def write_no_rope_model(folder):
     """A random one-layer decoder without positional encoding (safetensors + config.json), vocab 512."""
-    rng = np.random.default_rng(0)
+    rng = random.Random(0)
     V, D, H, KV, hd, F = 512, 32, 4, 2, 8, 64
     shapes = {"model.embed_tokens.weight": (V, D), "lm_head.weight": (V, D), "model.norm.weight": (D,)}
     p = "model.layers.0."
@@ -161,10 +161,12 @@ def write_no_rope_model(folder):
                    p + "mlp.down_proj.weight": (D, F)})
     header, blobs, offset = {}, [], 0
     for name, shape in shapes.items():
-        a = (rng.uniform(-0.5, 0.5, shape) + (1.0 if name.endswith("norm.weight") else 0.0)).astype("<f4")
-        header[name] = {"dtype": "F32", "shape": list(shape), "data_offsets": [offset, offset + a.nbytes]}
-        blobs.append(a.tobytes())
-        offset += a.nbytes
+        count = shape[0] * (shape[1] if len(shape) > 1 else 1)
+        base = 1.0 if name.endswith("norm.weight") else 0.0
+        data = struct.pack(f"<{count}f", *(base + rng.uniform(-0.5, 0.5) for _ in range(count)))
+        header[name] = {"dtype": "F32", "shape": list(shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
     head = json.dumps(header).encode()
     head += b" " * (-len(head) % 8)
     (folder / "model.safetensors").write_bytes(struct.pack("<Q", len(head)) + head + b"".join(blobs))
