@@ -52,6 +52,10 @@ class Tokenizer {
   virtual int32_t special_token_id(std::string_view text) const = 0;
   virtual bool is_special(int32_t id) const = 0;
 
+  // Merge scores of a score-driven (llama2.c / SentencePiece) vocabulary, one
+  // per id; empty for other tokenizers.
+  virtual std::span<const float> piece_scores() const { return {}; }
+
  protected:
   void check_id(int32_t id) const;
   int32_t bos_id_ = -1;
@@ -102,6 +106,27 @@ std::unique_ptr<Tokenizer> load_llama2c_tokenizer(const std::string& path, int32
 std::unique_ptr<Tokenizer> llama2c_tokenizer_from_bytes(std::span<const uint8_t> bytes,
                                                         int32_t vocab_size,
                                                         const std::string& source_name = "<memory>");
+
+// ---- GGUF embedded tokenizer (llama.cpp's tokenizer.ggml.* metadata) ----
+class Metadata;  // formats.h
+
+// The tokenizer a GGUF file carries. tokenizer.ggml.model "llama": SentencePiece
+// tokens and scores, encoded as llama2.c does ("▁" read as a space, byte tokens
+// <0x00>..<0xFF> required at ids 3..258); "gpt2": byte-level BPE with merges and
+// the pre-tokenizer of tokenizer.ggml.pre ("gpt-2", "llama-bpe", "qwen2");
+// token_type 3 (control) and 4 (user-defined) become added tokens.
+// BOS/EOS come from tokenizer.ggml.bos_token_id / eos_token_id (when missing:
+// 1 / 2 for "llama", well-known names as in tokenizer.json for "gpt2"). Returns nullptr
+// without tokenizer.ggml.model; for another model name the returned tokenizer
+// knows its size but throws Error when used. Malformed metadata throws Error
+// naming `source` and the key.
+std::unique_ptr<Tokenizer> tokenizer_from_gguf(const Metadata& m, const std::string& source);
+
+// Writes tokenizer.ggml.{model, tokens, scores, token_type, bos_token_id,
+// eos_token_id} for a score-driven vocabulary (piece_scores() not empty) and
+// returns true; writes nothing and returns false for other tokenizers.
+bool write_gguf_tokenizer(const Tokenizer& tokenizer, Metadata& m);
+// ---- end of GGUF embedded tokenizer ----
 
 // Byte offset of the first byte of `text` that is not valid UTF-8 (overlong forms,
 // surrogates and truncated sequences included), or -1 when all of it is valid.

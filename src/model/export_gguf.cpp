@@ -229,6 +229,7 @@ Metadata build_metadata(const Model& model, const std::string& arch, TensorType 
   }
   if (c.bos_id >= 0) m.set("tokenizer.ggml.bos_token_id", u32(c.bos_id));
   if (c.eos_id >= 0) m.set("tokenizer.ggml.eos_token_id", u32(c.eos_id));
+  if (model.tokenizer()) write_gguf_tokenizer(*model.tokenizer(), m);
   return m;
 }
 

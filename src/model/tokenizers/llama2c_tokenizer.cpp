@@ -138,6 +138,7 @@ class Llama2cTokenizer final : public Tokenizer {
   bool is_special(int32_t id) const override {
     return id >= 0 && id <= kEos && id < vocab_size();
   }
+  std::span<const float> piece_scores() const override { return scores_; }
 
  private:
   // Byte fallback: byte b is token 3 + b (llama2.c does not check the vocab;
