@@ -1,10 +1,12 @@
 // libFuzzer target: parse_gguf on arbitrary bytes must either succeed or throw
-// sinklab::Error; successful parses are decoded to touch every tensor byte.
+// sinklab::Error; successful parses are decoded to touch every tensor byte and
+// their embedded tokenizer (tokenizer.ggml.*), if any, encodes a short text.
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
 #include "sinklab/formats.h"
+#include "sinklab/tokenizer.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
@@ -16,6 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       out.resize(size_t(n));
       sinklab::dequantize(entry, out.data());
     }
+    if (const auto tok = sinklab::tokenizer_from_gguf(tf.metadata(), "fuzz-input"))
+      tok->decode(tok->encode("Hello world \xF0\x9F\x98\x80", true), false);
   } catch (const sinklab::Error&) {
   }
   return 0;

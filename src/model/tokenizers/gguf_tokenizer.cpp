@@ -1,6 +1,7 @@
 // The tokenizer embedded in GGUF metadata (llama.cpp's tokenizer.ggml.* keys),
 // rebuilt as the equivalent llama2.c tokenizer.bin ("llama") or Hugging Face
 // tokenizer.json ("gpt2") and run by those tokenizers.
+#include <cfloat>
 #include <cstring>
 #include <unordered_map>
 
@@ -98,7 +99,9 @@ class SentencePieceGgufTokenizer final : public Tokenizer {
     std::vector<uint8_t> bytes(4, 0);
     for (size_t id = 0; id < n; ++id) {
       const std::string piece = replace_all(vocab_.tokens[id], kSpace, " ");
-      const float score = float(scores[id]);
+      // f64 scores beyond float's range are clamped (the conversion would overflow).
+      const double d = scores[id];
+      const float score = d > FLT_MAX ? FLT_MAX : d < -FLT_MAX ? -FLT_MAX : float(d);
       const int32_t len = int32_t(piece.size());
       const size_t at = bytes.size();
       bytes.resize(at + 8 + piece.size());

@@ -314,6 +314,12 @@ TEST(GgufTokenizer, SmallLlamaVocabularyFromMetadata) {
   EXPECT_EQ(tok->encode("a a", true), (Ids{2, 261, 261}));  // BOS, "▁a", "▁a"
   EXPECT_EQ(tok->encode("b", false), (Ids{259, 3 + 'b'}));  // "▁", byte fallback
   EXPECT_EQ(tok->decode(Ids{2, 261, 261, 3 + 'b'}), "a ab");
+
+  // f64 scores outside float's range are clamped, not converted with overflow.
+  MetaValue::Array huge;
+  for (size_t i = 0; i < 262; ++i) huge.emplace_back(i == 261 ? 1e300 : i == 260 ? -1e300 : 0.0);
+  m.set("tokenizer.ggml.scores", MetaValue::array(Type::F64, std::move(huge)));
+  EXPECT_EQ(tokenizer_from_gguf(m, "tiny.gguf")->encode("a a", false), (Ids{261, 261}));
 }
 
 TEST(GgufTokenizer, HostileMetadataIsAnError) {
