@@ -51,6 +51,7 @@ def test_train_writes_a_checkpoint_every_command_loads(tmp_path):
     info = run("info", "-m", out, "--json")
     assert info.returncode == 0, info.stderr
     assert json.loads(info.stdout)["sink_logits"] is True
+    assert json.loads(info.stdout)["prior"] == {"kind": "none"}
     gen = run("generate", "-m", out, "-p", "the king", "-n", "5")
     assert gen.returncode == 0, gen.stderr
     # Running the finished config again resumes at its end and changes nothing.

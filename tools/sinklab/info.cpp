@@ -57,6 +57,14 @@ nlohmann::json model_json(const Model& model) {
       {"kv_bytes_per_token", 2 * c.n_layers * c.n_kv_heads * c.head_dim * 4},
       {"tokenizer_vocab", model.tokenizer() ? model.tokenizer()->vocab_size() : 0},
   };
+  static const char* prior_names[] = {"none", "goat", "alibi"};
+  j["prior"] = {{"kind", prior_names[int(c.prior.kind)]}};
+  if (c.prior.kind == PriorKind::Goat)
+    j["prior"].update({{"rank", c.prior.goat_rank},
+                       {"base", c.prior.goat_base},
+                       {"abs_rank", c.prior.goat_abs_rank},
+                       {"u_hidden", c.prior.goat_u_hidden},
+                       {"train_length", c.prior.train_length}});
   if (c.moe.n_experts > 0)
     j["moe"] = {{"n_experts", c.moe.n_experts},
                 {"n_used", c.moe.n_used},
