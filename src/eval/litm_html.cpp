@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "html_page.h"
 #include "sinklab/litm.h"
 
 namespace sinklab {
@@ -18,19 +19,13 @@ const char* const kHead = R"HTML(<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>sinklab litm</title>
 <style>
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; margin: 0; background: #f4f5f7; color: #1d2330; }
-main { max-width: 1180px; margin: 0 auto; padding: 18px 22px 40px; }
-h1 { font-size: 24px; margin: 4px 0 10px; } h2 { font-size: 18px; margin: 0 0 6px; }
-section, header.card { background: #fff; border: 1px solid #dde1e8; border-radius: 8px; padding: 14px 18px; margin: 14px 0; }
-.note { color: #5b6475; font-size: 13px; margin: 2px 0 8px; }
-.err { color: #a40000; background: #ffecec; border: 1px solid #f3b5b5; border-radius: 6px; padding: 8px 12px; }
-.row { display: flex; flex-wrap: wrap; gap: 18px; }
+)HTML";
+
+// The page-specific rules follow html::kBaseStyle.
+const char* const kHeadRest = R"HTML(.row { display: flex; flex-wrap: wrap; gap: 18px; }
 .legend span { display: inline-block; margin-right: 14px; font-size: 13px; }
 .legend i { display: inline-block; width: 14px; height: 3px; vertical-align: middle; margin-right: 5px; }
-table { border-collapse: collapse; font-size: 13px; } th, td { border-bottom: 1px solid #e6e9ef; padding: 3px 9px; text-align: right; }
-th { background: #f0f2f6; } td.l, th.l { text-align: left; }
 code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; }
-svg text { font-family: system-ui, "DejaVu Sans", sans-serif; }
 </style>
 </head>
 <body>
@@ -42,26 +37,8 @@ svg text { font-family: system-ui, "DejaVu Sans", sans-serif; }
 </main>
 <script type="application/json" id="litm-data">)HTML";
 
-const char* const kScript = R"HTML(</script>
-<script>
-"use strict";
-const R = JSON.parse(document.getElementById("litm-data").textContent);
-const NS = "http://www.w3.org/2000/svg";
+const char* const kScript = R"HTML(const R = JSON.parse(document.getElementById("litm-data").textContent);
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"];
-function h(tag, attrs, parent, text) {
-  const e = document.createElement(tag);
-  for (const k in attrs || {}) e.setAttribute(k, attrs[k]);
-  if (text !== undefined) e.textContent = text;
-  if (parent) parent.appendChild(e);
-  return e;
-}
-function s(tag, attrs, parent, text) {
-  const e = document.createElementNS(NS, tag);
-  for (const k in attrs || {}) e.setAttribute(k, attrs[k]);
-  if (text !== undefined) e.textContent = text;
-  if (parent) parent.appendChild(e);
-  return e;
-}
 const num = (v, d = 3) => Number.isFinite(v) ? v.toFixed(d) : String(v);
 function legend(parent) {
   const l = h("div", {class: "legend"}, parent);
@@ -115,15 +92,8 @@ function renderTable(body) {
   }
 }
 const SECTIONS = [["title-body", renderTitle], ["sec-accuracy", renderAccuracy], ["sec-logprob", renderLogprob], ["sec-table", renderTable]];
-const done = [];
-for (const [id, fn] of SECTIONS) {
-  const root = document.getElementById(id);
-  const body = root.querySelector(".body") || root;
-  try { fn(body); root.setAttribute("data-rendered", "ok"); done.push(id); }
-  catch (e) { root.setAttribute("data-rendered", "error"); h("p", {class: "err"}, body, "This section could not be drawn: " + e); console.error("sinklab-report-error: section " + id + ": " + e); }
-}
-document.body.setAttribute("data-sections-rendered", done.join(" "));
-document.title = `sinklab litm: ${R.model.arch}, ${R.options.task}` + (done.length === SECTIONS.length ? "" : " (errors)");
+const complete = renderSections(SECTIONS, (id, root) => root.querySelector(".body") || root);
+document.title = `sinklab litm: ${R.model.arch}, ${R.options.task}` + (complete ? "" : " (errors)");
 </script>
 </body>
 </html>
@@ -132,15 +102,13 @@ document.title = `sinklab litm: ${R.model.arch}, ${R.options.task}` + (done.leng
 }  // namespace
 
 std::string litm_html(const nlohmann::json& litm) {
-  const std::string data = litm.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   std::string page = kHead;
-  // '<' occurs only inside JSON strings; escaping it keeps "</script>" out of the block.
-  for (char ch : data) {
-    if (ch == '<')
-      page += "\\u003c";
-    else
-      page += ch;
-  }
+  page += html::kBaseStyle;
+  page += kHeadRest;
+  html::append_json_data(page, litm);
+  page += "</script>\n<script>\n\"use strict\";\n";
+  page += html::kDomHelpers;
+  page += html::kSectionRunner;
   page += kScript;
   return page;
 }

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "html_page.h"
 #include "sinklab/report.h"
 
 namespace sinklab {
@@ -18,21 +19,14 @@ const char* const kHead = R"HTML(<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>sinklab inspect</title>
 <style>
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; margin: 0; background: #f4f5f7; color: #1d2330; }
-main { max-width: 1180px; margin: 0 auto; padding: 18px 22px 40px; }
-h1 { font-size: 24px; margin: 4px 0 10px; }
-h2 { font-size: 18px; margin: 0 0 6px; }
-h3 { font-size: 14px; margin: 12px 0 4px; }
-section, header.card { background: #fff; border: 1px solid #dde1e8; border-radius: 8px; padding: 14px 18px; margin: 14px 0; }
+)HTML";
+
+// The page-specific rules follow html::kBaseStyle.
+const char* const kHeadRest = R"HTML(h3 { font-size: 14px; margin: 12px 0 4px; }
 .meta { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; }
 .meta dt { color: #5b6475; } .meta dd { margin: 0; font-family: ui-monospace, "DejaVu Sans Mono", monospace; word-break: break-all; }
 .preview { font-family: Georgia, serif; background: #fafbfc; border-left: 3px solid #9aa5b8; padding: 6px 10px; margin-top: 8px; white-space: pre-wrap; max-height: 7.5em; overflow: auto; }
-.note { color: #5b6475; font-size: 13px; margin: 2px 0 8px; }
 .empty { color: #8a4b00; background: #fff6e8; border: 1px solid #f0d6a8; border-radius: 6px; padding: 8px 12px; }
-.err { color: #a40000; background: #ffecec; border: 1px solid #f3b5b5; border-radius: 6px; padding: 8px 12px; }
-table { border-collapse: collapse; font-size: 13px; }
-th, td { border-bottom: 1px solid #e6e9ef; padding: 3px 9px; text-align: right; }
-th { background: #f0f2f6; } td.l, th.l { text-align: left; }
 tr.hot td { background: #fff0f0; }
 .stack > svg { display: block; }
 .row { display: flex; flex-wrap: wrap; gap: 18px; align-items: flex-start; }
@@ -40,7 +34,6 @@ tr.hot td { background: #fff0f0; }
 .map canvas { border: 1px solid #ccd2dc; image-rendering: pixelated; display: block; margin: 3px auto; }
 .pill { display: inline-block; background: #eef1f6; border-radius: 10px; padding: 1px 9px; margin: 2px 4px 2px 0; font-size: 13px; }
 code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", monospace; }
-svg text { font-family: system-ui, "DejaVu Sans", sans-serif; }
 select { font-size: 13px; padding: 2px 4px; }
 </style>
 </head>
@@ -56,11 +49,7 @@ select { font-size: 13px; padding: 2px 4px; }
 </main>
 <script type="application/json" id="report-data">)HTML";
 
-const char* const kScript = R"HTML(</script>
-<script>
-"use strict";
-const R = JSON.parse(document.getElementById("report-data").textContent);
-const NS = "http://www.w3.org/2000/svg";
+const char* const kScript = R"HTML(const R = JSON.parse(document.getElementById("report-data").textContent);
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"];
 const VIRIDIS = [[0, [68, 1, 84]], [0.25, [59, 82, 139]], [0.5, [33, 145, 140]], [0.75, [94, 201, 98]], [1, [253, 231, 37]]];
 
@@ -76,20 +65,6 @@ function colour(t) {
   return VIRIDIS[VIRIDIS.length - 1][1];
 }
 const rgb = (c) => `rgb(${c[0]},${c[1]},${c[2]})`;
-function h(tag, attrs, parent, text) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;
-  if (parent) parent.appendChild(e);
-  return e;
-}
-function s(tag, attrs, parent, text) {
-  const e = document.createElementNS(NS, tag);
-  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;
-  if (parent) parent.appendChild(e);
-  return e;
-}
 function num(v, d = 3) {
   if (v === null || v === undefined || !Number.isFinite(v)) return "\u221e";
   const a = Math.abs(v);
@@ -370,22 +345,8 @@ function renderExperts(body) {
 
 const SECTIONS = [["title", renderTitle], ["sec-sinks", renderSinks], ["sec-maps", renderMaps], ["sec-massive", renderMassive],
                   ["sec-values", renderValues], ["sec-propagation", renderPropagation], ["sec-experts", renderExperts]];
-const done = [];
-for (const [id, fn] of SECTIONS) {
-  const root = document.getElementById(id);
-  const body = id === "title" ? document.getElementById("title-body") : root.querySelector(".body");
-  try {
-    fn(body);
-    root.setAttribute("data-rendered", "ok");
-    done.push(id);
-  } catch (e) {
-    root.setAttribute("data-rendered", "error");
-    h("p", {class: "err"}, body, "This section could not be drawn: " + e);
-    console.error("sinklab-report-error: section " + id + ": " + e);
-  }
-}
-document.body.setAttribute("data-sections-rendered", done.join(" "));
-document.title = `sinklab inspect: ${R.model.arch}, ${R.text.n_tokens} tokens` + (done.length === SECTIONS.length ? "" : " (errors)");
+const complete = renderSections(SECTIONS, (id, root) => id === "title" ? document.getElementById("title-body") : root.querySelector(".body"));
+document.title = `sinklab inspect: ${R.model.arch}, ${R.text.n_tokens} tokens` + (complete ? "" : " (errors)");
 </script>
 </body>
 </html>
@@ -394,16 +355,13 @@ document.title = `sinklab inspect: ${R.model.arch}, ${R.text.n_tokens} tokens` +
 }  // namespace
 
 std::string inspect_report_html(const nlohmann::json& report) {
-  const std::string data = report.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   std::string page = kHead;
-  page.reserve(page.size() + data.size() + 40000);
-  // '<' occurs only inside JSON strings; escaping it keeps "</script>" and "<!--" out of the block.
-  for (char ch : data) {
-    if (ch == '<')
-      page += "\\u003c";
-    else
-      page += ch;
-  }
+  page += html::kBaseStyle;
+  page += kHeadRest;
+  html::append_json_data(page, report);
+  page += "</script>\n<script>\n\"use strict\";\n";
+  page += html::kDomHelpers;
+  page += html::kSectionRunner;
   page += kScript;
   page += kSections;
   return page;
