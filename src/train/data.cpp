@@ -3,6 +3,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "sinklab/train.h"
 
 namespace sinklab {
@@ -51,7 +53,9 @@ std::vector<int32_t> encode_cached(const std::string& path, const Tokenizer& tok
   }
   ids = tok.encode(text, false);
   std::filesystem::create_directories(cache_dir);
-  const std::string tmp = name.str() + ".tmp";
+  // Ranks of one MPI run may write the same cache at once: each writes its own
+  // temporary file, and the renames replace one identical file with another.
+  const std::string tmp = name.str() + "." + std::to_string(::getpid()) + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary);
     out.write(reinterpret_cast<const char*>(ids.data()), std::streamsize(ids.size() * 4));
