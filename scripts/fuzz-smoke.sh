@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${SECONDS_PER_TARGET:-20}
 gen=(); command -v ninja >/dev/null && gen=(-G Ninja)
-CXX=clang++ cmake -S . -B build-fuzz "${gen[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSINKLAB_FUZZ=ON \
+CXX=clang++ cmake -S . -B build-fuzz "${gen[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DSINKLAB_FUZZ=ON \
   -DSINKLAB_PYTHON=OFF -DSINKLAB_BENCH=OFF -DSINKLAB_NATIVE=OFF >/dev/null
 cmake --build build-fuzz -j"$(nproc)" --target fuzzers
 for bin in build-fuzz/tests/fuzz/fuzz_*; do
