@@ -63,4 +63,17 @@ void append_json_data(std::string& page, const nlohmann::json& data) {
   }
 }
 
+std::string assemble_page(const char* head, const char* rest, const nlohmann::json& data,
+                          std::initializer_list<const char*> scripts) {
+  std::string page = head;
+  page += kBaseStyle;
+  page += rest;
+  append_json_data(page, data);
+  page += "</script>\n<script>\n\"use strict\";\n";
+  page += kDomHelpers;
+  page += kSectionRunner;
+  for (const char* s : scripts) page += s;
+  return page;
+}
+
 }  // namespace sinklab::html

@@ -102,15 +102,7 @@ document.title = `sinklab litm: ${R.model.arch}, ${R.options.task}` + (complete 
 }  // namespace
 
 std::string litm_html(const nlohmann::json& litm) {
-  std::string page = kHead;
-  page += html::kBaseStyle;
-  page += kHeadRest;
-  html::append_json_data(page, litm);
-  page += "</script>\n<script>\n\"use strict\";\n";
-  page += html::kDomHelpers;
-  page += html::kSectionRunner;
-  page += kScript;
-  return page;
+  return html::assemble_page(kHead, kHeadRest, litm, {kScript});
 }
 
 }  // namespace sinklab

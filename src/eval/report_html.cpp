@@ -355,16 +355,7 @@ document.title = `sinklab inspect: ${R.model.arch}, ${R.text.n_tokens} tokens` +
 }  // namespace
 
 std::string inspect_report_html(const nlohmann::json& report) {
-  std::string page = kHead;
-  page += html::kBaseStyle;
-  page += kHeadRest;
-  html::append_json_data(page, report);
-  page += "</script>\n<script>\n\"use strict\";\n";
-  page += html::kDomHelpers;
-  page += html::kSectionRunner;
-  page += kScript;
-  page += kSections;
-  return page;
+  return html::assemble_page(kHead, kHeadRest, report, {kScript, kSections});
 }
 
 }  // namespace sinklab
