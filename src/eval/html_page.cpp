@@ -63,9 +63,13 @@ void append_json_data(std::string& page, const nlohmann::json& data) {
   }
 }
 
-std::string assemble_page(const char* head, const char* rest, const nlohmann::json& data,
+std::string assemble_page(const char* title, const char* rest, const nlohmann::json& data,
                           std::initializer_list<const char*> scripts) {
-  std::string page = head;
+  std::string page =
+      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>";
+  page += title;
+  page += "</title>\n<style>\n";
   page += kBaseStyle;
   page += rest;
   append_json_data(page, data);

@@ -20,10 +20,10 @@ extern const char* const kDomHelpers;
 extern const char* const kSectionRunner;
 // Appends `data` as JSON text with '<' escaped, so "</script>" and "<!--" cannot end the block.
 void append_json_data(std::string& page, const nlohmann::json& data);
-// A whole page: `head` (up to and including <style>), kBaseStyle, `rest` (the page's CSS and body,
+// A whole page: the <head> with `title`, kBaseStyle, `rest` (the page's CSS and body,
 // ending with the opening tag of the JSON <script> block), the data, then a script with the shared
 // helpers followed by the page's own `scripts` (which close the script and the page).
-std::string assemble_page(const char* head, const char* rest, const nlohmann::json& data,
+std::string assemble_page(const char* title, const char* rest, const nlohmann::json& data,
                           std::initializer_list<const char*> scripts);
 
 }  // namespace sinklab::html

@@ -12,15 +12,6 @@ namespace sinklab {
 
 namespace {
 
-const char* const kHead = R"HTML(<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>sinklab litm</title>
-<style>
-)HTML";
-
 // The page-specific rules follow html::kBaseStyle.
 const char* const kHeadRest = R"HTML(.row { display: flex; flex-wrap: wrap; gap: 18px; }
 .legend span { display: inline-block; margin-right: 14px; font-size: 13px; }
@@ -102,7 +93,7 @@ document.title = `sinklab litm: ${R.model.arch}, ${R.options.task}` + (complete 
 }  // namespace
 
 std::string litm_html(const nlohmann::json& litm) {
-  return html::assemble_page(kHead, kHeadRest, litm, {kScript});
+  return html::assemble_page("sinklab litm", kHeadRest, litm, {kScript});
 }
 
 }  // namespace sinklab

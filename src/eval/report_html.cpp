@@ -12,15 +12,6 @@ namespace sinklab {
 
 namespace {
 
-const char* const kHead = R"HTML(<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>sinklab inspect</title>
-<style>
-)HTML";
-
 // The page-specific rules follow html::kBaseStyle.
 const char* const kHeadRest = R"HTML(h3 { font-size: 14px; margin: 12px 0 4px; }
 .meta { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; }
@@ -355,7 +346,7 @@ document.title = `sinklab inspect: ${R.model.arch}, ${R.text.n_tokens} tokens` +
 }  // namespace
 
 std::string inspect_report_html(const nlohmann::json& report) {
-  return html::assemble_page(kHead, kHeadRest, report, {kScript, kSections});
+  return html::assemble_page("sinklab inspect", kHeadRest, report, {kScript, kSections});
 }
 
 }  // namespace sinklab
