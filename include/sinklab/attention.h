@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "sinklab/core.h"
@@ -50,6 +51,9 @@ struct RopeSpec {
   float attn_factor = 0.f;   // YaRN: multiplies cos/sin; 0 = 0.1*ln(factor)+1
   float low_freq_factor = 1.f;   // Llama3
   float high_freq_factor = 4.f;  // Llama3
+  // Per-frequency divisors applied after the scaling above (llama.cpp's
+  // rope_freqs.weight, rotary_dim/2 entries); null = none.
+  std::shared_ptr<const std::vector<float>> freq_factors;
 };
 
 // Inverse frequencies (rotary_dim/2 of them) after scaling, and the factor that

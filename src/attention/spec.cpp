@@ -139,6 +139,10 @@ RopeTable rope_table(const RopeSpec& r, int head_dim) {
   if (r.scaling == RopeScaling::NTK && r.factor != 1.f && rd > 2)
     base *= std::pow(double(r.factor), double(rd) / double(rd - 2));
   t.inv_freq.resize(size_t(half));
+  if (r.freq_factors)
+    check(int64_t(r.freq_factors->size()) == half,
+          "RoPE: " + std::to_string(r.freq_factors->size()) + " frequency factors for " + std::to_string(half) +
+              " rotated pairs");
   for (int i = 0; i < half; ++i) {
     double f = std::pow(base, -2.0 * i / double(rd));
     switch (r.scaling) {
@@ -176,6 +180,7 @@ RopeTable rope_table(const RopeSpec& r, int head_dim) {
       default:
         break;
     }
+    if (r.freq_factors) f /= double((*r.freq_factors)[size_t(i)]);
     t.inv_freq[size_t(i)] = f;
   }
   if (r.scaling == RopeScaling::YaRN)

@@ -348,8 +348,9 @@ GgufExportSummary export_gguf(const Model& model, const std::string& path, const
   for (int l = 0; l < int(c.n_layers); ++l)
     add_layer(ts, c, w.layers[size_t(l)], l, reorder, target == RopeStyle::Interleaved);
   ts.add_f32("output_norm.weight", {c.dim}, w.out_norm);
-  if (c.rope.scaling == RopeScaling::Llama3) {
-    const std::vector<float> factors = rope_freq_factors(c);
+  if (c.rope.scaling == RopeScaling::Llama3 || c.rope.freq_factors) {
+    // Factors read from a llama.cpp file go back as they came, beside the metadata's scaling.
+    const std::vector<float> factors = c.rope.freq_factors ? *c.rope.freq_factors : rope_freq_factors(c);
     ts.add_f32("rope_freqs.weight", {int64_t(factors.size())}, factors);
   }
   if (w.output.data != w.embed.data) ts.add_matrix("output.weight", {c.vocab, c.dim}, matrix_f32(w.output));

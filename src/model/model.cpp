@@ -58,6 +58,7 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
         const auto& e = file->tensor("token_embd.weight");
         if (e.shape.size() == 2) cfg.vocab = e.shape[0];
       }
+      arch::rope_freqs_from_gguf(*file, cfg);
       arch::validate_config(cfg, path);
       break;
     case FileFormat::Llama2c:
@@ -150,6 +151,10 @@ std::string Model::describe() const {
   static const char* rope_names[] = {"none", "rotate-half", "interleaved"};
   os << "positions:    rope " << rope_names[int(c.rope.style)];
   if (c.rope.style != RopeStyle::None) os << ", theta " << c.rope.theta;
+  static const char* scaling_names[] = {"none", "linear", "ntk", "yarn", "llama3"};
+  if (c.rope.scaling != RopeScaling::None)
+    os << ", scaling " << scaling_names[int(c.rope.scaling)] << " x" << c.rope.factor;
+  if (c.rope.freq_factors) os << ", per-frequency factors (rope_freqs)";
   os << "\n";
   int sliding = 0;
   for (int32_t wdw : c.layer_window) sliding += wdw > 0;

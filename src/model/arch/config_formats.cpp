@@ -74,6 +74,21 @@ ModelConfig config_from_gguf(const Metadata& m, const std::string& source) {
   return c;
 }
 
+void rope_freqs_from_gguf(const TensorFile& file, ModelConfig& c) {
+  const std::string name = "rope_freqs.weight";
+  // sinklab's own files also carry the Llama 3.1 parameters, which take precedence.
+  if (!file.contains(name) || c.rope.scaling == RopeScaling::Llama3 || c.rope.style == RopeStyle::None) return;
+  const TensorEntry& t = file.tensor(name);
+  const int64_t rot = c.rope.rotary_dim ? c.rope.rotary_dim : c.head_dim;
+  check(t.shape.size() == 1 && t.shape[0] == rot / 2,
+        file.path() + ": " + name + " needs " + std::to_string(rot / 2) + " values (one per rotated pair)");
+  auto factors = std::make_shared<std::vector<float>>(size_t(rot / 2));
+  dequantize(t, factors->data());
+  for (float f : *factors)
+    check(std::isfinite(f) && f > 0.f, file.path() + ": " + name + " holds a factor that is not a positive number");
+  c.rope.freq_factors = std::move(factors);
+}
+
 ModelConfig config_from_llama2c(const Metadata& m) {
   ModelConfig c;
   c.arch = "llama";

@@ -36,6 +36,9 @@ const ArchRow& arch_by_name(const std::string& name);
 ModelConfig config_from_hf(const nlohmann::json& cfg, const std::string& source);
 // GGUF metadata ({arch}.block_count, ...) -> ModelConfig.
 ModelConfig config_from_gguf(const Metadata& meta, const std::string& source);
+// llama.cpp's rope_freqs.weight (Llama 3.1 scaling as per-frequency divisors)
+// into c.rope.freq_factors, unless the metadata already set Llama 3.1 scaling.
+void rope_freqs_from_gguf(const TensorFile& file, ModelConfig& c);
 // llama2.c header values (as the loader exposes them) -> ModelConfig.
 ModelConfig config_from_llama2c(const Metadata& meta);
 // Checks that the numbers are consistent; throws Error naming the field.

@@ -131,6 +131,41 @@ TEST(TinyModelGguf, Olmoe) { check_gguf_round_trip("olmoe"); }
 TEST(TinyModelGguf, Sinklab) { check_gguf_round_trip("sinklab"); }
 TEST(TinyModelGguf, SinklabQkNorm) { check_gguf_round_trip("sinklab_qk_norm"); }
 
+// llama.cpp writes Llama 3.1 scaling only as rope_freqs.weight (per-frequency
+// divisors), without sinklab's rope.scaling.llama3.* keys: the tensor alone
+// must reproduce the reference logits, and the model must re-export unchanged.
+TEST(TinyModelGguf, LlamaCppRopeFreqsAloneCarryLlama31Scaling) {
+  SKIP_WITHOUT_TINY_MODELS();
+  const std::string name = "llama_rope_llama3", folder = tiny_models_dir() + "/" + name;
+  const auto model = Model::load(folder);
+  const Golden g = read_golden(folder, model->config().vocab);
+  const std::string ours = temp_gguf(name, "ours"), theirs = temp_gguf(name, "llamacpp");
+  export_gguf(*model, ours);
+  {
+    const TensorFile f = load_gguf(ours);
+    Metadata meta;
+    for (const auto& [key, value] : f.metadata().values())
+      if (key.find("rope.scaling") == std::string::npos) meta.set(key, value);
+    std::vector<TensorEntry> entries;
+    for (const std::string& t : f.names()) entries.push_back(f.tensor(t));
+    ASSERT_TRUE(f.contains("rope_freqs.weight"));
+    write_gguf(theirs, meta, entries, 3);
+  }
+  std::filesystem::remove(ours);
+  const auto back = Model::load(theirs);
+  ASSERT_TRUE(back->config().rope.freq_factors);
+  EXPECT_EQ(back->config().rope.scaling, RopeScaling::None);
+  const std::vector<double> errs = row_relative_errors(batched_logits(back, g.ids).data(), g.logits.data(),
+                                                       g.ids.size(), model->config().vocab);
+  EXPECT_LE(*std::max_element(errs.begin(), errs.end()), kReferenceTolerance);
+  export_gguf(*back, ours);  // export checks that the written file reloads to the same configuration
+  const TensorFile again = load_gguf(ours);
+  EXPECT_FALSE(again.metadata().contains("llama.rope.scaling.llama3.factor"));
+  EXPECT_TRUE(again.contains("rope_freqs.weight"));
+  std::filesystem::remove(ours);
+  std::filesystem::remove(theirs);
+}
+
 // Reduced-precision exports against the float64 reference logits.
 TEST(TinyModelGguf, ReducedPrecisionStaysClose) {
   SKIP_WITHOUT_TINY_MODELS();
