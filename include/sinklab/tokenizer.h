@@ -1,6 +1,8 @@
 // Tokenizers: Hugging Face tokenizer.json (byte-level BPE as in GPT-2 /
 // Llama-3 / Qwen2, and SentencePiece-style BPE with byte fallback as in
-// Llama 2 / TinyLlama) and llama2.c tokenizer.bin files.
+// Llama 2 / TinyLlama) and llama2.c tokenizer.bin files; GGUF tokenizer.ggml.*
+// metadata is read into, and written from, these (see write_gguf_tokenizer for
+// which ones a GGUF file can carry).
 //
 // Decoding always yields the exact bytes the tokens stand for (byte-level and
 // byte-fallback tokens may produce invalid UTF-8 on their own); StreamDecoder
@@ -113,7 +115,11 @@ class Metadata;  // formats.h
 // The tokenizer a GGUF file carries. tokenizer.ggml.model "llama": SentencePiece
 // tokens and scores, encoded as llama2.c does ("▁" read as a space, byte tokens
 // <0x00>..<0xFF> required at ids 3..258); "gpt2": byte-level BPE with merges and
-// the pre-tokenizer of tokenizer.ggml.pre ("gpt-2", "llama-bpe", "qwen2");
+// the pre-tokenizer of tokenizer.ggml.pre, for the llama.cpp names whose split
+// regex is one of PretokenizerPattern's (GPT-2: gpt-2, phi-2, mpt, olmo, jais, ...;
+// Llama-3: llama-bpe, llama3, falcon3, pixtral, ..., and smaug-bpe / dbrx, which
+// keep merging whole-word tokens; Qwen2: qwen2, stablelm2, megrez, hunyuan, ...),
+// with llama.cpp's ignore_merges rule for the name;
 // token_type 3 (control) and 4 (user-defined) become added tokens.
 // BOS/EOS come from tokenizer.ggml.bos_token_id / eos_token_id (when missing:
 // 1 / 2 for "llama", well-known names as in tokenizer.json for "gpt2"). Returns nullptr
@@ -122,9 +128,24 @@ class Metadata;  // formats.h
 // naming `source` and the key.
 std::unique_ptr<Tokenizer> tokenizer_from_gguf(const Metadata& m, const std::string& source);
 
-// Writes tokenizer.ggml.{model, tokens, scores, token_type, bos_token_id,
-// eos_token_id} for a score-driven vocabulary (piece_scores() not empty) and
-// returns true; writes nothing and returns false for other tokenizers.
+// Writes the tokenizer as GGUF metadata that tokenizer_from_gguf (and
+// llama.cpp) read back to the same encoding, and returns true:
+//  - a score-driven vocabulary (llama2.c, a GGUF "llama" one): model "llama",
+//    tokens, scores, token_type, bos_token_id, eos_token_id;
+//  - a byte-level BPE tokenizer.json (GPT-2 / Llama-3 / Qwen2 split): model
+//    "gpt2", pre ("gpt-2"; "llama-bpe", or "smaug-bpe" when the tokenizer.json
+//    does not set ignore_merges; "qwen2"), tokens, token_type (1 normal,
+//    3 special added, 4 other added), merges in rank order, bos/eos ids and
+//    add_bos_token (true when the post-processor puts a BOS first).
+// Writes nothing and returns false for anything GGUF cannot carry exactly: a
+// tokenizer.json with a normalizer, add_prefix_space, lstrip/rstrip added tokens,
+// a reachable unknown token, or a split + ignore_merges pair llama.cpp has no name
+// for, and SentencePiece-style tokenizer.json BPE (Metaspace / byte fallback, as in
+// Llama 2): llama.cpp stores those as "llama" with scores, and a score-driven
+// encoder merges any pair whose concatenation is a token, where BPE merges only
+// listed pairs, so no scores reproduce the merges in general.
+// BOS/EOS ids already in `m` are kept. Throws Error when a tokenizer.json
+// vocabulary leaves an id without a token.
 bool write_gguf_tokenizer(const Tokenizer& tokenizer, Metadata& m);
 // ---- end of GGUF embedded tokenizer ----
 

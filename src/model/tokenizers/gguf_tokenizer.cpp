@@ -1,12 +1,16 @@
 // The tokenizer embedded in GGUF metadata (llama.cpp's tokenizer.ggml.* keys),
 // rebuilt as the equivalent llama2.c tokenizer.bin ("llama") or Hugging Face
-// tokenizer.json ("gpt2") and run by those tokenizers.
+// tokenizer.json ("gpt2") and run by those tokenizers; and the writer of those
+// keys for score-driven vocabularies and byte-level BPE tokenizer.json files.
+#include <algorithm>
 #include <cfloat>
 #include <cstring>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
+#include "byte_level.h"
+#include "hf_tokenizer.h"
 #include "sinklab/formats.h"
 #include "sinklab/tokenizer.h"
 
@@ -25,6 +29,62 @@ const char* const kLlama3Regex =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 const char* const kQwen2Regex =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
+// llama.cpp's tokenizer.ggml.pre names whose split regex is one sinklab
+// scans exactly (src/llama-vocab.cpp: LLAMA3, DBRX and SMAUG share the Llama-3
+// regex; QWEN2, STABLELM2, HUNYUAN and SOLAR_OPEN the Qwen2 one; GPT2, MPT,
+// OLMO, JAIS, TRILLION and GRANITE_DOCLING the GPT-2 one), with llama.cpp's
+// ignore_merges for each. Names that also change BOS or add a SEP token
+// (chatglm-bpe, glm4, roberta-bpe, jina-v1-en, jina-v2-code) are left out.
+struct PreName {
+  const char* name;
+  PretokenizerPattern pattern;
+  bool ignore_merges;
+};
+constexpr PreName kPreNames[] = {
+    // The names the writer uses come first in each group.
+    {"gpt-2", PretokenizerPattern::Gpt2, false},
+    {"phi-2", PretokenizerPattern::Gpt2, false},
+    {"jina-es", PretokenizerPattern::Gpt2, false},
+    {"jina-de", PretokenizerPattern::Gpt2, false},
+    {"jina-v2-es", PretokenizerPattern::Gpt2, false},
+    {"jina-v2-de", PretokenizerPattern::Gpt2, false},
+    {"gigachat", PretokenizerPattern::Gpt2, false},
+    {"a.x-4.0", PretokenizerPattern::Gpt2, false},
+    {"mellum", PretokenizerPattern::Gpt2, false},
+    {"modern-bert", PretokenizerPattern::Gpt2, false},
+    {"exaone4", PretokenizerPattern::Gpt2, false},
+    {"mpt", PretokenizerPattern::Gpt2, false},
+    {"olmo", PretokenizerPattern::Gpt2, false},
+    {"jais", PretokenizerPattern::Gpt2, false},
+    {"trillion", PretokenizerPattern::Gpt2, false},
+    {"granite-docling", PretokenizerPattern::Gpt2, false},
+    {"llama-bpe", PretokenizerPattern::Llama3, true},
+    {"llama3", PretokenizerPattern::Llama3, true},
+    {"llama-v3", PretokenizerPattern::Llama3, true},
+    {"falcon3", PretokenizerPattern::Llama3, true},
+    {"falcon-h1", PretokenizerPattern::Llama3, true},
+    {"pixtral", PretokenizerPattern::Llama3, true},
+    {"midm-2.0", PretokenizerPattern::Llama3, true},
+    {"lfm2", PretokenizerPattern::Llama3, true},
+    {"jina-v5-nano", PretokenizerPattern::Llama3, true},
+    {"smaug-bpe", PretokenizerPattern::Llama3, false},
+    {"dbrx", PretokenizerPattern::Llama3, false},
+    {"qwen2", PretokenizerPattern::Qwen2, false},
+    {"deepseek-r1-qwen", PretokenizerPattern::Qwen2, false},
+    {"kormo", PretokenizerPattern::Qwen2, false},
+    {"f2llmv2", PretokenizerPattern::Qwen2, false},
+    {"megrez", PretokenizerPattern::Qwen2, false},
+    {"stablelm2", PretokenizerPattern::Qwen2, false},
+    {"hunyuan", PretokenizerPattern::Qwen2, false},
+    {"solar-open", PretokenizerPattern::Qwen2, false},
+};
+
+const PreName* find_pre_name(const std::string& name) {
+  for (const PreName& p : kPreNames)
+    if (name == p.name) return &p;
+  return nullptr;
+}
 
 std::string replace_all(std::string s, const std::string& from, const std::string& to) {
   for (size_t pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size()))
@@ -146,8 +206,7 @@ class SentencePieceGgufTokenizer final : public Tokenizer {
 };
 
 // "gpt2": the equivalent tokenizer.json text.
-std::unique_ptr<Tokenizer> byte_level_bpe_from_gguf(const Metadata& m, const std::string& source,
-                                                    const std::string& pre) {
+std::unique_ptr<Tokenizer> byte_level_bpe_from_gguf(const Metadata& m, const std::string& source, const PreName& pre) {
   const GgufVocab vocab(m, source, -1, -1);
   json vocab_json = json::object();
   json added = json::array();
@@ -173,11 +232,10 @@ std::unique_ptr<Tokenizer> byte_level_bpe_from_gguf(const Metadata& m, const std
   json model = {{"type", "BPE"}, {"vocab", std::move(vocab_json)}, {"merges", std::move(merges)}};
   json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}};
   json pre_tokenizer;
-  if (pre == "llama-bpe" || pre == "qwen2") {
-    model["ignore_merges"] = pre == "llama-bpe";  // as llama.cpp's Llama-3 vocabulary
-    const json split = {{"type", "Split"},
-                        {"pattern", {{"Regex", pre == "qwen2" ? kQwen2Regex : kLlama3Regex}}},
-                        {"behavior", "Isolated"}};
+  model["ignore_merges"] = pre.ignore_merges;
+  if (pre.pattern != PretokenizerPattern::Gpt2) {
+    const char* regex = pre.pattern == PretokenizerPattern::Qwen2 ? kQwen2Regex : kLlama3Regex;
+    const json split = {{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", "Isolated"}};
     pre_tokenizer = {{"type", "Sequence"}, {"pretokenizers", json::array({split, byte_level})}};
   } else {
     byte_level["use_regex"] = true;  // the GPT-2 split
@@ -210,6 +268,87 @@ class UnsupportedGgufTokenizer final : public Tokenizer {
   std::string why_;
 };
 
+// BOS/EOS ids, unless the caller (the model's configuration) set them already.
+void write_special_ids(const Tokenizer& tokenizer, Metadata& m) {
+  const auto set_id = [&](const char* key, int32_t id) {
+    if (id >= 0 && !m.contains(key)) m.set(key, MetaValue::unsigned_integer(MetaValue::Type::U32, uint64_t(id)));
+  };
+  set_id("tokenizer.ggml.bos_token_id", tokenizer.bos_id());
+  set_id("tokenizer.ggml.eos_token_id", tokenizer.eos_id());
+}
+
+// The tokenizer.ggml.pre name whose split and ignore_merges rule are those of
+// a byte-level pipeline; nullptr when llama.cpp has none.
+const char* pre_name_for(const tok::HfPipeline& p) {
+  if (!p.split) return nullptr;
+  PretokenizerPattern pattern = PretokenizerPattern::Gpt2;
+  if (p.split_rules.pattern == tok::SplitPattern::Llama3) {
+    if (p.split_rules.max_digits != 3 && p.split_rules.max_digits != 1) return nullptr;
+    pattern = p.split_rules.max_digits == 3 ? PretokenizerPattern::Llama3 : PretokenizerPattern::Qwen2;
+  }
+  for (const PreName& name : kPreNames)  // the first of each group is the one written
+    if (name.pattern == pattern && name.ignore_merges == p.ignore_merges) return name.name;
+  return nullptr;
+}
+
+// Whether the rebuilt "gpt2" tokenizer (byte_level_bpe_from_gguf) encodes and
+// decodes exactly as the pipeline: no normalizer, no prefix space, ByteLevel
+// decoding, no byte fallback, no white-space stripping around added tokens,
+// and an unknown token that can never be produced (all 256 byte symbols in
+// the vocabulary).
+bool gpt2_expresses(const tok::HfPipeline& p) {
+  if (!p.byte_level || p.metaspace || !p.normalizer.empty() || p.byte_level_prefix_space || p.byte_fallback)
+    return false;
+  if (p.decoder != tok::HfPipeline::Decoder::ByteLevel) return false;
+  for (const tok::HfAddedToken& t : p.added)
+    if (t.lstrip || t.rstrip) return false;
+  if (p.unk_id >= 0)
+    for (int b = 0; b < 256; ++b)
+      if (!p.vocab.contains(tok::byte_level_char(uint8_t(b)))) return false;
+  return true;
+}
+
+bool write_byte_level_bpe(const tok::HfTokenizer& tokenizer, Metadata& m) {
+  using Type = MetaValue::Type;
+  const tok::HfPipeline& p = tokenizer.pipeline();
+  const char* pre = pre_name_for(p);
+  if (!pre || !gpt2_expresses(p)) return false;
+  const int32_t n = tokenizer.vocab_size();
+  MetaValue::Array tokens, types;
+  std::unordered_map<std::string, int32_t> seen;
+  for (int32_t id = 0; id < n; ++id) {
+    std::string text = tokenizer.token_text(id);
+    if (text.empty())
+      throw Error("GGUF export: the tokenizer has no token for id " + std::to_string(id) +
+                  " (a GGUF vocabulary needs one for every id from 0 to " + std::to_string(n - 1) + ")");
+    if (!seen.emplace(text, id).second) return false;  // llama.cpp rejects duplicate token texts
+    int64_t type = 1;
+    if (tokenizer.is_special(id)) type = kTypeControl;
+    else if (tokenizer.special_token_id(text) == id) type = kTypeUserDefined;
+    tokens.emplace_back(std::move(text));
+    types.push_back(MetaValue::integer(Type::I32, type));
+  }
+  // Merges in rank order (ranks may have gaps where tokenizer.json repeats a pair).
+  std::vector<std::pair<int32_t, uint64_t>> ranked;
+  ranked.reserve(p.merges.size());
+  for (const auto& [pair, rank_and_merged] : p.merges) ranked.emplace_back(rank_and_merged.first, pair);
+  std::sort(ranked.begin(), ranked.end());
+  MetaValue::Array merges;
+  merges.reserve(ranked.size());
+  for (const auto& [rank, pair] : ranked)
+    merges.emplace_back(tokenizer.token_text(int32_t(pair >> 32)) + " " +
+                        tokenizer.token_text(int32_t(pair & 0xFFFFFFFFu)));
+  m.set("tokenizer.ggml.model", "gpt2");
+  m.set("tokenizer.ggml.pre", pre);
+  m.set("tokenizer.ggml.tokens", MetaValue::array(Type::String, std::move(tokens)));
+  m.set("tokenizer.ggml.token_type", MetaValue::array(Type::I32, std::move(types)));
+  m.set("tokenizer.ggml.merges", MetaValue::array(Type::String, std::move(merges)));
+  write_special_ids(tokenizer, m);
+  // Explicit either way: llama.cpp's Llama-3 names add a BOS unless told not to.
+  m.set("tokenizer.ggml.add_bos_token", p.post_processor_adds_bos && tokenizer.bos_id() >= 0);
+  return true;
+}
+
 }  // namespace
 
 std::unique_ptr<Tokenizer> tokenizer_from_gguf(const Metadata& m, const std::string& source) {
@@ -222,9 +361,10 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const Metadata& m, const std::str
     // llama.cpp's "default" (also used when the key is missing) splits
     // punctuation and digit groups apart, unlike GPT-2's own pattern.
     const std::string pre = m.get_string("tokenizer.ggml.pre", "default");
-    if (pre == "gpt-2" || pre == "llama-bpe" || pre == "qwen2") return byte_level_bpe_from_gguf(m, source, pre);
+    if (const PreName* known = find_pre_name(pre)) return byte_level_bpe_from_gguf(m, source, *known);
     why = "GGUF tokenizer '" + source + "': tokenizer.ggml.pre \"" + pre +
-          "\" is not supported (expected gpt-2, llama-bpe or qwen2); pass --tokenizer";
+          "\" is not supported (expected a name with the GPT-2, Llama-3 or Qwen2 split, e.g. gpt-2, "
+          "llama-bpe, qwen2); pass --tokenizer";
   } else {
     why = "GGUF tokenizer '" + source + "': tokenizer.ggml.model \"" + model +
           "\" is not supported (expected llama or gpt2); pass --tokenizer";
@@ -237,6 +377,7 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const Metadata& m, const std::str
 }
 
 bool write_gguf_tokenizer(const Tokenizer& tokenizer, Metadata& m) {
+  if (const auto* hf = dynamic_cast<const tok::HfTokenizer*>(&tokenizer)) return write_byte_level_bpe(*hf, m);
   const std::span<const float> scores = tokenizer.piece_scores();
   const int32_t n = tokenizer.vocab_size();
   if (scores.empty() || int64_t(scores.size()) != n) return false;
@@ -257,11 +398,7 @@ bool write_gguf_tokenizer(const Tokenizer& tokenizer, Metadata& m) {
   m.set("tokenizer.ggml.tokens", MetaValue::array(Type::String, std::move(tokens)));
   m.set("tokenizer.ggml.scores", MetaValue::array(Type::F32, std::move(score_values)));
   m.set("tokenizer.ggml.token_type", MetaValue::array(Type::I32, std::move(types)));
-  const auto set_id = [&](const char* key, int32_t id) {
-    if (id >= 0 && !m.contains(key)) m.set(key, MetaValue::unsigned_integer(Type::U32, uint64_t(id)));
-  };
-  set_id("tokenizer.ggml.bos_token_id", tokenizer.bos_id());
-  set_id("tokenizer.ggml.eos_token_id", tokenizer.eos_id());
+  write_special_ids(tokenizer, m);
   return true;
 }
 

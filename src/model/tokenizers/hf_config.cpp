@@ -287,16 +287,18 @@ class ConfigReader {
   }
 
   // BOS: options, else the special token the TemplateProcessing post-processor
-  // puts first, else (no post-processor at all) a well-known name.
-  int32_t choose_bos(const json& root) const {
-    if (!options_.bos_token.empty()) return named_token(options_.bos_token, "bos_token option");
+  // puts first, else (no post-processor at all) a well-known name. Records
+  // whether the post-processor adds a BOS.
+  int32_t choose_bos(const json& root) {
     const json* post = optional(root, "post_processor");
+    const json* tp = post ? find_template(*post) : nullptr;
+    const json* single = tp ? optional(*tp, "single") : nullptr;
+    const json* special = single && single->is_array() && !single->empty()
+                              ? optional((*single)[0], "SpecialToken")
+                              : nullptr;
+    p_.post_processor_adds_bos = special != nullptr;
+    if (!options_.bos_token.empty()) return named_token(options_.bos_token, "bos_token option");
     if (!post) return first_known({"<s>", "<|begin_of_text|>"});
-    const json* tp = find_template(*post);
-    if (!tp) return -1;
-    const json* single = optional(*tp, "single");
-    if (!single || !single->is_array() || single->empty()) return -1;
-    const json* special = optional((*single)[0], "SpecialToken");
     if (!special) return -1;
     const std::string name = string_of(member(*special, "id", "post_processor.single[0]"),
                                        "post_processor.single[0].SpecialToken.id");

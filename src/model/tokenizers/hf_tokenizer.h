@@ -55,6 +55,9 @@ struct HfPipeline {
   int decoder_strip_leading_spaces = 0;  // spaces stripped from the start of the text
 
   std::vector<HfAddedToken> added;
+
+  // post-processor: a TemplateProcessing that puts a special token first
+  bool post_processor_adds_bos = false;
 };
 
 inline uint64_t pair_key(int32_t a, int32_t b) {
@@ -77,6 +80,9 @@ class HfTokenizer final : public Tokenizer {
   int32_t vocab_size() const override { return static_cast<int32_t>(id_to_token_.size()); }
   int32_t special_token_id(std::string_view text) const override;
   bool is_special(int32_t id) const override;
+
+  // The parsed tokenizer.json (read by the GGUF writer).
+  const HfPipeline& pipeline() const { return p_; }
 
  private:
   void encode_segment(std::string_view text, bool at_text_start, std::vector<int32_t>& ids) const;
