@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -128,5 +129,14 @@ class MappedFile {
 // Number of worker threads used by parallel kernels (OpenMP). 0 = hardware.
 void set_num_threads(int n);
 int num_threads();
+// Runs body(task, slot) for every task in [0, n) on the calling thread and up to
+// threads - 1 pool workers; slot (0 = caller, < threads) names the thread, for
+// per-thread scratch. Tasks are claimed one at a time and the caller waits only
+// for claimed ones, so a worker the OS has not scheduled costs nothing. Serial
+// when threads <= 1 or when another call holds the pool (nested calls included).
+void parallel_tasks(int64_t n, int threads, const std::function<void(int64_t task, int slot)>& body);
+// Model steps of at most this many tokens (decode) run their matrix-vector
+// products and attention on parallel_tasks; longer ones on BLAS and OpenMP.
+constexpr int64_t kPoolStepTokens = 4;
 
 }  // namespace sinklab

@@ -3,6 +3,8 @@
 // here is what lets every kernel consume the same AttnSpec.
 #pragma once
 
+#include <omp.h>
+
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -68,6 +70,29 @@ inline double load_scalar(DType t, const void* row, int64_t i) {
 // Whether a parallel region pays for itself: waking the team costs about as much
 // as a few hundred thousand multiply-adds, which tiny problems never recoup.
 inline bool worth_threads(double multiply_adds) { return multiply_adds > 3e5; }
+
+// Runs body(task, slot) for tasks [0, n) on `threads` threads (slot < threads
+// names the thread, for per-thread scratch) with the thread runtime of the
+// model step around the call: a step of at most kPoolStepTokens queries (decode)
+// runs its matrix products on parallel_tasks' pool, a longer one on OpenBLAS's
+// OpenMP team. Sharing the runtime matters on small machines: the idle threads
+// of one runtime spin for a while after each region and would take the CPU from
+// the other's workers.
+template <class Body>
+void run_tasks(int64_t n, int threads, int64_t n_queries, const Body& body) {
+  if (threads <= 1 || n <= 1) {
+    for (int64_t t = 0; t < n; ++t) body(t, 0);
+  } else if (n_queries <= kPoolStepTokens) {
+    parallel_tasks(n, threads, body);
+  } else {
+#pragma omp parallel num_threads(threads)
+    {
+      const int slot = omp_get_thread_num();
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t t = 0; t < n; ++t) body(t, slot);
+    }
+  }
+}
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 

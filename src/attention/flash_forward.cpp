@@ -1,10 +1,9 @@
 // Tiled online-softmax forward (FlashAttention-2 schedule on the CPU):
 // prefill tiles over (batch, head, query block); a split-K decode path for few
 // queries against a long cache; statistics in a second pass from the LSE.
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "flash.h"
 #include "tile.h"
@@ -29,6 +28,19 @@ struct Scratch {
     st.acc = acc.data();
   }
 };
+
+// Scratch and row state of one thread of run_tasks (indexed by its slot).
+struct Slot {
+  Scratch sc;
+  RowBlock rb;
+  RowState st;
+  Slot(const Dims& d, int goat_features) : sc(d, goat_features) { sc.bind(rb, st); }
+};
+std::vector<std::unique_ptr<Slot>> make_slots(const TileContext& c, int threads) {
+  std::vector<std::unique_ptr<Slot>> slots(static_cast<size_t>(threads));
+  for (auto& slot : slots) slot = std::make_unique<Slot>(c.d, c.goat_features());
+  return slots;
+}
 
 // Multiply-adds of a dense pass over every (query, key) pair.
 double attention_work(const Dims& d) {
@@ -57,36 +69,32 @@ void prefill(const TileContext& c, const TensorView& q, const TensorView& v,
   const int64_t tasks = d.batch * d.n_heads * qblocks;
   const int64_t kblocks = (d.n_k + kBlockK - 1) / kBlockK;
   const bool want_entropy = !entropy.empty();
-#pragma omp parallel if (worth_threads(attention_work(d)))
-  {
-    Scratch sc(d, c.goat_features());
-    RowBlock rb;
-    RowState st;
-    sc.bind(rb, st);
-    // Later query blocks see more keys under a causal mask: hand them out first.
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < tasks; ++t) {
-      const int64_t qb = qblocks - 1 - t % qblocks;
-      const int64_t bh = t / qblocks, b = bh / d.n_heads, h = bh % d.n_heads;
-      rb.b = b;
-      rb.g = d.kv_head(h);
-      const int64_t i0 = qb * kBlockQ;
-      rb.n = int(std::min<int64_t>(kBlockQ, d.n_q - i0));
-      for (int r = 0; r < rb.n; ++r) {
-        rb.head[r] = int32_t(h);
-        rb.query[r] = int32_t(i0 + r);
-      }
-      load_rows(c, q, rb);
-      st.reset(rb.n, d.v_dim);
-      const KeySet& ks = keys[size_t(b * d.n_kv_heads + rb.g)];
-      for (int64_t kb = 0; kb < kblocks; ++kb) {
-        const int64_t j0 = kb * kBlockK;
-        accumulate_tile(c, rb, ks, v, j0, int(std::min<int64_t>(kBlockK, d.n_k - j0)),
-                        want_entropy, st, sc.s.data(), sc.v.data());
-      }
-      finalize_rows(c, rb, st, o, lse, entropy);
+  const int threads = worth_threads(attention_work(d)) ? num_threads() : 1;
+  const auto slots = make_slots(c, threads);
+  // Later query blocks see more keys under a causal mask: hand them out first.
+  run_tasks(tasks, threads, d.n_q, [&](int64_t t, int si) {
+    Slot& sl = *slots[size_t(si)];
+    RowBlock& rb = sl.rb;
+    const int64_t qb = qblocks - 1 - t % qblocks;
+    const int64_t bh = t / qblocks, b = bh / d.n_heads, h = bh % d.n_heads;
+    rb.b = b;
+    rb.g = d.kv_head(h);
+    const int64_t i0 = qb * kBlockQ;
+    rb.n = int(std::min<int64_t>(kBlockQ, d.n_q - i0));
+    for (int r = 0; r < rb.n; ++r) {
+      rb.head[r] = int32_t(h);
+      rb.query[r] = int32_t(i0 + r);
     }
-  }
+    load_rows(c, q, rb);
+    sl.st.reset(rb.n, d.v_dim);
+    const KeySet& ks = keys[size_t(b * d.n_kv_heads + rb.g)];
+    for (int64_t kb = 0; kb < kblocks; ++kb) {
+      const int64_t j0 = kb * kBlockK;
+      accumulate_tile(c, rb, ks, v, j0, int(std::min<int64_t>(kBlockK, d.n_k - j0)), want_entropy, sl.st,
+                      sl.sc.s.data(), sl.sc.v.data());
+    }
+    finalize_rows(c, rb, sl.st, o, lse, entropy);
+  });
 }
 
 void decode(const TileContext& c, const TensorView& q, const TensorView& v,
@@ -95,7 +103,7 @@ void decode(const TileContext& c, const TensorView& q, const TensorView& v,
   const Dims& d = c.d;
   const int64_t kblocks = (d.n_k + kBlockK - 1) / kBlockK;
   const int64_t heads = d.batch * d.n_kv_heads;
-  const int threads = omp_get_max_threads();
+  const int threads = worth_threads(attention_work(d)) ? num_threads() : 1;
   const int64_t chunks = std::clamp<int64_t>((2 * threads + heads - 1) / heads, 1, kblocks);
   const int64_t blocks_per_chunk = (kblocks + chunks - 1) / chunks;
   const int rows = int(d.n_q * d.group);
@@ -113,48 +121,45 @@ void decode(const TileContext& c, const TensorView& q, const TensorView& v,
       rb.query[r] = int32_t(r % d.n_q);
     }
   };
-#pragma omp parallel if (worth_threads(attention_work(d)))
-  {
-    Scratch sc(d, c.goat_features());
-    RowBlock rb;
-    RowState st;
-    sc.bind(rb, st);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < tasks; ++t) {
-      const int64_t bg = t / chunks, chunk = t % chunks;
-      fill_rows(rb, bg / d.n_kv_heads, bg % d.n_kv_heads);
-      load_rows(c, q, rb);
-      st.reset(rows, d.v_dim);
-      const KeySet& ks = keys[size_t(bg)];
-      const int64_t kb1 = std::min(kblocks, (chunk + 1) * blocks_per_chunk);
-      for (int64_t kb = chunk * blocks_per_chunk; kb < kb1; ++kb) {
-        const int64_t j0 = kb * kBlockK;
-        accumulate_tile(c, rb, ks, v, j0, int(std::min<int64_t>(kBlockK, d.n_k - j0)),
-                        want_entropy, st, sc.s.data(), sc.v.data());
-      }
-      std::copy(st.m, st.m + rows, part_m.begin() + t * rows);
-      std::copy(st.l, st.l + rows, part_l.begin() + t * rows);
-      std::copy(st.t, st.t + rows, part_t.begin() + t * rows);
-      std::copy(st.acc, st.acc + rows * d.v_dim, part_acc.begin() + t * rows * d.v_dim);
+  const auto slots = make_slots(c, threads);
+  run_tasks(tasks, threads, d.n_q, [&](int64_t t, int si) {
+    RowBlock& rb = slots[size_t(si)]->rb;
+    RowState& st = slots[size_t(si)]->st;
+    Scratch& sc = slots[size_t(si)]->sc;
+    const int64_t bg = t / chunks, chunk = t % chunks;
+    fill_rows(rb, bg / d.n_kv_heads, bg % d.n_kv_heads);
+    load_rows(c, q, rb);
+    st.reset(rows, d.v_dim);
+    const KeySet& ks = keys[size_t(bg)];
+    const int64_t kb1 = std::min(kblocks, (chunk + 1) * blocks_per_chunk);
+    for (int64_t kb = chunk * blocks_per_chunk; kb < kb1; ++kb) {
+      const int64_t j0 = kb * kBlockK;
+      accumulate_tile(c, rb, ks, v, j0, int(std::min<int64_t>(kBlockK, d.n_k - j0)), want_entropy, st,
+                      sc.s.data(), sc.v.data());
     }
-    // Merge the chunks of each (b, g) in order (deterministic), then finalize.
-#pragma omp for schedule(static)
-    for (int64_t bg = 0; bg < heads; ++bg) {
-      fill_rows(rb, bg / d.n_kv_heads, bg % d.n_kv_heads);
-      for (int r = 0; r < rows; ++r) rb.qpos[r] = q_position(c.spec, d, rb.b, rb.query[r]);
-      st.reset(rows, d.v_dim);
-      for (int64_t chunk = 0; chunk < chunks; ++chunk) {
-        const int64_t t = bg * chunks + chunk;
-        RowState part;
-        std::copy(part_m.begin() + t * rows, part_m.begin() + (t + 1) * rows, part.m);
-        std::copy(part_l.begin() + t * rows, part_l.begin() + (t + 1) * rows, part.l);
-        std::copy(part_t.begin() + t * rows, part_t.begin() + (t + 1) * rows, part.t);
-        part.acc = part_acc.data() + t * rows * d.v_dim;
-        merge_state(rows, d.v_dim, st, part);
-      }
-      finalize_rows(c, rb, st, o, lse, entropy);
+    std::copy(st.m, st.m + rows, part_m.begin() + t * rows);
+    std::copy(st.l, st.l + rows, part_l.begin() + t * rows);
+    std::copy(st.t, st.t + rows, part_t.begin() + t * rows);
+    std::copy(st.acc, st.acc + rows * d.v_dim, part_acc.begin() + t * rows * d.v_dim);
+  });
+  // Merge the chunks of each (b, g) in order (deterministic), then finalize.
+  run_tasks(heads, threads, d.n_q, [&](int64_t bg, int si) {
+    RowBlock& rb = slots[size_t(si)]->rb;
+    RowState& st = slots[size_t(si)]->st;
+    fill_rows(rb, bg / d.n_kv_heads, bg % d.n_kv_heads);
+    for (int r = 0; r < rows; ++r) rb.qpos[r] = q_position(c.spec, d, rb.b, rb.query[r]);
+    st.reset(rows, d.v_dim);
+    for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+      const int64_t t = bg * chunks + chunk;
+      RowState part;
+      std::copy(part_m.begin() + t * rows, part_m.begin() + (t + 1) * rows, part.m);
+      std::copy(part_l.begin() + t * rows, part_l.begin() + (t + 1) * rows, part.l);
+      std::copy(part_t.begin() + t * rows, part_t.begin() + (t + 1) * rows, part.t);
+      part.acc = part_acc.data() + t * rows * d.v_dim;
+      merge_state(rows, d.v_dim, st, part);
     }
-  }
+    finalize_rows(c, rb, st, o, lse, entropy);
+  });
 }
 
 // Second pass: with the LSE known, p_ij = exp(z_ij - lse_i) is exact per tile.
@@ -167,60 +172,55 @@ void stats_pass(const TileContext& c, const TensorView& q, const std::vector<Key
   const int64_t kblocks = want_cols ? (d.n_k + kBlockK - 1) / kBlockK
                                     : (first_k + kBlockK - 1) / kBlockK;
   const int64_t qblocks = (d.n_q + kBlockQ - 1) / kBlockQ;
-#pragma omp parallel if (worth_threads(attention_work(d)))
-  {
-    Scratch sc(d, c.goat_features());
-    RowBlock rb;
-    rb.q = sc.q.data();
-    rb.qf = sc.qf.data();
+  const int threads = worth_threads(attention_work(d)) ? num_threads() : 1;
+  const auto slots = make_slots(c, threads);
+  run_tasks(d.batch * d.n_heads, threads, d.n_q, [&](int64_t bh, int si) {
+    Scratch& sc = slots[size_t(si)]->sc;
+    RowBlock& rb = slots[size_t(si)]->rb;
     std::vector<double> cols(size_t(want_cols ? d.n_k : 0));
     std::vector<double> mass(kBlockQ, 0.0);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t bh = 0; bh < d.batch * d.n_heads; ++bh) {
-      const int64_t b = bh / d.n_heads, h = bh % d.n_heads;
-      std::fill(cols.begin(), cols.end(), 0.0);
-      const KeySet& ks = keys[size_t(b * d.n_kv_heads + d.kv_head(h))];
-      for (int64_t qb = 0; qb < qblocks; ++qb) {
-        rb.b = b;
-        rb.g = d.kv_head(h);
-        const int64_t i0 = qb * kBlockQ;
-        rb.n = int(std::min<int64_t>(kBlockQ, d.n_q - i0));
-        float row_lse[kBlockQ];
-        for (int r = 0; r < rb.n; ++r) {
-          rb.head[r] = int32_t(h);
-          rb.query[r] = int32_t(i0 + r);
-          row_lse[r] = *static_cast<const float*>(lse.at(b, h, i0 + r));
-        }
-        load_rows(c, q, rb);
-        std::fill(mass.begin(), mass.end(), 0.0);
-        for (int64_t kb = 0; kb < kblocks; ++kb) {
-          const int64_t j0 = kb * kBlockK;
-          const int nk = int(std::min<int64_t>(kBlockK, d.n_k - j0));
-          const TileMask mask = classify_tile(c, rb, ks, j0, nk);
-          if (mask == TileMask::Hidden) continue;
-          float* s = sc.s.data();
-          logits_tile(c, rb, ks, j0, nk, mask, s, kBlockK);
-          for (int r = 0; r < rb.n; ++r) {
-            if (row_lse[r] == kNegInf) continue;
-            const float* row = s + r * kBlockK;
-            double msum = 0.0;
-            for (int j = 0; j < nk; ++j) {
-              const float p = exp_nonpos(row[j] - row_lse[r]);
-              if (want_cols) cols[size_t(j0 + j)] += p;
-              if (j0 + j < first_k) msum += p;
-            }
-            mass[size_t(r)] += msum;
-          }
-        }
-        if (want_mass)
-          for (int r = 0; r < rb.n; ++r)
-            *static_cast<float*>(stats.mass_first_k.at(b, h, i0 + r)) = float(mass[size_t(r)]);
+    const int64_t b = bh / d.n_heads, h = bh % d.n_heads;
+    const KeySet& ks = keys[size_t(b * d.n_kv_heads + d.kv_head(h))];
+    for (int64_t qb = 0; qb < qblocks; ++qb) {
+      rb.b = b;
+      rb.g = d.kv_head(h);
+      const int64_t i0 = qb * kBlockQ;
+      rb.n = int(std::min<int64_t>(kBlockQ, d.n_q - i0));
+      float row_lse[kBlockQ];
+      for (int r = 0; r < rb.n; ++r) {
+        rb.head[r] = int32_t(h);
+        rb.query[r] = int32_t(i0 + r);
+        row_lse[r] = *static_cast<const float*>(lse.at(b, h, i0 + r));
       }
-      if (want_cols)
-        for (int64_t j = 0; j < d.n_k; ++j)
-          *static_cast<float*>(stats.column_sums.at(b, h, j)) = float(cols[size_t(j)]);
+      load_rows(c, q, rb);
+      std::fill(mass.begin(), mass.end(), 0.0);
+      for (int64_t kb = 0; kb < kblocks; ++kb) {
+        const int64_t j0 = kb * kBlockK;
+        const int nk = int(std::min<int64_t>(kBlockK, d.n_k - j0));
+        const TileMask mask = classify_tile(c, rb, ks, j0, nk);
+        if (mask == TileMask::Hidden) continue;
+        float* s = sc.s.data();
+        logits_tile(c, rb, ks, j0, nk, mask, s, kBlockK);
+        for (int r = 0; r < rb.n; ++r) {
+          if (row_lse[r] == kNegInf) continue;
+          const float* row = s + r * kBlockK;
+          double msum = 0.0;
+          for (int j = 0; j < nk; ++j) {
+            const float p = exp_nonpos(row[j] - row_lse[r]);
+            if (want_cols) cols[size_t(j0 + j)] += p;
+            if (j0 + j < first_k) msum += p;
+          }
+          mass[size_t(r)] += msum;
+        }
+      }
+      if (want_mass)
+        for (int r = 0; r < rb.n; ++r)
+          *static_cast<float*>(stats.mass_first_k.at(b, h, i0 + r)) = float(mass[size_t(r)]);
     }
-  }
+    if (want_cols)
+      for (int64_t j = 0; j < d.n_k; ++j)
+        *static_cast<float*>(stats.column_sums.at(b, h, j)) = float(cols[size_t(j)]);
+  });
 }
 
 }  // namespace

@@ -176,11 +176,15 @@ void prepare_keys(const TileContext& c, const TensorView& k, int64_t b, int64_t 
   } else {
     ks.k_storage.resize(size_t(nk * D));
     float* dst = ks.k_storage.data();
-#pragma omp parallel for schedule(static) if (worth_threads(double(nk) * double(D) * 8))
-    for (int64_t j = 0; j < nk; ++j) {
-      load_row_f32(k, b, g, j, dst + j * D, D);
-      if (c.rope) rotate(c, dst + j * D, ks.pos[size_t(j)]);
-    }
+    constexpr int64_t kRowsPerTask = 64;
+    const int threads = worth_threads(double(nk) * double(D) * 8) ? num_threads() : 1;
+    run_tasks((nk + kRowsPerTask - 1) / kRowsPerTask, threads, c.d.n_q, [&](int64_t task, int) {
+      const int64_t j1 = std::min(nk, (task + 1) * kRowsPerTask);
+      for (int64_t j = task * kRowsPerTask; j < j1; ++j) {
+        load_row_f32(k, b, g, j, dst + j * D, D);
+        if (c.rope) rotate(c, dst + j * D, ks.pos[size_t(j)]);
+      }
+    });
     ks.k = dst;
     ks.k_stride = D;
   }
@@ -188,10 +192,14 @@ void prepare_keys(const TileContext& c, const TensorView& k, int64_t b, int64_t 
   if (c.need_goat_features) {
     ks.features.resize(size_t(nk * 2 * R));
     float* f = ks.features.data();
-#pragma omp parallel for schedule(static) if (worth_threads(double(nk) * R * 40))
-    for (int64_t j = 0; j < nk; ++j)
-      for (int r = 0; r < R; ++r)
-        cos_sin(ks.pos[size_t(j)], c.goat_omega[size_t(r)], f[j * 2 * R + r], f[j * 2 * R + R + r]);
+    constexpr int64_t kRowsPerTask = 64;
+    const int threads = worth_threads(double(nk) * R * 40) ? num_threads() : 1;
+    run_tasks((nk + kRowsPerTask - 1) / kRowsPerTask, threads, c.d.n_q, [&](int64_t task, int) {
+      const int64_t j1 = std::min(nk, (task + 1) * kRowsPerTask);
+      for (int64_t j = task * kRowsPerTask; j < j1; ++j)
+        for (int r = 0; r < R; ++r)
+          cos_sin(ks.pos[size_t(j)], c.goat_omega[size_t(r)], f[j * 2 * R + r], f[j * 2 * R + R + r]);
+    });
   }
 }
 

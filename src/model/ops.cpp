@@ -4,12 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <condition_variable>
-#include <functional>
-#include <mutex>
-#include <thread>
 #include <vector>
 
 #include "attention/blas_threads.h"
@@ -18,146 +13,72 @@ namespace sinklab::ops {
 
 namespace {
 
-// Runs body(chunk) for every chunk in [0, n) on the calling thread and on idle
-// pool workers. Chunks are claimed one at a time and the caller waits only for
-// chunks that were claimed, never for a worker that has not started: on a
-// machine whose cores are busy with other processes, a worker the OS has not
-// scheduled costs nothing (an OpenMP team would wait for it at the join).
-// Decode calls this ~100 times per token, so idle workers spin briefly before
-// they sleep.
-class ChunkPool {
- public:
-  using Body = std::function<void(int64_t)>;
-
-  static ChunkPool& instance() {
-    static ChunkPool pool;
-    return pool;
-  }
-
-  void run(int64_t n, int threads, const Body& body) {
-    std::unique_lock<std::mutex> exclusive(run_mu_, std::try_to_lock);
-    if (n <= 1 || threads <= 1 || !exclusive.owns_lock()) {  // serial, or another caller holds the pool
-      for (int64_t c = 0; c < n; ++c) body(c);
-      return;
-    }
-    uint32_t gen;
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      while (int(workers_.size()) < threads - 1) {
-        const int index = int(workers_.size());
-        workers_.emplace_back([this, index] { worker_loop(index); });
-      }
-      gen = ++generation_;
-      body_ = &body;
-      n_chunks_ = n;
-      active_workers_ = threads - 1;
-      done_.store(0, std::memory_order_relaxed);
-      cursor_.store(uint64_t(gen) << 32, std::memory_order_release);
-      published_.store(gen, std::memory_order_release);
-      if (sleepers_ > 0) cv_.notify_all();
-    }
-    claim(gen, n, body);
-    while (done_.load(std::memory_order_acquire) < n) std::this_thread::yield();
-  }
-
-  ~ChunkPool() {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      stop_ = true;
-      published_.store(generation_ + 1, std::memory_order_release);
-    }
-    cv_.notify_all();
-    for (std::thread& t : workers_) t.join();
-  }
-
- private:
-  ChunkPool() = default;
-
-  void claim(uint32_t gen, int64_t n, const Body& body) {
-    uint64_t cur = cursor_.load(std::memory_order_acquire);
-    for (;;) {
-      if (uint32_t(cur >> 32) != gen || int64_t(cur & 0xffffffffu) >= n) return;
-      if (!cursor_.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel)) continue;
-      body(int64_t(cur & 0xffffffffu));
-      done_.fetch_add(1, std::memory_order_release);
-      cur = cursor_.load(std::memory_order_acquire);
-    }
-  }
-
-  void worker_loop(int index) {
-    uint32_t seen = 0;
-    for (;;) {
-      for (int spin = 0; spin < 20000 && published_.load(std::memory_order_acquire) == seen; ++spin)
-        __builtin_ia32_pause();
-      const Body* body;
-      int64_t n;
-      {
-        std::unique_lock<std::mutex> lk(mu_);
-        ++sleepers_;
-        cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
-        --sleepers_;
-        if (stop_) return;
-        seen = generation_;
-        if (index >= active_workers_) continue;
-        body = body_;
-        n = n_chunks_;
-      }
-      claim(seen, n, *body);
-    }
-  }
-
-  std::mutex run_mu_;  // one caller at a time
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<std::thread> workers_;
-  uint32_t generation_ = 0;  // guarded by mu_
-  const Body* body_ = nullptr;
-  int64_t n_chunks_ = 0;
-  int active_workers_ = 0;
-  int sleepers_ = 0;
-  bool stop_ = false;
-  std::atomic<uint32_t> published_{0};  // generation_, readable without the lock
-  std::atomic<uint64_t> cursor_{0};     // (generation << 32) | next chunk
-  std::atomic<int64_t> done_{0};
-};
-
-// Rows per claimed chunk: about 64 KiB of weights.
+// Rows per claimed chunk: about 64 KiB of weights, a multiple of the 4-row kernel.
 int64_t rows_per_chunk(const WeightMatrix& w) {
-  return std::max<int64_t>(4, (int64_t(64) << 10) / std::max<int64_t>(1, w.cols * int64_t(dtype_size(w.dtype))));
+  const int64_t rows = (int64_t(64) << 10) / std::max<int64_t>(1, w.cols * int64_t(dtype_size(w.dtype)));
+  return std::max<int64_t>(4, rows / 4 * 4);
 }
 
-inline float dot_f32(const float* w, const float* x, int64_t n) {
-  float acc[16] = {0};
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    for (int k = 0; k < 16; ++k) acc[k] += w[i + k] * x[i + k];
+// 16-float vectors (one AVX-512 register, two AVX2 ones) through GCC/Clang
+// vector extensions, so the kernel needs no per-ISA intrinsics.
+using f32x16 = float __attribute__((vector_size(64)));
+using u32x16 = uint32_t __attribute__((vector_size(64)));
+using u16x16 = uint16_t __attribute__((vector_size(32)));
+
+inline f32x16 load16(const float* p) {
+  f32x16 v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+// bf16 -> f32 is a 16-bit shift of the bits.
+inline f32x16 load16(const uint16_t* p) {
+  u16x16 h;
+  __builtin_memcpy(&h, p, sizeof h);
+  const u32x16 u = __builtin_convertvector(h, u32x16) << 16;
+  f32x16 v;
+  __builtin_memcpy(&v, &u, sizeof v);
+  return v;
+}
+inline float widen(float v) { return v; }
+inline float widen(uint16_t v) {
+  const uint32_t u = uint32_t(v) << 16;
+  float f;
+  __builtin_memcpy(&f, &u, 4);
+  return f;
+}
+inline float hsum(f32x16 v) {
   float s = 0;
-  for (int k = 0; k < 16; ++k) s += acc[k];
-  for (; i < n; ++i) s += w[i] * x[i];
+  for (int k = 0; k < 16; ++k) s += v[k];
   return s;
 }
 
-// Dot product of a bf16 row with a float vector: widen by shifting the bits,
-// which the compiler vectorises.
-inline float dot_bf16(const uint16_t* w, const float* x, int64_t n) {
-  float acc[16] = {0};
+// y[r * y_stride] = W[r] . x for R consecutive rows of W (leading dimension ld).
+// Each x vector is loaded once for R rows and the R accumulators are
+// independent, so the loop is bound by the weight stream, not by FMA latency.
+template <int R, class T>
+inline void dot_rows(const T* w, int64_t ld, const float* x, int64_t n, float* y, int64_t y_stride) {
+  f32x16 acc[R] = {};
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    for (int k = 0; k < 16; ++k) {
-      const uint32_t u = uint32_t(w[i + k]) << 16;
-      float f;
-      __builtin_memcpy(&f, &u, 4);
-      acc[k] += f * x[i + k];
-    }
-  float s = 0;
-  for (int k = 0; k < 16; ++k) s += acc[k];
-  for (; i < n; ++i) {
-    const uint32_t u = uint32_t(w[i]) << 16;
-    float f;
-    __builtin_memcpy(&f, &u, 4);
-    s += f * x[i];
+  for (; i + 16 <= n; i += 16) {
+    const f32x16 xv = load16(x + i);
+    for (int r = 0; r < R; ++r) acc[r] += load16(w + r * ld + i) * xv;
   }
-  return s;
+  for (int r = 0; r < R; ++r) {
+    float s = hsum(acc[r]);
+    for (int64_t j = i; j < n; ++j) s += widen(w[r * ld + j]) * x[j];
+    y[r * y_stride] = s;
+  }
+}
+
+// Rows [r0, r1) of y[n, rows] = x[n, cols] . W^T.
+template <class T>
+void matmul_row_range(const T* w, int64_t rows, int64_t cols, const float* x, int64_t n, float* y, int64_t r0,
+                      int64_t r1) {
+  int64_t r = r0;
+  for (; r + 4 <= r1; r += 4)
+    for (int64_t t = 0; t < n; ++t) dot_rows<4>(w + r * cols, cols, x + t * cols, cols, y + t * rows + r, 1);
+  for (; r < r1; ++r)
+    for (int64_t t = 0; t < n; ++t) dot_rows<1>(w + r * cols, cols, x + t * cols, cols, y + t * rows + r, 1);
 }
 
 // Rows of bf16 weights converted in blocks, each block multiplied with BLAS.
@@ -188,17 +109,17 @@ void matmul_rows(const WeightMatrix& w, const float* x, int64_t n, float* y) {
   const int64_t chunks = (w.rows + chunk - 1) / chunk;
   const bool bf16 = w.dtype == DType::BF16;
   const int threads = double(n) * double(w.rows) * double(w.cols) > 3e5 ? num_threads() : 1;
-  ChunkPool::instance().run(chunks, threads, [&](int64_t c) {
-    const int64_t r1 = std::min(w.rows, (c + 1) * chunk);
-    for (int64_t r = c * chunk; r < r1; ++r)
-      for (int64_t i = 0; i < n; ++i)
-        y[i * w.rows + r] = bf16 ? dot_bf16(static_cast<const uint16_t*>(w.data) + r * w.cols, x + i * w.cols, w.cols)
-                                 : dot_f32(static_cast<const float*>(w.data) + r * w.cols, x + i * w.cols, w.cols);
+  parallel_tasks(chunks, threads, [&](int64_t c, int) {
+    const int64_t r0 = c * chunk, r1 = std::min(w.rows, r0 + chunk);
+    if (bf16)
+      matmul_row_range(static_cast<const uint16_t*>(w.data), w.rows, w.cols, x, n, y, r0, r1);
+    else
+      matmul_row_range(static_cast<const float*>(w.data), w.rows, w.cols, x, n, y, r0, r1);
   });
 }
 
 void matmul(const WeightMatrix& w, const float* x, int64_t n, float* y, const float* bias) {
-  if (n <= 4 && (w.dtype == DType::F32 || w.dtype == DType::BF16)) {
+  if (n <= kPoolStepTokens && (w.dtype == DType::F32 || w.dtype == DType::BF16)) {
     matmul_rows(w, x, n, y);
   } else if (w.dtype == DType::F32) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(w.rows), int(w.cols), 1.f, x,
