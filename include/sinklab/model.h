@@ -119,6 +119,10 @@ class Taps {
 struct LoadOptions {
   std::string tokenizer_path;  // empty: look beside the model
   DType weight_dtype = DType::F32;  // F32 or BF16 for weights that are not already one of them
+  // true: f32/bf16 matrices are zero-copy views of the memory-mapped file. false:
+  // they are copied into process memory at load (as llama.cpp's --no-mmap), which
+  // the kernel cannot drop and refault from disk when it reclaims page cache.
+  bool mmap = true;
 };
 
 struct ModelWeights;  // defined in src/model/weights.h

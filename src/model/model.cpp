@@ -72,7 +72,7 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
   std::unique_ptr<Tokenizer> tok = opts.tokenizer_path.empty() ? find_tokenizer(path, ff, cfg.vocab)
                                                                 : load_tokenizer_file(opts.tokenizer_path, cfg.vocab);
   if (!tok && ff == FileFormat::Gguf) tok = tokenizer_from_gguf(file->metadata(), path);
-  auto weights = bind_weights(std::move(file), cfg, opts.weight_dtype);
+  auto weights = bind_weights(std::move(file), cfg, opts.weight_dtype, !opts.mmap);
   if (tok) {
     check(tok->vocab_size() <= cfg.vocab, path + ": tokenizer has " + std::to_string(tok->vocab_size()) +
                                               " tokens but the model only " + std::to_string(cfg.vocab));

@@ -13,10 +13,11 @@ namespace sinklab::ops {
 
 namespace {
 
-// Rows per claimed chunk: about 64 KiB of weights, a multiple of the 4-row kernel.
+// Rows per claimed chunk: about 64 KiB of weights, in whole 16-row groups so
+// that threads never write to the same 64-byte line of the output.
 int64_t rows_per_chunk(const WeightMatrix& w) {
   const int64_t rows = (int64_t(64) << 10) / std::max<int64_t>(1, w.cols * int64_t(dtype_size(w.dtype)));
-  return std::max<int64_t>(4, rows / 4 * 4);
+  return std::max<int64_t>(16, rows / 16 * 16);
 }
 
 // 16-float vectors (one AVX-512 register, two AVX2 ones) through GCC/Clang

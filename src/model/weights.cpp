@@ -92,8 +92,8 @@ std::string gguf_name(Role r, int l) {
 
 class Binder {
  public:
-  Binder(ModelWeights& w, const ModelConfig& c, DType dtype)
-      : w_(w), c_(c), dtype_(dtype), gguf_(w.file->format() == FileFormat::Gguf),
+  Binder(ModelWeights& w, const ModelConfig& c, DType dtype, bool copy)
+      : w_(w), c_(c), dtype_(dtype), copy_(copy), gguf_(w.file->format() == FileFormat::Gguf),
         row_(arch::arch_by_name(c.arch)) {}
 
   std::string name(Role r, int l) const { return gguf_ ? gguf_name(r, l) : hf_name(r, l); }
@@ -138,8 +138,14 @@ class Binder {
     const size_t esize = f32_ok ? 4 : 2;
     const uint8_t* src = e.data + size_t(offset) * esize;
     if ((f32_ok || bf16_ok) && reinterpret_cast<uintptr_t>(src) % esize == 0) {
-      m.data = src;
       m.dtype = f32_ok ? DType::F32 : DType::BF16;
+      m.data = src;
+      if (copy_) {  // process memory: the page cache cannot drop it under memory pressure
+        auto buf = std::make_unique<uint8_t[]>(size_t(n) * esize);
+        std::memcpy(buf.get(), src, size_t(n) * esize);
+        m.data = buf.get();
+        w_.owned.push_back(std::move(buf));
+      }
     } else {
       // Convert (dequantise) to the requested dtype.
       const int64_t block = tensor_type_block_size(e.type);
@@ -194,6 +200,7 @@ class Binder {
   ModelWeights& w_;
   const ModelConfig& c_;
   DType dtype_;
+  bool copy_;
   bool gguf_;
   const arch::ArchRow& row_;
 };
@@ -201,11 +208,11 @@ class Binder {
 }  // namespace
 
 std::unique_ptr<ModelWeights> bind_weights(std::unique_ptr<TensorFile> file, const ModelConfig& c,
-                                           DType matrix_dtype) {
+                                           DType matrix_dtype, bool copy_matrices) {
   check(matrix_dtype == DType::F32 || matrix_dtype == DType::BF16, "weights: dtype must be f32 or bf16");
   auto w = std::make_unique<ModelWeights>();
   w->file = std::move(file);
-  Binder b(*w, c, matrix_dtype);
+  Binder b(*w, c, matrix_dtype, copy_matrices);
   const int64_t D = c.dim, hd = c.head_dim, qd = c.n_heads * hd, kvd = c.n_kv_heads * hd;
   w->embed = b.matrix(Role::Embed, 0, c.vocab, D);
   w->out_norm = b.vec(Role::OutNorm, 0, D);

@@ -53,7 +53,9 @@ struct ModelWeights {
 
 // Resolves every tensor the config needs (throws Error naming a missing or
 // mis-shaped tensor) and converts what cannot be used in place.
+// copy_matrices: copy even f32/bf16 matrices out of the mapped file into
+// process memory (LoadOptions::mmap false).
 std::unique_ptr<ModelWeights> bind_weights(std::unique_ptr<TensorFile> file, const ModelConfig& c,
-                                           DType matrix_dtype);
+                                           DType matrix_dtype, bool copy_matrices = false);
 
 }  // namespace sinklab

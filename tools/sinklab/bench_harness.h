@@ -53,8 +53,11 @@ struct CopyRate {
   size_t buffer_bytes = 0;  // bytes copied per call
   Timing time;
   double gb_per_s = 0;      // (bytes read + bytes written) / time = 2 * buffer_bytes / time
+  Timing read_time;
+  double read_gb_per_s = 0;  // a read-only pass (vectorised sum) over the source: bytes / time
 };
-// Parallel memcpy of one large buffer into another, every thread copying its slice.
+// Parallel memcpy of one large buffer into another, every thread copying its
+// slice, and a parallel read-only pass over the source.
 CopyRate measure_copy(size_t buffer_bytes, int reps);
 
 // ------------------------------------------------------------ peak memory ----

@@ -13,6 +13,9 @@ void add_model_flags(CLI::App& app, ModelArgs& args, bool with_dtype) {
   app.add_option("--tokenizer", args.tokenizer_path,
                  "Tokenizer file (tokenizer.json or llama2.c tokenizer.bin); default: the one beside "
                  "the model");
+  app.add_flag("--no-mmap", args.no_mmap,
+               "Copy the weights into process memory instead of reading them from the memory-mapped "
+               "file (slower load; the OS cannot drop and re-read them under memory pressure)");
   if (with_dtype)
     app.add_option("--dtype", args.dtype, "Weight dtype in memory for matrices stored in other dtypes")
         ->check(CLI::IsMember({"f32", "bf16"}));
@@ -38,6 +41,7 @@ std::shared_ptr<const Model> load_model(const ModelArgs& args) {
   LoadOptions opts;
   opts.tokenizer_path = args.tokenizer_path;
   opts.weight_dtype = dtype_from_name(args.dtype);
+  opts.mmap = !args.no_mmap;
   return Model::load(path, opts);
 }
 

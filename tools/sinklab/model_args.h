@@ -14,9 +14,10 @@ struct ModelArgs {
   std::string model_path;      // empty: the default model
   std::string tokenizer_path;  // empty: look beside the model
   std::string dtype = "f32";
+  bool no_mmap = false;
 };
 
-// Adds -m/--model and --tokenizer (and --dtype when with_dtype) to `app`.
+// Adds -m/--model, --tokenizer and --no-mmap (and --dtype when with_dtype) to `app`.
 void add_model_flags(CLI::App& app, ModelArgs& args, bool with_dtype);
 
 // `models/default` in the source tree when -m was not given; throws Error

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <vector>
 
+#include "../../../src/model/weights.h"
 #include "assets.h"
 #include "sinklab/model.h"
 
@@ -74,6 +75,28 @@ TEST(Stories260KModel, BatchedPrefillEqualsTokenByToken) {
     for (int64_t v = 0; v < V; ++v) max_err = std::max(max_err, double(std::fabs(l[size_t(v)] - ref[v])));
   }
   EXPECT_LT(max_err, 1e-3);
+}
+
+// LoadOptions::mmap = false copies the matrices into process memory: the same
+// logits, bit for bit, from weights that do not point into the mapped file.
+TEST(Stories260KModel, NoMmapLoadGivesIdenticalLogits) {
+  if (!test::have_asset("models/stories260K/stories260K.bin")) GTEST_SKIP() << "assets missing";
+  const auto mapped = load_stories();
+  LoadOptions opts;
+  opts.mmap = false;
+  const auto copied = Model::load(test::asset("models/stories260K/stories260K.bin"), opts);
+  EXPECT_EQ(copied->weight_bytes(), mapped->weight_bytes());
+  EXPECT_TRUE(mapped->weights().owned.empty());  // f32 llama2.c matrices are views of the file
+  EXPECT_FALSE(copied->weights().owned.empty());
+  std::vector<int32_t> ids = golden_ids();
+  ids.insert(ids.begin(), 1);
+  ids.resize(40);
+  Session a(mapped), b(copied);
+  std::vector<float> la, lb;
+  a.feed(ids, &la);
+  b.feed(ids, &lb);
+  ASSERT_EQ(la.size(), lb.size());
+  EXPECT_EQ(la, lb);
 }
 
 TEST(Stories260KModel, ContextLimitIsAClearError) {
