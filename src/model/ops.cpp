@@ -26,19 +26,15 @@ using f32x16 = float __attribute__((vector_size(64)));
 using u32x16 = uint32_t __attribute__((vector_size(64)));
 using u16x16 = uint16_t __attribute__((vector_size(32)));
 
-inline f32x16 load16(const float* p) {
-  f32x16 v;
-  __builtin_memcpy(&v, p, sizeof v);
-  return v;
-}
+// Helpers take and give vectors through references: a vector passed by value
+// would have a different calling convention with and without AVX-512.
+inline void load16(const float* p, f32x16& v) { __builtin_memcpy(&v, p, sizeof v); }
 // bf16 -> f32 is a 16-bit shift of the bits.
-inline f32x16 load16(const uint16_t* p) {
+inline void load16(const uint16_t* p, f32x16& v) {
   u16x16 h;
   __builtin_memcpy(&h, p, sizeof h);
   const u32x16 u = __builtin_convertvector(h, u32x16) << 16;
-  f32x16 v;
   __builtin_memcpy(&v, &u, sizeof v);
-  return v;
 }
 inline float widen(float v) { return v; }
 inline float widen(uint16_t v) {
@@ -47,7 +43,7 @@ inline float widen(uint16_t v) {
   __builtin_memcpy(&f, &u, 4);
   return f;
 }
-inline float hsum(f32x16 v) {
+inline float hsum(const f32x16& v) {
   float s = 0;
   for (int k = 0; k < 16; ++k) s += v[k];
   return s;
@@ -61,8 +57,12 @@ inline void dot_rows(const T* w, int64_t ld, const float* x, int64_t n, float* y
   f32x16 acc[R] = {};
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    const f32x16 xv = load16(x + i);
-    for (int r = 0; r < R; ++r) acc[r] += load16(w + r * ld + i) * xv;
+    f32x16 xv, wv;
+    load16(x + i, xv);
+    for (int r = 0; r < R; ++r) {
+      load16(w + r * ld + i, wv);
+      acc[r] += wv * xv;
+    }
   }
   for (int r = 0; r < R; ++r) {
     float s = hsum(acc[r]);
