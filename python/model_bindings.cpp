@@ -24,10 +24,12 @@ constexpr const char* kModelDoc = R"doc(
 A model loaded from a llama2.c checkpoint, a GGUF file, or a safetensors file or
 folder with config.json.
 
-Model(path, tokenizer=None, dtype='f32')
+Model(path, tokenizer=None, dtype='f32', mmap=True)
   tokenizer  tokenizer file (tokenizer.json or llama2.c tokenizer.bin); None looks
              beside the model
   dtype      'f32' or 'bf16': in-memory dtype of matrices stored in other dtypes
+  mmap       True: f32/bf16 matrices are views of the memory-mapped file; False:
+             copied into process memory (the CLI's --no-mmap)
 
 Errors from the library (missing file, bad tensor, bad token id, ...) raise
 sinklab.Error (a RuntimeError); wrong argument types raise TypeError, bad values
@@ -44,8 +46,9 @@ reproducible. Stops early at the end-of-sequence token or when the context
 
 class PyModel {
  public:
-  PyModel(const std::string& path, py::object tokenizer, const std::string& dtype) {
+  PyModel(const std::string& path, py::object tokenizer, const std::string& dtype, bool mmap) {
     LoadOptions opts;
+    opts.mmap = mmap;
     if (!tokenizer.is_none()) opts.tokenizer_path = to_string(tokenizer, "tokenizer");
     if (dtype != "f32" && dtype != "bf16") throw py::value_error("dtype must be 'f32' or 'bf16', got '" + dtype + "'");
     opts.weight_dtype = dtype_from_name(dtype);
@@ -443,8 +446,8 @@ py::object propagation_py(const PyModel& m, py::handle ids, py::handle ablate) {
 
 void register_model(py::module_& m) {
   py::class_<PyModel>(m, "Model", kModelDoc)
-      .def(py::init<const std::string&, py::object, const std::string&>(), py::arg("path"),
-           py::arg("tokenizer") = py::none(), py::arg("dtype") = "f32")
+      .def(py::init<const std::string&, py::object, const std::string&, bool>(), py::arg("path"),
+           py::arg("tokenizer") = py::none(), py::arg("dtype") = "f32", py::arg("mmap") = true)
       .def("tokenize", &PyModel::tokenize, "Text (str or bytes) to a list of token ids.", py::arg("text"),
            py::arg("add_bos") = true)
       .def("detokenize", &PyModel::detokenize,

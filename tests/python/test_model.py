@@ -78,6 +78,12 @@ def test_logits_rows_equal_token_by_token_feeding(model):
     assert [int(x) for x in full.argmax(axis=1)[:-1]] == golden_ids()[: len(ids) - 1]
 
 
+def test_mmap_false_copies_weights_with_identical_logits(model):
+    copied = sinklab.Model(str(MODEL), tokenizer=str(TOKENIZER), mmap=False)
+    ids = [1] + golden_ids()[:19]
+    np.testing.assert_array_equal(copied.logits(ids), model.logits(ids))
+
+
 def test_errors_become_python_exceptions(model, tmp_path):
     with pytest.raises(sinklab.Error, match="nope"):
         sinklab.Model(str(tmp_path / "nope.bin"))

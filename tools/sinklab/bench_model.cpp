@@ -6,6 +6,7 @@
 #include <omp.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -230,6 +231,7 @@ struct DtypeResult {
   double prefill_fraction = 0, decode_fraction = 0;
   bench::CopyRate memory;            // measured just before the decode runs
   double decode_fraction_of_read = 0;
+  double step_p50_s = 0, step_p90_s = 0, step_max_s = 0;  // single decode steps of the timed runs
 };
 
 double seconds_since(clock_type::time_point t0) {
@@ -266,12 +268,24 @@ DtypeResult run_dtype(const BenchShape& shape, DType dtype, int64_t prompt_token
       1, reps);
   // The machine's bandwidth drifts on shared hosts: measure it next to the decode runs.
   r.memory = bench::measure_copy(copy_bytes, 3);
+  std::vector<double> steps;  // every step's wall time, warm-up run included (dropped below)
   r.decode = bench::time_median(
       [&] {
         session.reset();
-        for (int64_t i = 0; i < decode_tokens; ++i) session.feed(std::span<const int32_t>(&tokens[size_t(i)], 1));
+        for (int64_t i = 0; i < decode_tokens; ++i) {
+          const auto t_step = clock_type::now();
+          session.feed(std::span<const int32_t>(&tokens[size_t(i)], 1));
+          steps.push_back(seconds_since(t_step));
+        }
       },
       1, reps);
+  steps.erase(steps.begin(), steps.begin() + std::min<ptrdiff_t>(ptrdiff_t(decode_tokens), ptrdiff_t(steps.size())));
+  std::sort(steps.begin(), steps.end());
+  if (!steps.empty()) {
+    r.step_p50_s = steps[steps.size() / 2];
+    r.step_p90_s = steps[steps.size() * 9 / 10];
+    r.step_max_s = steps.back();
+  }
 
   const double P = double(prompt_tokens);
   const double attn_flops = 4.0 * P * (P + 1) / 2.0 * double(shape.head_dim() * shape.heads * shape.layers);
@@ -334,6 +348,12 @@ int run_bench_model(BenchModelFlags f) {
     std::fflush(stdout);
     results.push_back(r);
   }
+  std::printf("\ndecode steps (ms): ");
+  for (const DtypeResult& r : results)
+    std::printf("%s median %.2f, p90 %.2f, max %.2f (a median step reads %.1f%% of the read-only rate)%s",
+                r.dtype.c_str(), 1e3 * r.step_p50_s, 1e3 * r.step_p90_s, 1e3 * r.step_max_s,
+                100.0 * double(r.weight_bytes) / r.step_p50_s * 1e-9 / r.memory.read_gb_per_s,
+                &r == &results.back() ? "\n" : "; ");
   std::printf("\ntargets: decode >= %.0f%% of the copy bandwidth (weight bytes x tokens/s; the copy rate counts "
               "read + write), prefill >= %.0f%% of the sgemm rate\n",
               100 * kDecodeTarget, 100 * kPrefillTarget);
@@ -377,6 +397,9 @@ int run_bench_model(BenchModelFlags f) {
                               {"decode_read_gb_per_s", r.memory.read_gb_per_s},
                               {"decode_fraction_of_copy", r.decode_fraction},
                               {"decode_fraction_of_read", r.decode_fraction_of_read},
+                              {"decode_step_p50_s", r.step_p50_s},
+                              {"decode_step_p90_s", r.step_p90_s},
+                              {"decode_step_max_s", r.step_max_s},
                               {"decode_pass", r.decode_fraction >= kDecodeTarget},
                               {"reps", r.decode.reps}});
     std::ofstream out(f.json_path);
