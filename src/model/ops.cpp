@@ -13,11 +13,14 @@ namespace sinklab::ops {
 
 namespace {
 
-// Rows per claimed chunk: about 64 KiB of weights, in whole 16-row groups so
-// that threads never write to the same 64-byte line of the output.
-int64_t rows_per_chunk(const WeightMatrix& w) {
-  const int64_t rows = (int64_t(64) << 10) / std::max<int64_t>(1, w.cols * int64_t(dtype_size(w.dtype)));
-  return std::max<int64_t>(16, rows / 16 * 16);
+// Rows per claimed chunk: about 1 MiB of weights (long contiguous streams per
+// thread read faster than finely interleaved ones), but at least two chunks per
+// thread so that a thread the OS delays leaves little for the others to wait
+// on; whole 16-row groups, so threads never write to the same 64-byte line of y.
+int64_t rows_per_chunk(const WeightMatrix& w, int threads) {
+  const int64_t by_bytes = (int64_t(1) << 20) / std::max<int64_t>(1, w.cols * int64_t(dtype_size(w.dtype)));
+  const int64_t by_count = w.rows / (2 * std::max(threads, 1));
+  return std::max<int64_t>(16, std::min(by_bytes, by_count) / 16 * 16);
 }
 
 // 16-float vectors (one AVX-512 register, two AVX2 ones) through GCC/Clang
@@ -106,10 +109,10 @@ void matmul_bf16_blocked(const WeightMatrix& w, const float* x, int64_t n, float
 // y[n, rows] for a few rows of x: one dot product per (row, token), rows
 // shared out in chunks. Reads each weight once for all n tokens.
 void matmul_rows(const WeightMatrix& w, const float* x, int64_t n, float* y) {
-  const int64_t chunk = rows_per_chunk(w);
+  const int threads = double(n) * double(w.rows) * double(w.cols) > 3e5 ? num_threads() : 1;
+  const int64_t chunk = rows_per_chunk(w, threads);
   const int64_t chunks = (w.rows + chunk - 1) / chunk;
   const bool bf16 = w.dtype == DType::BF16;
-  const int threads = double(n) * double(w.rows) * double(w.cols) > 3e5 ? num_threads() : 1;
   parallel_tasks(chunks, threads, [&](int64_t c, int) {
     const int64_t r0 = c * chunk, r1 = std::min(w.rows, r0 + chunk);
     if (bf16)
