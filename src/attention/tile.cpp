@@ -147,6 +147,18 @@ void load_row_f32(const TensorView& t, int64_t i0, int64_t i1, int64_t i2, float
   to_f32(t.dtype, t.at(i0, i1, i2), dst, size_t(n));
 }
 
+// fn(j) for every key j in [0, nk), in blocks of 64 keys on run_tasks when the
+// work (about work_per_key multiply-adds each) pays for threads.
+template <class Fn>
+void for_each_key(const TileContext& c, int64_t nk, double work_per_key, const Fn& fn) {
+  constexpr int64_t kKeysPerTask = 64;
+  const int threads = worth_threads(double(nk) * work_per_key) ? num_threads() : 1;
+  run_tasks((nk + kKeysPerTask - 1) / kKeysPerTask, threads, c.d.n_q, [&](int64_t task, int) {
+    const int64_t j1 = std::min(nk, (task + 1) * kKeysPerTask);
+    for (int64_t j = task * kKeysPerTask; j < j1; ++j) fn(j);
+  });
+}
+
 }  // namespace
 
 void prepare_keys(const TileContext& c, const TensorView& k, int64_t b, int64_t g, KeySet& ks) {
@@ -176,14 +188,9 @@ void prepare_keys(const TileContext& c, const TensorView& k, int64_t b, int64_t 
   } else {
     ks.k_storage.resize(size_t(nk * D));
     float* dst = ks.k_storage.data();
-    constexpr int64_t kRowsPerTask = 64;
-    const int threads = worth_threads(double(nk) * double(D) * 8) ? num_threads() : 1;
-    run_tasks((nk + kRowsPerTask - 1) / kRowsPerTask, threads, c.d.n_q, [&](int64_t task, int) {
-      const int64_t j1 = std::min(nk, (task + 1) * kRowsPerTask);
-      for (int64_t j = task * kRowsPerTask; j < j1; ++j) {
-        load_row_f32(k, b, g, j, dst + j * D, D);
-        if (c.rope) rotate(c, dst + j * D, ks.pos[size_t(j)]);
-      }
+    for_each_key(c, nk, double(D) * 8, [&](int64_t j) {
+      load_row_f32(k, b, g, j, dst + j * D, D);
+      if (c.rope) rotate(c, dst + j * D, ks.pos[size_t(j)]);
     });
     ks.k = dst;
     ks.k_stride = D;
@@ -192,13 +199,9 @@ void prepare_keys(const TileContext& c, const TensorView& k, int64_t b, int64_t 
   if (c.need_goat_features) {
     ks.features.resize(size_t(nk * 2 * R));
     float* f = ks.features.data();
-    constexpr int64_t kRowsPerTask = 64;
-    const int threads = worth_threads(double(nk) * R * 40) ? num_threads() : 1;
-    run_tasks((nk + kRowsPerTask - 1) / kRowsPerTask, threads, c.d.n_q, [&](int64_t task, int) {
-      const int64_t j1 = std::min(nk, (task + 1) * kRowsPerTask);
-      for (int64_t j = task * kRowsPerTask; j < j1; ++j)
-        for (int r = 0; r < R; ++r)
-          cos_sin(ks.pos[size_t(j)], c.goat_omega[size_t(r)], f[j * 2 * R + r], f[j * 2 * R + R + r]);
+    for_each_key(c, nk, double(R) * 40, [&](int64_t j) {
+      for (int r = 0; r < R; ++r)
+        cos_sin(ks.pos[size_t(j)], c.goat_omega[size_t(r)], f[j * 2 * R + r], f[j * 2 * R + R + r]);
     });
   }
 }
