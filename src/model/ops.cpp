@@ -13,76 +13,99 @@ namespace sinklab::ops {
 
 namespace {
 
-// Rows per claimed chunk: about 1 MiB of weights (long contiguous streams per
-// thread read faster than finely interleaved ones), but at least two chunks per
-// thread so that a thread the OS delays leaves little for the others to wait
-// on; whole 16-row groups, so threads never write to the same 64-byte line of y.
-int64_t rows_per_chunk(const WeightMatrix& w, int threads) {
-  const int64_t by_bytes = (int64_t(1) << 20) / std::max<int64_t>(1, w.cols * int64_t(dtype_size(w.dtype)));
-  const int64_t by_count = w.rows / (2 * std::max(threads, 1));
-  return std::max<int64_t>(16, std::min(by_bytes, by_count) / 16 * 16);
+// Row ranges the threads claim in order (guided scheduling): each range is the
+// remaining rows divided by twice the thread count, so long contiguous streams
+// come first and the ranges shrink towards the end, where a thread the OS delays
+// would otherwise leave the others waiting on a large last range. Whole 16-row
+// groups, so threads never write to the same 64-byte line of y.
+std::vector<int64_t> guided_row_bounds(int64_t rows, int threads) {
+  std::vector<int64_t> bounds{0};
+  while (bounds.back() < rows) {
+    const int64_t left = rows - bounds.back();
+    const int64_t take = std::max<int64_t>(16, left / (2 * std::max(threads, 1)) / 16 * 16);
+    bounds.push_back(bounds.back() + std::min(take, left));
+  }
+  return bounds;
 }
 
-// 16-float vectors (one AVX-512 register, two AVX2 ones) through GCC/Clang
-// vector extensions, so the kernel needs no per-ISA intrinsics.
-using f32x16 = float __attribute__((vector_size(64)));
-using u32x16 = uint32_t __attribute__((vector_size(64)));
-using u16x16 = uint16_t __attribute__((vector_size(32)));
+// 8-float vectors (one AVX2 register) through GCC/Clang vector extensions. One
+// row at a time with 256-bit loads keeps each thread on a single sequential
+// stream; on the hosts measured this read DRAM ~25% faster than 512-bit loads
+// or interleaved rows (docs/results/model-bench.md).
+using f32x8 = float __attribute__((vector_size(32)));
+using u32x8 = uint32_t __attribute__((vector_size(32)));
 
 // Helpers take and give vectors through references: a vector passed by value
-// would have a different calling convention with and without AVX-512.
-inline void load16(const float* p, f32x16& v) { __builtin_memcpy(&v, p, sizeof v); }
-// bf16 -> f32 is a 16-bit shift of the bits.
-inline void load16(const uint16_t* p, f32x16& v) {
-  u16x16 h;
-  __builtin_memcpy(&h, p, sizeof h);
-  const u32x16 u = __builtin_convertvector(h, u32x16) << 16;
-  __builtin_memcpy(&v, &u, sizeof v);
+// would have a different calling convention with and without AVX.
+inline void load8(const void* p, f32x8& v) { __builtin_memcpy(&v, p, sizeof v); }
+inline void load8(const void* p, u32x8& v) { __builtin_memcpy(&v, p, sizeof v); }
+inline void as_f32(const u32x8& u, f32x8& v) { __builtin_memcpy(&v, &u, sizeof v); }
+inline float hsum(const f32x8& v) {
+  float s = 0;
+  for (int k = 0; k < 8; ++k) s += v[k];
+  return s;
 }
-inline float widen(float v) { return v; }
 inline float widen(uint16_t v) {
   const uint32_t u = uint32_t(v) << 16;
   float f;
   __builtin_memcpy(&f, &u, 4);
   return f;
 }
-inline float hsum(const f32x16& v) {
-  float s = 0;
-  for (int k = 0; k < 16; ++k) s += v[k];
+
+// w . x over n columns; four accumulators so FMA latency never binds.
+inline float dot_row(const float* w, const float* x, int64_t n) {
+  f32x8 a0 = {}, a1 = {}, a2 = {}, a3 = {};
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    f32x8 w0, w1, w2, w3, x0, x1, x2, x3;
+    load8(w + i, w0), load8(w + i + 8, w1), load8(w + i + 16, w2), load8(w + i + 24, w3);
+    load8(x + i, x0), load8(x + i + 8, x1), load8(x + i + 16, x2), load8(x + i + 24, x3);
+    a0 += w0 * x0, a1 += w1 * x1, a2 += w2 * x2, a3 += w3 * x3;
+  }
+  for (; i + 8 <= n; i += 8) {
+    f32x8 w0, x0;
+    load8(w + i, w0), load8(x + i, x0);
+    a0 += w0 * x0;
+  }
+  float s = hsum((a0 + a1) + (a2 + a3));
+  for (; i < n; ++i) s += w[i] * x[i];
   return s;
 }
 
-// y[r * y_stride] = W[r] . x for R consecutive rows of W (leading dimension ld).
-// Each x vector is loaded once for R rows and the R accumulators are
-// independent, so the loop is bound by the weight stream, not by FMA latency.
-template <int R, class T>
-inline void dot_rows(const T* w, int64_t ld, const float* x, int64_t n, float* y, int64_t y_stride) {
-  f32x16 acc[R] = {};
+// bf16 weights: 16 weights loaded as 8 32-bit pairs give the even columns as
+// (pair << 16) and the odd ones as (pair & 0xffff0000), both exact f32 values.
+// xp is x with every 16-column block reordered as its 8 even then 8 odd columns
+// (see pair_order); the tail past the last whole block uses x as it is.
+inline float dot_row(const uint16_t* w, const float* xp, const float* x, int64_t n) {
+  const u32x8 high = u32x8{} + 0xffff0000u;
+  auto block = [&](int64_t i, f32x8& acc_even, f32x8& acc_odd) {
+    u32x8 pairs;
+    f32x8 even, odd, xe, xo;
+    load8(w + i, pairs);
+    as_f32(pairs << 16, even), as_f32(pairs & high, odd);
+    load8(xp + i, xe), load8(xp + i + 8, xo);
+    acc_even += even * xe, acc_odd += odd * xo;
+  };
+  f32x8 a0 = {}, a1 = {}, a2 = {}, a3 = {};
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    f32x16 xv, wv;
-    load16(x + i, xv);
-    for (int r = 0; r < R; ++r) {
-      load16(w + r * ld + i, wv);
-      acc[r] += wv * xv;
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-    float s = hsum(acc[r]);
-    for (int64_t j = i; j < n; ++j) s += widen(w[r * ld + j]) * x[j];
-    y[r * y_stride] = s;
-  }
+  for (; i + 32 <= n; i += 32) block(i, a0, a1), block(i + 16, a2, a3);
+  if (i + 16 <= n) block(i, a0, a1), i += 16;
+  float s = hsum((a0 + a1) + (a2 + a3));
+  for (; i < n; ++i) s += widen(w[i]) * x[i];
+  return s;
 }
 
-// Rows [r0, r1) of y[n, rows] = x[n, cols] . W^T.
-template <class T>
-void matmul_row_range(const T* w, int64_t rows, int64_t cols, const float* x, int64_t n, float* y, int64_t r0,
-                      int64_t r1) {
-  int64_t r = r0;
-  for (; r + 4 <= r1; r += 4)
-    for (int64_t t = 0; t < n; ++t) dot_rows<4>(w + r * cols, cols, x + t * cols, cols, y + t * rows + r, 1);
-  for (; r < r1; ++r)
-    for (int64_t t = 0; t < n; ++t) dot_rows<1>(w + r * cols, cols, x + t * cols, cols, y + t * rows + r, 1);
+// x[n, cols] with each whole 16-column block reordered as even then odd columns.
+void pair_order(const float* x, int64_t n, int64_t cols, std::vector<float>& xp) {
+  xp.resize(size_t(n * cols));
+  for (int64_t t = 0; t < n; ++t) {
+    const float* xr = x + t * cols;
+    float* pr = xp.data() + t * cols;
+    int64_t b = 0;
+    for (; b + 16 <= cols; b += 16)
+      for (int k = 0; k < 8; ++k) pr[b + k] = xr[b + 2 * k], pr[b + 8 + k] = xr[b + 2 * k + 1];
+    for (; b < cols; ++b) pr[b] = xr[b];
+  }
 }
 
 // Rows of bf16 weights converted in blocks, each block multiplied with BLAS.
@@ -106,20 +129,28 @@ void matmul_bf16_blocked(const WeightMatrix& w, const float* x, int64_t n, float
 
 }  // namespace
 
-// y[n, rows] for a few rows of x: one dot product per (row, token), rows
-// shared out in chunks. Reads each weight once for all n tokens.
+// y[n, rows] for a few rows of x: each weight row is read from memory once
+// and multiplied with all n tokens while it sits in L1; rows shared out in
+// guided ranges.
 void matmul_rows(const WeightMatrix& w, const float* x, int64_t n, float* y) {
   const int threads = double(n) * double(w.rows) * double(w.cols) > 3e5 ? num_threads() : 1;
-  const int64_t chunk = rows_per_chunk(w, threads);
-  const int64_t chunks = (w.rows + chunk - 1) / chunk;
-  const bool bf16 = w.dtype == DType::BF16;
-  parallel_tasks(chunks, threads, [&](int64_t c, int) {
-    const int64_t r0 = c * chunk, r1 = std::min(w.rows, r0 + chunk);
-    if (bf16)
-      matmul_row_range(static_cast<const uint16_t*>(w.data), w.rows, w.cols, x, n, y, r0, r1);
-    else
-      matmul_row_range(static_cast<const float*>(w.data), w.rows, w.cols, x, n, y, r0, r1);
-  });
+  const std::vector<int64_t> bounds = guided_row_bounds(w.rows, threads);
+  const int64_t rows = w.rows, cols = w.cols;
+  if (w.dtype == DType::BF16) {
+    std::vector<float> xp;
+    pair_order(x, n, cols, xp);
+    const auto* base = static_cast<const uint16_t*>(w.data);
+    parallel_tasks(int64_t(bounds.size()) - 1, threads, [&](int64_t c, int) {
+      for (int64_t r = bounds[size_t(c)]; r < bounds[size_t(c) + 1]; ++r)
+        for (int64_t t = 0; t < n; ++t) y[t * rows + r] = dot_row(base + r * cols, xp.data() + t * cols, x + t * cols, cols);
+    });
+  } else {
+    const auto* base = static_cast<const float*>(w.data);
+    parallel_tasks(int64_t(bounds.size()) - 1, threads, [&](int64_t c, int) {
+      for (int64_t r = bounds[size_t(c)]; r < bounds[size_t(c) + 1]; ++r)
+        for (int64_t t = 0; t < n; ++t) y[t * rows + r] = dot_row(base + r * cols, x + t * cols, cols);
+    });
+  }
 }
 
 void matmul(const WeightMatrix& w, const float* x, int64_t n, float* y, const float* bias) {

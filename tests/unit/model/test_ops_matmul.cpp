@@ -1,5 +1,6 @@
 // ops::matmul against a float64 reference: the few-token path (1-4 tokens,
-// the decode kernel with its 4-row groups, 16-wide vectors and tails) and the
+// the decode kernel with its 32- and 16-column blocks, 8-wide vectors and
+// tails, guided row ranges over threads) and the
 // GEMM path, for f32 and bf16 weights, on fresh random inputs.
 #include <gtest/gtest.h>
 
@@ -65,7 +66,7 @@ TEST(OpsMatmul, FewTokensMatchFloat64AcrossShapeTails) {
   std::mt19937 rng(7);
   for (DType dtype : {DType::F32, DType::BF16})
     for (int64_t rows : {1, 3, 4, 5, 9, 67})
-      for (int64_t cols : {1, 15, 16, 17, 40, 64})
+      for (int64_t cols : {1, 7, 8, 15, 16, 17, 31, 32, 33, 40, 47, 48, 64, 81})
         for (int64_t n : {1, 2, 4}) check_matmul(dtype, rows, cols, n, rng);
 }
 
