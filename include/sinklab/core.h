@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace sinklab {
@@ -24,6 +25,16 @@ class Error : public std::runtime_error {
 // Throws Error(message) when cond is false.
 inline void check(bool cond, const std::string& message) {
   if (!cond) throw Error(message);
+}
+inline void check(bool cond, const char* message) {
+  if (!cond) throw Error(message);
+}
+// Throws Error(message()) when cond is false; the message is built only then
+// (for checks on hot paths, such as every attention call of a decode step).
+template <class MakeMessage>
+  requires std::is_invocable_r_v<std::string, MakeMessage>
+inline void check(bool cond, MakeMessage&& message) {
+  if (!cond) throw Error(message());
 }
 
 const char* version();

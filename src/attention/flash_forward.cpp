@@ -36,10 +36,27 @@ struct Slot {
   RowState st;
   Slot(const Dims& d, int goat_features) : sc(d, goat_features) { sc.bind(rb, st); }
 };
-std::vector<std::unique_ptr<Slot>> make_slots(const TileContext& c, int threads) {
-  std::vector<std::unique_ptr<Slot>> slots(static_cast<size_t>(threads));
-  for (auto& slot : slots) slot = std::make_unique<Slot>(c.d, c.goat_features());
-  return slots;
+using Slots = std::vector<std::unique_ptr<Slot>>;
+// Slots for `threads` threads, kept by the calling thread across calls: a
+// decode step calls attention once per layer, and fresh buffers each time cost
+// allocation, zero-filling and (as the heap is trimmed) page faults. A call uses
+// its slots only until it returns, so the next call may reuse them.
+const Slots& make_slots(const TileContext& c, int threads) {
+  thread_local struct {
+    int64_t head_dim = -1, v_dim = -1;
+    int goat_features = -1;
+    Slots slots;
+  } cache;
+  if (cache.head_dim != c.d.head_dim || cache.v_dim != c.d.v_dim ||
+      cache.goat_features != c.goat_features()) {
+    cache.slots.clear();
+    cache.head_dim = c.d.head_dim;
+    cache.v_dim = c.d.v_dim;
+    cache.goat_features = c.goat_features();
+  }
+  while (int(cache.slots.size()) < threads)
+    cache.slots.push_back(std::make_unique<Slot>(c.d, c.goat_features()));
+  return cache.slots;
 }
 
 // Multiply-adds of a dense pass over every (query, key) pair.
@@ -70,7 +87,7 @@ void prefill(const TileContext& c, const TensorView& q, const TensorView& v,
   const int64_t kblocks = (d.n_k + kBlockK - 1) / kBlockK;
   const bool want_entropy = !entropy.empty();
   const int threads = worth_threads(attention_work(d)) ? num_threads() : 1;
-  const auto slots = make_slots(c, threads);
+  const Slots& slots = make_slots(c, threads);
   // Later query blocks see more keys under a causal mask: hand them out first.
   run_tasks(tasks, threads, d.n_q, [&](int64_t t, int si) {
     Slot& sl = *slots[size_t(si)];
@@ -121,7 +138,7 @@ void decode(const TileContext& c, const TensorView& q, const TensorView& v,
       rb.query[r] = int32_t(r % d.n_q);
     }
   };
-  const auto slots = make_slots(c, threads);
+  const Slots& slots = make_slots(c, threads);
   run_tasks(tasks, threads, d.n_q, [&](int64_t t, int si) {
     RowBlock& rb = slots[size_t(si)]->rb;
     RowState& st = slots[size_t(si)]->st;
@@ -173,7 +190,7 @@ void stats_pass(const TileContext& c, const TensorView& q, const std::vector<Key
                                     : (first_k + kBlockK - 1) / kBlockK;
   const int64_t qblocks = (d.n_q + kBlockQ - 1) / kBlockQ;
   const int threads = worth_threads(attention_work(d)) ? num_threads() : 1;
-  const auto slots = make_slots(c, threads);
+  const Slots& slots = make_slots(c, threads);
   run_tasks(d.batch * d.n_heads, threads, d.n_q, [&](int64_t bh, int si) {
     Scratch& sc = slots[size_t(si)]->sc;
     RowBlock& rb = slots[size_t(si)]->rb;

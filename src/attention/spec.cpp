@@ -15,7 +15,7 @@ std::string dims_str(const TensorView& t) { return t.shape_str(); }
 
 void check_input_dtype(const TensorView& t, const char* name) {
   check(t.dtype == DType::F32 || t.dtype == DType::BF16 || t.dtype == DType::F16,
-        std::string("attention: ") + name + " has an unsupported dtype");
+        [&] { return std::string("attention: ") + name + " has an unsupported dtype"; });
 }
 }  // namespace
 
@@ -35,21 +35,29 @@ Dims validate(const AttnSpec& s, const TensorView& q, const TensorView& k, const
   d.n_k = k.shape[2];
   d.v_dim = v.shape[3];
   check(k.shape[0] == d.batch && v.shape[0] == d.batch,
-        "attention: q, k and v must have the same batch size (q " + dims_str(q) + ", k " +
-            dims_str(k) + ", v " + dims_str(v) + ")");
-  check(k.shape[3] == d.head_dim, "attention: k head_dim " + std::to_string(k.shape[3]) +
-                                      " differs from q head_dim " + std::to_string(d.head_dim));
+        [&] {
+          return "attention: q, k and v must have the same batch size (q " + dims_str(q) + ", k " +
+                 dims_str(k) + ", v " + dims_str(v) + ")";
+        });
+  check(k.shape[3] == d.head_dim, [&] {
+    return "attention: k head_dim " + std::to_string(k.shape[3]) + " differs from q head_dim " +
+           std::to_string(d.head_dim);
+  });
   check(v.shape[1] == d.n_kv_heads && v.shape[2] == d.n_k,
-        "attention: v " + dims_str(v) + " must match k " + dims_str(k) + " in heads and keys");
+        [&] {
+          return "attention: v " + dims_str(v) + " must match k " + dims_str(k) + " in heads and keys";
+        });
   check(d.n_heads > 0 && d.n_kv_heads > 0, "attention: head counts must be positive");
   check(d.n_heads % d.n_kv_heads == 0,
-        "attention: n_kv_heads (" + std::to_string(d.n_kv_heads) + ") must divide n_heads (" +
-            std::to_string(d.n_heads) + ")");
+        [&] {
+          return "attention: n_kv_heads (" + std::to_string(d.n_kv_heads) + ") must divide n_heads (" +
+                 std::to_string(d.n_heads) + ")";
+        });
   d.group = d.n_heads / d.n_kv_heads;
   check(d.head_dim >= 1 && d.head_dim <= 256,
-        "attention: head_dim must be in 1..256, got " + std::to_string(d.head_dim));
+        [&] { return "attention: head_dim must be in 1..256, got " + std::to_string(d.head_dim); });
   check(d.v_dim >= 1 && d.v_dim <= 256,
-        "attention: v head dim must be in 1..256, got " + std::to_string(d.v_dim));
+        [&] { return "attention: v head dim must be in 1..256, got " + std::to_string(d.v_dim); });
   check(d.n_q < (int64_t(1) << 31) && d.n_k < (int64_t(1) << 31),
         "attention: sequence lengths must be below 2^31");
 
@@ -60,7 +68,9 @@ Dims validate(const AttnSpec& s, const TensorView& q, const TensorView& k, const
   if (s.rope.style != RopeStyle::None) {
     const int rd = s.rope.rotary_dim ? s.rope.rotary_dim : int(d.head_dim);
     check(rd > 0 && rd % 2 == 0 && rd <= d.head_dim,
-          "attention: rope rotary_dim must be even and <= head_dim, got " + std::to_string(rd));
+          [&] {
+            return "attention: rope rotary_dim must be even and <= head_dim, got " + std::to_string(rd);
+          });
     check(s.rope.theta > 1.f, "attention: rope theta must be > 1");
     check(s.rope.factor > 0.f, "attention: rope scaling factor must be > 0");
     if (s.rope.scaling == RopeScaling::YaRN || s.rope.scaling == RopeScaling::Llama3)
@@ -98,7 +108,7 @@ void validate_outputs(const Dims& d, const TensorView& o, const TensorView& lse,
     auto chk = [&](const TensorView& t, const char* name, int64_t last) {
       if (t.empty()) return;
       check_view(t, name, {d.batch, d.n_heads, last}, true);
-      check(t.dtype == DType::F32, std::string(name) + " must be f32");
+      check(t.dtype == DType::F32, [&] { return std::string(name) + " must be f32"; });
     };
     chk(stats->mass_first_k, "attention: stats.mass_first_k", d.n_q);
     chk(stats->entropy, "attention: stats.entropy", d.n_q);

@@ -59,36 +59,43 @@ std::string TensorView::shape_str() const {
 
 void check_view(const TensorView& t, const char* what, std::initializer_list<int64_t> shp,
                 bool writable) {
-  const std::string name(what);
-  check(t.data != nullptr, name + ": null data pointer");
-  check(t.ndim == int(shp.size()), name + ": expected rank " + std::to_string(shp.size()) +
-                                       ", got shape " + t.shape_str());
+  // Messages are built only on failure: this runs on every attention call.
+  const auto name = [what] { return std::string(what); };
+  check(t.data != nullptr, [&] { return name() + ": null data pointer"; });
+  check(t.ndim == int(shp.size()), [&] {
+    return name() + ": expected rank " + std::to_string(shp.size()) + ", got shape " + t.shape_str();
+  });
   int i = 0;
   for (int64_t s : shp) {
-    check(t.shape[i] >= 0, name + ": negative dimension in shape " + t.shape_str());
+    check(t.shape[i] >= 0, [&] { return name() + ": negative dimension in shape " + t.shape_str(); });
     if (s >= 0 && t.shape[i] != s) {
       std::ostringstream os;
-      os << name << ": dimension " << i << " is " << t.shape[i] << ", expected " << s
+      os << what << ": dimension " << i << " is " << t.shape[i] << ", expected " << s
          << " (shape " << t.shape_str() << ")";
       throw Error(os.str());
     }
     ++i;
   }
   for (int k = 0; k < t.ndim; ++k)
-    check(t.stride[k] >= 0, name + ": negative strides are not supported");
+    check(t.stride[k] >= 0, [&] { return name() + ": negative strides are not supported"; });
   // Innermost dimension must be unit-stride for the vectorised kernels.
   if (t.ndim > 0 && t.shape[t.ndim - 1] > 1)
-    check(t.stride[t.ndim - 1] == 1, name + ": the last dimension must have stride 1");
+    check(t.stride[t.ndim - 1] == 1, [&] { return name() + ": the last dimension must have stride 1"; });
   if (writable) {
     // Sorting dims by stride, each stride must cover the extent of the smaller ones,
     // otherwise two indices alias the same element.
-    std::vector<int> order;
+    int order[TensorView::kMaxDims];
+    int n = 0;
     for (int k = 0; k < t.ndim; ++k)
-      if (t.shape[k] > 1) order.push_back(k);
-    std::sort(order.begin(), order.end(), [&](int a, int b) { return t.stride[a] < t.stride[b]; });
+      if (t.shape[k] > 1) order[n++] = k;
+    for (int j = 1; j < n; ++j)  // insertion sort of at most kMaxDims entries
+      for (int m = j; m > 0 && t.stride[order[m]] < t.stride[order[m - 1]]; --m)
+        std::swap(order[m], order[m - 1]);
     int64_t extent = 1;
-    for (int k : order) {
-      check(t.stride[k] >= extent, name + ": output strides overlap (null or aliasing stride)");
+    for (int j = 0; j < n; ++j) {
+      const int k = order[j];
+      check(t.stride[k] >= extent,
+            [&] { return name() + ": output strides overlap (null or aliasing stride)"; });
       extent = t.stride[k] * t.shape[k];
     }
   }

@@ -142,7 +142,8 @@ void matmul_rows(const WeightMatrix& w, const float* x, int64_t n, float* y) {
     const auto* base = static_cast<const uint16_t*>(w.data);
     parallel_tasks(int64_t(bounds.size()) - 1, threads, [&](int64_t c, int) {
       for (int64_t r = bounds[size_t(c)]; r < bounds[size_t(c) + 1]; ++r)
-        for (int64_t t = 0; t < n; ++t) y[t * rows + r] = dot_row(base + r * cols, xp.data() + t * cols, x + t * cols, cols);
+        for (int64_t t = 0; t < n; ++t)
+          y[t * rows + r] = dot_row(base + r * cols, xp.data() + t * cols, x + t * cols, cols);
     });
   } else {
     const auto* base = static_cast<const float*>(w.data);
