@@ -66,6 +66,15 @@ RopeTable rope_table(const RopeSpec& rope, int head_dim);
 // Rotates one vector of head_dim floats in place to position pos (exposed for
 // caches that store rotated keys and for tests).
 void rope_rotate(const RopeSpec& rope, const RopeTable& table, float* x, int head_dim, double pos);
+// cos and sin (times mscale) of one position's angles, one per frequency: a
+// token's heads all turn by the same angles, so a model step computes them once
+// per token rather than once per head and layer.
+struct RopeAngles {
+  std::vector<float> cos, sin;
+};
+RopeAngles rope_angles(const RopeTable& table, double pos);
+// The same rotation as rope_rotate, with angles from rope_angles.
+void rope_rotate(const RopeSpec& rope, const RopeAngles& angles, float* x);
 
 // GOAT relative prior: kappa_g(d) = sum_r lambda_sym[g][r] cos(w_r d) + lambda_asym[g][r] sin(w_r d),
 // w_r = base^(-r/(rank-1)) (w_0 = 1 when rank = 1).

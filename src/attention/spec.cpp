@@ -199,19 +199,45 @@ RopeTable rope_table(const RopeSpec& r, int head_dim) {
   return t;
 }
 
+namespace {
+// cos and sin (times mscale) of frequency i at position pos.
+inline void rope_cos_sin(const RopeTable& t, int i, double pos, float& c, float& s) {
+  const double ang = pos * double(t.inv_freq[size_t(i)]);
+  c = float(std::cos(ang)) * t.mscale;
+  s = float(std::sin(ang)) * t.mscale;
+}
+// Turns the pair of frequency i (of `half`) by (c, s), paired as the style pairs them.
+inline void rope_turn(RopeStyle style, int half, int i, float c, float s, float* x) {
+  const int a = style == RopeStyle::RotateHalf ? i : 2 * i;
+  const int b = style == RopeStyle::RotateHalf ? i + half : 2 * i + 1;
+  const float xa = x[a], xb = x[b];
+  x[a] = xa * c - xb * s;
+  x[b] = xb * c + xa * s;
+}
+}  // namespace
+
 void rope_rotate(const RopeSpec& r, const RopeTable& t, float* x, int head_dim, double pos) {
   if (r.style == RopeStyle::None) return;
   const int half = int(t.inv_freq.size());
   for (int i = 0; i < half; ++i) {
-    const double ang = pos * double(t.inv_freq[size_t(i)]);
-    const float c = float(std::cos(ang)) * t.mscale, s = float(std::sin(ang)) * t.mscale;
-    const int a = r.style == RopeStyle::RotateHalf ? i : 2 * i;
-    const int b = r.style == RopeStyle::RotateHalf ? i + half : 2 * i + 1;
-    const float xa = x[a], xb = x[b];
-    x[a] = xa * c - xb * s;
-    x[b] = xb * c + xa * s;
+    float c, s;
+    rope_cos_sin(t, i, pos, c, s);
+    rope_turn(r.style, half, i, c, s, x);
   }
   (void)head_dim;
+}
+
+RopeAngles rope_angles(const RopeTable& t, double pos) {
+  const int half = int(t.inv_freq.size());
+  RopeAngles a{std::vector<float>(size_t(half)), std::vector<float>(size_t(half))};
+  for (int i = 0; i < half; ++i) rope_cos_sin(t, i, pos, a.cos[size_t(i)], a.sin[size_t(i)]);
+  return a;
+}
+
+void rope_rotate(const RopeSpec& r, const RopeAngles& a, float* x) {
+  if (r.style == RopeStyle::None) return;
+  const int half = int(a.cos.size());
+  for (int i = 0; i < half; ++i) rope_turn(r.style, half, i, a.cos[size_t(i)], a.sin[size_t(i)], x);
 }
 
 std::vector<double> goat_frequencies(int rank, double base) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numbers>
 
 #include "vec_math.h"
@@ -117,28 +118,48 @@ constexpr int kFewRows = 2;
 
 void few_rows_qk(const float* q, int n, int D, const float* k, int64_t k_stride, int nk, float* s,
                  int ld) {
-  for (int j = 0; j < nk; ++j) {
-    const float* kj = k + j * k_stride;
-    for (int r = 0; r < n; ++r) {
-      const float* qr = q + r * D;
-      float acc = 0.f;
-#pragma omp simd reduction(+ : acc)
-      for (int e = 0; e < D; ++e) acc += qr[e] * kj[e];
-      s[r * ld + j] = acc;
-    }
-  }
+  for (int j = 0; j < nk; ++j)
+    for (int r = 0; r < n; ++r) s[r * ld + j] = dot(q + r * D, k + j * k_stride, D);
 }
 
+// acc[r] += sum_j p[r][j] v[j]. The accumulator columns stay in registers over
+// all keys (64 columns at a time, 8 independent vectors): adding into memory
+// key by key would chain every key's store to the next key's load.
 void few_rows_pv(const float* p, int ldp, int n, int nk, const float* v, int64_t ldv, int64_t Dv,
                  float* acc) {
-  for (int j = 0; j < nk; ++j) {
-    const float* vj = v + j * ldv;
-    for (int r = 0; r < n; ++r) {
-      const float w = p[r * ldp + j];
-      if (w == 0.f) continue;
-      float* a = acc + r * Dv;
-#pragma omp simd
-      for (int64_t e = 0; e < Dv; ++e) a[e] += w * vj[e];
+  for (int r = 0; r < n; ++r) {
+    const float* pr = p + r * ldp;
+    float* a = acc + r * Dv;
+    int64_t e = 0;
+    for (; e + 64 <= Dv; e += 64) {
+      f32x8 s[8];
+      for (int u = 0; u < 8; ++u) load8(a + e + 8 * u, s[u]);
+      for (int j = 0; j < nk; ++j) {
+        if (pr[j] == 0.f) continue;
+        const f32x8 w = f32x8{} + pr[j];
+        const float* vj = v + j * ldv + e;
+        for (int u = 0; u < 8; ++u) {
+          f32x8 x;
+          load8(vj + 8 * u, x);
+          s[u] += w * x;
+        }
+      }
+      std::memcpy(a + e, s, sizeof s);
+    }
+    for (; e + 8 <= Dv; e += 8) {
+      f32x8 s0;
+      load8(a + e, s0);
+      for (int j = 0; j < nk; ++j) {
+        f32x8 x;
+        load8(v + j * ldv + e, x);
+        s0 += (f32x8{} + pr[j]) * x;
+      }
+      std::memcpy(a + e, &s0, sizeof s0);
+    }
+    for (; e < Dv; ++e) {
+      float s0 = a[e];
+      for (int j = 0; j < nk; ++j) s0 += pr[j] * v[j * ldv + e];
+      a[e] = s0;
     }
   }
 }

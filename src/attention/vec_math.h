@@ -1,4 +1,5 @@
-// Small vectorisable math kernels for the attention tiles.
+// Small vectorisable math kernels for the attention tiles and the decode
+// matrix-vector products.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +28,46 @@ inline float exp_nonpos(float x) {
   float scale;
   std::memcpy(&scale, &bits, 4);
   return p * scale * keep;
+}
+
+// 8-float vectors (one AVX2 register) through GCC/Clang vector extensions, so
+// kernels need no per-ISA intrinsics. Helpers take and give vectors through
+// references: a vector passed by value would have a different calling
+// convention with and without AVX.
+using f32x8 = float __attribute__((vector_size(32)));
+using u32x8 = uint32_t __attribute__((vector_size(32)));
+
+inline void load8(const void* p, f32x8& v) { std::memcpy(&v, p, sizeof v); }
+inline void load8(const void* p, u32x8& v) { std::memcpy(&v, p, sizeof v); }
+inline void as_f32(const u32x8& u, f32x8& v) { std::memcpy(&v, &u, sizeof v); }
+
+// Sum of the 8 lanes as a tree of three vector additions (a lane-by-lane
+// chain would be eight dependent scalar additions).
+inline float hsum(const f32x8& v) {
+  const f32x8 a = v + __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3);
+  const f32x8 b = a + __builtin_shufflevector(a, a, 2, 3, 0, 1, 6, 7, 4, 5);
+  const f32x8 c = b + __builtin_shufflevector(b, b, 1, 0, 3, 2, 5, 4, 7, 6);
+  return c[0];
+}
+
+// a . b over n floats; four accumulators so FMA latency never binds.
+inline float dot(const float* a, const float* b, int64_t n) {
+  f32x8 s0 = {}, s1 = {}, s2 = {}, s3 = {};
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    f32x8 a0, a1, a2, a3, b0, b1, b2, b3;
+    load8(a + i, a0), load8(a + i + 8, a1), load8(a + i + 16, a2), load8(a + i + 24, a3);
+    load8(b + i, b0), load8(b + i + 8, b1), load8(b + i + 16, b2), load8(b + i + 24, b3);
+    s0 += a0 * b0, s1 += a1 * b1, s2 += a2 * b2, s3 += a3 * b3;
+  }
+  for (; i + 8 <= n; i += 8) {
+    f32x8 a0, b0;
+    load8(a + i, a0), load8(b + i, b0);
+    s0 += a0 * b0;
+  }
+  float s = hsum((s0 + s1) + (s2 + s3));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
 }
 
 }  // namespace sinklab::attn

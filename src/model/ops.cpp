@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "attention/blas_threads.h"
+#include "attention/vec_math.h"
 
 namespace sinklab::ops {
 
@@ -28,55 +29,21 @@ std::vector<int64_t> guided_row_bounds(int64_t rows, int threads) {
   return bounds;
 }
 
-// 8-float vectors (one AVX2 register) through GCC/Clang vector extensions. One
-// row at a time with 256-bit loads keeps each thread on a single sequential
-// stream; on the hosts measured this read DRAM ~25% faster than 512-bit loads
-// or interleaved rows (docs/results/model-bench.md).
-using f32x8 = float __attribute__((vector_size(32)));
-using u32x8 = uint32_t __attribute__((vector_size(32)));
-
-// Helpers take and give vectors through references: a vector passed by value
-// would have a different calling convention with and without AVX.
-inline void load8(const void* p, f32x8& v) { __builtin_memcpy(&v, p, sizeof v); }
-inline void load8(const void* p, u32x8& v) { __builtin_memcpy(&v, p, sizeof v); }
-inline void as_f32(const u32x8& u, f32x8& v) { __builtin_memcpy(&v, &u, sizeof v); }
-inline float hsum(const f32x8& v) {
-  float s = 0;
-  for (int k = 0; k < 8; ++k) s += v[k];
-  return s;
-}
-inline float widen(uint16_t v) {
-  const uint32_t u = uint32_t(v) << 16;
-  float f;
-  __builtin_memcpy(&f, &u, 4);
-  return f;
-}
-
-// w . x over n columns; four accumulators so FMA latency never binds.
-inline float dot_row(const float* w, const float* x, int64_t n) {
-  f32x8 a0 = {}, a1 = {}, a2 = {}, a3 = {};
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    f32x8 w0, w1, w2, w3, x0, x1, x2, x3;
-    load8(w + i, w0), load8(w + i + 8, w1), load8(w + i + 16, w2), load8(w + i + 24, w3);
-    load8(x + i, x0), load8(x + i + 8, x1), load8(x + i + 16, x2), load8(x + i + 24, x3);
-    a0 += w0 * x0, a1 += w1 * x1, a2 += w2 * x2, a3 += w3 * x3;
-  }
-  for (; i + 8 <= n; i += 8) {
-    f32x8 w0, x0;
-    load8(w + i, w0), load8(x + i, x0);
-    a0 += w0 * x0;
-  }
-  float s = hsum((a0 + a1) + (a2 + a3));
-  for (; i < n; ++i) s += w[i] * x[i];
-  return s;
-}
+// Weights stream through the 8-float vectors of attention/vec_math.h, one row
+// at a time: each thread stays on a single sequential stream, and 256-bit loads
+// read DRAM ~25% faster than 512-bit loads or interleaved rows on the hosts
+// measured (docs/results/model-bench.md).
+using attn::as_f32;
+using attn::f32x8;
+using attn::hsum;
+using attn::load8;
+using attn::u32x8;
 
 // bf16 weights: 16 weights loaded as 8 32-bit pairs give the even columns as
 // (pair << 16) and the odd ones as (pair & 0xffff0000), both exact f32 values.
 // xp is x with every 16-column block reordered as its 8 even then 8 odd columns
 // (see pair_order); the tail past the last whole block uses x as it is.
-inline float dot_row(const uint16_t* w, const float* xp, const float* x, int64_t n) {
+inline float dot_bf16(const uint16_t* w, const float* xp, const float* x, int64_t n) {
   const u32x8 high = u32x8{} + 0xffff0000u;
   auto block = [&](int64_t i, f32x8& acc_even, f32x8& acc_odd) {
     u32x8 pairs;
@@ -91,7 +58,7 @@ inline float dot_row(const uint16_t* w, const float* xp, const float* x, int64_t
   for (; i + 32 <= n; i += 32) block(i, a0, a1), block(i + 16, a2, a3);
   if (i + 16 <= n) block(i, a0, a1), i += 16;
   float s = hsum((a0 + a1) + (a2 + a3));
-  for (; i < n; ++i) s += widen(w[i]) * x[i];
+  for (; i < n; ++i) s += bf16_to_f32(bf16{w[i]}) * x[i];
   return s;
 }
 
@@ -143,13 +110,13 @@ void matmul_rows(const WeightMatrix& w, const float* x, int64_t n, float* y) {
     parallel_tasks(int64_t(bounds.size()) - 1, threads, [&](int64_t c, int) {
       for (int64_t r = bounds[size_t(c)]; r < bounds[size_t(c) + 1]; ++r)
         for (int64_t t = 0; t < n; ++t)
-          y[t * rows + r] = dot_row(base + r * cols, xp.data() + t * cols, x + t * cols, cols);
+          y[t * rows + r] = dot_bf16(base + r * cols, xp.data() + t * cols, x + t * cols, cols);
     });
   } else {
     const auto* base = static_cast<const float*>(w.data);
     parallel_tasks(int64_t(bounds.size()) - 1, threads, [&](int64_t c, int) {
       for (int64_t r = bounds[size_t(c)]; r < bounds[size_t(c) + 1]; ++r)
-        for (int64_t t = 0; t < n; ++t) y[t * rows + r] = dot_row(base + r * cols, x + t * cols, cols);
+        for (int64_t t = 0; t < n; ++t) y[t * rows + r] = attn::dot(base + r * cols, x + t * cols, cols);
     });
   }
 }

@@ -222,7 +222,12 @@ void Session::feed_chunk(std::span<const int32_t> ids, std::span<const TokenMeta
   KvStorage& store = cache_->storage();
   const int64_t n_ctx = store.high_water();
   const bool rotate_outside = storage_contract_ == PositionContract::Shift;
-  const RopeTable rope = rotate_outside ? rope_table(c.rope, int(hd)) : RopeTable{};
+  // Rotation angles of each token's position, shared by its heads and layers.
+  std::vector<RopeAngles> angles;
+  if (rotate_outside) {
+    const RopeTable rope = rope_table(c.rope, int(hd));
+    for (int64_t i = 0; i < n; ++i) angles.push_back(rope_angles(rope, double(B.q_pos[size_t(i)])));
+  }
   for (int l = 0; l < int(c.n_layers); ++l) {
     const LayerWeights& L = w.layers[size_t(l)];
     ops::rmsnorm(B.x.data(), L.attn_norm.data(), n, D, c.norm_eps, B.h.data());
@@ -242,9 +247,9 @@ void Session::feed_chunk(std::span<const int32_t> ids, std::span<const TokenMeta
     fw.tap(fw.blk(l, "v"), B.v.data(), n, kvd, l);
     for (int64_t i = 0; i < n; ++i) {
       if (rotate_outside) {
-        const double p = double(B.q_pos[size_t(i)]);
-        for (int64_t hh = 0; hh < H; ++hh) rope_rotate(c.rope, rope, B.q.data() + i * qd + hh * hd, int(hd), p);
-        for (int64_t g = 0; g < Hkv; ++g) rope_rotate(c.rope, rope, B.k.data() + i * kvd + g * hd, int(hd), p);
+        const RopeAngles& a = angles[size_t(i)];
+        for (int64_t hh = 0; hh < H; ++hh) rope_rotate(c.rope, a, B.q.data() + i * qd + hh * hd);
+        for (int64_t g = 0; g < Hkv; ++g) rope_rotate(c.rope, a, B.k.data() + i * kvd + g * hd);
       }
       for (int64_t g = 0; g < Hkv; ++g)
         store.write(l, int(g), slots[size_t(i)], B.k.data() + i * kvd + g * hd, B.v.data() + i * kvd + g * hd);

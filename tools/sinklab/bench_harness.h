@@ -5,6 +5,7 @@
 // Not part of libsinklab.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -59,6 +60,22 @@ struct CopyRate {
 // Parallel memcpy of one large buffer into another, every thread copying its
 // slice, and a parallel read-only pass over the source.
 CopyRate measure_copy(size_t buffer_bytes, int reps);
+// The buffers of measure_copy, kept so that copy and read passes can be timed
+// in turn with something else (time_interleaved) on a machine whose bandwidth
+// drifts.
+class BandwidthProbe {
+ public:
+  explicit BandwidthProbe(size_t buffer_bytes);
+  void copy();
+  void read();
+  CopyRate rate(const Timing& copy_time, const Timing& read_time) const;
+
+ private:
+  void parallel_slices(const std::function<void(size_t, size_t)>& body) const;
+  size_t bytes_;
+  AlignedPtr<unsigned char> src_, dst_;
+  std::atomic<float> keep_{0.f};
+};
 
 // ------------------------------------------------------------ peak memory ----
 // Resets the kernel's peak-RSS mark (VmHWM) through /proc/self/clear_refs after

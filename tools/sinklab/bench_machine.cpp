@@ -76,50 +76,62 @@ SgemmRate measure_sgemm(int n, int reps) {
   return r;
 }
 
-CopyRate measure_copy(size_t buffer_bytes, int reps) {
-  AlignedPtr<unsigned char> src = aligned_array<unsigned char>(buffer_bytes);
-  AlignedPtr<unsigned char> dst = aligned_array<unsigned char>(buffer_bytes);
-  // Each thread first touches (and later copies) its own slice, so pages sit
-  // near the thread that streams them.
-  auto parallel_slices = [&](auto&& body) {
-#pragma omp parallel
-    {
-      const size_t nt = size_t(omp_get_num_threads()), t = size_t(omp_get_thread_num());
-      const size_t chunk = (buffer_bytes / nt + 63) / 64 * 64;
-      const size_t begin = std::min(buffer_bytes, t * chunk);
-      const size_t end = std::min(buffer_bytes, begin + chunk);
-      body(begin, end);
-    }
-  };
+BandwidthProbe::BandwidthProbe(size_t buffer_bytes)
+    : bytes_(buffer_bytes),
+      src_(aligned_array<unsigned char>(buffer_bytes)),
+      dst_(aligned_array<unsigned char>(buffer_bytes)) {
   parallel_slices([&](size_t b, size_t e) {
-    std::memset(src.get() + b, 1, e - b);
-    std::memset(dst.get() + b, 0, e - b);
+    std::memset(src_.get() + b, 1, e - b);
+    std::memset(dst_.get() + b, 0, e - b);
   });
+}
+
+// Each thread first touches (and later streams) its own slice, so pages sit
+// near the thread that streams them.
+void BandwidthProbe::parallel_slices(const std::function<void(size_t, size_t)>& body) const {
+#pragma omp parallel
+  {
+    const size_t nt = size_t(omp_get_num_threads()), t = size_t(omp_get_thread_num());
+    const size_t chunk = (bytes_ / nt + 63) / 64 * 64;
+    const size_t begin = std::min(bytes_, t * chunk);
+    const size_t end = std::min(bytes_, begin + chunk);
+    body(begin, end);
+  }
+}
+
+void BandwidthProbe::copy() {
+  parallel_slices([&](size_t b, size_t e) { std::memcpy(dst_.get() + b, src_.get() + b, e - b); });
+}
+
+// 16 independent float sums per thread so the loop streams rather than waits on
+// one addition chain; the total is kept so it is not elided.
+void BandwidthProbe::read() {
+  parallel_slices([&](size_t b, size_t e) {
+    const float* p = reinterpret_cast<const float*>(src_.get() + b);
+    const size_t n = (e - b) / sizeof(float);
+    float acc[16] = {};
+    for (size_t i = 0; i + 16 <= n; i += 16)
+      for (int k = 0; k < 16; ++k) acc[k] += p[i + k];
+    float s = 0.f;
+    for (float a : acc) s += a;
+    keep_.fetch_add(s, std::memory_order_relaxed);
+  });
+}
+
+CopyRate BandwidthProbe::rate(const Timing& copy_time, const Timing& read_time) const {
   CopyRate r;
-  r.buffer_bytes = buffer_bytes;
-  r.time = time_median(
-      [&] { parallel_slices([&](size_t b, size_t e) { std::memcpy(dst.get() + b, src.get() + b, e - b); }); },
-      1, reps);
-  r.gb_per_s = 2.0 * double(buffer_bytes) / r.time.median_s * 1e-9;
-  // Read-only: 16 independent float sums per thread so the loop streams rather
-  // than waits on one addition chain; the total is kept so it is not elided.
-  std::atomic<float> keep{0.f};
-  r.read_time = time_median(
-      [&] {
-        parallel_slices([&](size_t b, size_t e) {
-          const float* p = reinterpret_cast<const float*>(src.get() + b);
-          const size_t n = (e - b) / sizeof(float);
-          float acc[16] = {};
-          for (size_t i = 0; i + 16 <= n; i += 16)
-            for (int k = 0; k < 16; ++k) acc[k] += p[i + k];
-          float s = 0.f;
-          for (float a : acc) s += a;
-          keep.fetch_add(s, std::memory_order_relaxed);
-        });
-      },
-      1, reps);
-  r.read_gb_per_s = double(buffer_bytes) / r.read_time.median_s * 1e-9;
+  r.buffer_bytes = bytes_;
+  r.time = copy_time;
+  r.gb_per_s = 2.0 * double(bytes_) / copy_time.median_s * 1e-9;
+  r.read_time = read_time;
+  r.read_gb_per_s = double(bytes_) / read_time.median_s * 1e-9;
   return r;
+}
+
+CopyRate measure_copy(size_t buffer_bytes, int reps) {
+  BandwidthProbe probe(buffer_bytes);
+  const std::vector<Timing> t = time_interleaved({[&] { probe.copy(); }, [&] { probe.read(); }}, 1, reps);
+  return probe.rate(t[0], t[1]);
 }
 
 namespace {

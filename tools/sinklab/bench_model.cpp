@@ -67,8 +67,10 @@ constexpr const char* kFooter = R"(What it measures (batch 1, one Session, f32 a
             (4 x n(n+1)/2 x head_dim x heads x layers) + one logits row (2 x vocab x dim);
             fraction = useful FLOP/s / sgemm FLOP/s.
   decode    --decode-tokens single-token feed() calls from an empty cache (like tg128);
-            fraction = weight bytes x tokens/s / copy bandwidth (read + write), both
-            measured in the same minute; also shown against the read-only rate.
+            fraction = weight bytes x tokens/s / copy bandwidth (read + write); the
+            copy and read-only passes are timed in turn with the decode runs (copy,
+            read, decode, copy, ...), as the bandwidth of shared hosts drifts; also
+            shown against the read-only rate.
 Targets (PASS/MISS, never an error): decode >= 80% of the copy bandwidth,
 prefill >= 50% of the sgemm rate. Timings: median of --reps runs after a warm-up.)";
 
@@ -266,19 +268,24 @@ DtypeResult run_dtype(const BenchShape& shape, DType dtype, int64_t prompt_token
         session.feed(prompt);
       },
       1, reps);
-  // The machine's bandwidth drifts on shared hosts: measure it next to the decode runs.
-  r.memory = bench::measure_copy(copy_bytes, 3);
+  // The machine's bandwidth drifts on shared hosts: copy and read passes are
+  // timed in turn with the decode runs (copy, read, decode, copy, ...), and each
+  // rate is the median of its own runs.
+  bench::BandwidthProbe probe(copy_bytes);
   std::vector<double> steps;  // every step's wall time, warm-up run included (dropped below)
-  r.decode = bench::time_median(
-      [&] {
-        session.reset();
-        for (int64_t i = 0; i < decode_tokens; ++i) {
-          const auto t_step = clock_type::now();
-          session.feed(std::span<const int32_t>(&tokens[size_t(i)], 1));
-          steps.push_back(seconds_since(t_step));
-        }
-      },
+  const std::vector<bench::Timing> t = bench::time_interleaved(
+      {[&] { probe.copy(); }, [&] { probe.read(); },
+       [&] {
+         session.reset();
+         for (int64_t i = 0; i < decode_tokens; ++i) {
+           const auto t_step = clock_type::now();
+           session.feed(std::span<const int32_t>(&tokens[size_t(i)], 1));
+           steps.push_back(seconds_since(t_step));
+         }
+       }},
       1, reps);
+  r.memory = probe.rate(t[0], t[1]);
+  r.decode = t[2];
   steps.erase(steps.begin(), steps.begin() + std::min<ptrdiff_t>(ptrdiff_t(decode_tokens), ptrdiff_t(steps.size())));
   std::sort(steps.begin(), steps.end());
   if (!steps.empty()) {
@@ -326,7 +333,7 @@ int run_bench_model(BenchModelFlags f) {
   std::printf("machine: sgemm 2048^3 %.1f GFLOP/s; copy %zu MiB %.2f GB/s (bytes read + bytes written), "
               "read-only %.2f GB/s\n",
               sgemm.gflops, copy.buffer_bytes >> 20, copy.gb_per_s, copy.read_gb_per_s);
-  std::printf("(decode rows use the copy and read rates measured again just before their decode runs)\n\n");
+  std::printf("(decode rows use copy and read rates timed in turn with their decode runs)\n\n");
   std::printf("%-5s %9s %11s %7s | %8s %9s %8s %7s %6s | %8s %8s %7s %7s %7s %7s %7s %s\n", "dtype", "params",
               "weights", "load s", "prefill", "tok/s", "GFLOP/s", "%sgemm", "target", "decode", "tok/s", "GB/s",
               "copy", "read", "%copy", "%read", "target");
