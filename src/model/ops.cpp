@@ -9,6 +9,7 @@
 
 #include "attention/blas_threads.h"
 #include "attention/vec_math.h"
+#include "decode_kernels.h"
 
 namespace sinklab::ops {
 
@@ -27,52 +28,6 @@ std::vector<int64_t> guided_row_bounds(int64_t rows, int threads) {
     bounds.push_back(bounds.back() + std::min(take, left));
   }
   return bounds;
-}
-
-// Weights stream through the 8-float vectors of attention/vec_math.h, one row
-// at a time: each thread stays on a single sequential stream, and 256-bit loads
-// read DRAM ~25% faster than 512-bit loads or interleaved rows on the hosts
-// measured (docs/results/model-bench.md).
-using attn::as_f32;
-using attn::f32x8;
-using attn::hsum;
-using attn::load8;
-using attn::u32x8;
-
-// bf16 weights: 16 weights loaded as 8 32-bit pairs give the even columns as
-// (pair << 16) and the odd ones as (pair & 0xffff0000), both exact f32 values.
-// xp is x with every 16-column block reordered as its 8 even then 8 odd columns
-// (see pair_order); the tail past the last whole block uses x as it is.
-inline float dot_bf16(const uint16_t* w, const float* xp, const float* x, int64_t n) {
-  const u32x8 high = u32x8{} + 0xffff0000u;
-  auto block = [&](int64_t i, f32x8& acc_even, f32x8& acc_odd) {
-    u32x8 pairs;
-    f32x8 even, odd, xe, xo;
-    load8(w + i, pairs);
-    as_f32(pairs << 16, even), as_f32(pairs & high, odd);
-    load8(xp + i, xe), load8(xp + i + 8, xo);
-    acc_even += even * xe, acc_odd += odd * xo;
-  };
-  f32x8 a0 = {}, a1 = {}, a2 = {}, a3 = {};
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) block(i, a0, a1), block(i + 16, a2, a3);
-  if (i + 16 <= n) block(i, a0, a1), i += 16;
-  float s = hsum((a0 + a1) + (a2 + a3));
-  for (; i < n; ++i) s += bf16_to_f32(bf16{w[i]}) * x[i];
-  return s;
-}
-
-// x[n, cols] with each whole 16-column block reordered as even then odd columns.
-void pair_order(const float* x, int64_t n, int64_t cols, std::vector<float>& xp) {
-  xp.resize(size_t(n * cols));
-  for (int64_t t = 0; t < n; ++t) {
-    const float* xr = x + t * cols;
-    float* pr = xp.data() + t * cols;
-    int64_t b = 0;
-    for (; b + 16 <= cols; b += 16)
-      for (int k = 0; k < 8; ++k) pr[b + k] = xr[b + 2 * k], pr[b + 8 + k] = xr[b + 2 * k + 1];
-    for (; b < cols; ++b) pr[b] = xr[b];
-  }
 }
 
 // Rows of bf16 weights converted in blocks, each block multiplied with BLAS.
@@ -98,19 +53,19 @@ void matmul_bf16_blocked(const WeightMatrix& w, const float* x, int64_t n, float
 
 // y[n, rows] for a few rows of x: each weight row is read from memory once
 // and multiplied with all n tokens while it sits in L1; rows shared out in
-// guided ranges.
+// guided ranges. One row at a time keeps each thread on a single sequential
+// stream; with 256-bit loads this read DRAM ~25% faster than 512-bit loads or
+// interleaved rows on the hosts measured (docs/results/model-bench.md).
 void matmul_rows(const WeightMatrix& w, const float* x, int64_t n, float* y) {
   const int threads = double(n) * double(w.rows) * double(w.cols) > 3e5 ? num_threads() : 1;
   const std::vector<int64_t> bounds = guided_row_bounds(w.rows, threads);
   const int64_t rows = w.rows, cols = w.cols;
   if (w.dtype == DType::BF16) {
-    std::vector<float> xp;
-    pair_order(x, n, cols, xp);
     const auto* base = static_cast<const uint16_t*>(w.data);
     parallel_tasks(int64_t(bounds.size()) - 1, threads, [&](int64_t c, int) {
       for (int64_t r = bounds[size_t(c)]; r < bounds[size_t(c) + 1]; ++r)
         for (int64_t t = 0; t < n; ++t)
-          y[t * rows + r] = dot_bf16(base + r * cols, xp.data() + t * cols, x + t * cols, cols);
+          y[t * rows + r] = kernels::dot_bf16(base + r * cols, x + t * cols, cols);
     });
   } else {
     const auto* base = static_cast<const float*>(w.data);

@@ -141,7 +141,7 @@ class Binder {
       m.dtype = f32_ok ? DType::F32 : DType::BF16;
       m.data = src;
       if (copy_) {  // process memory: the page cache cannot drop it under memory pressure
-        auto buf = std::make_unique_for_overwrite<uint8_t[]>(size_t(n) * esize);
+        auto buf = aligned_array<uint8_t>(size_t(n) * esize);
         std::memcpy(buf.get(), src, size_t(n) * esize);
         m.data = buf.get();
         w_.owned.push_back(std::move(buf));
@@ -154,7 +154,7 @@ class Binder {
       std::vector<float> tmp(static_cast<size_t>(n));
       dequantize_row(e.type, e.data + off_bytes, tmp.data(), n);
       m.dtype = dtype_;
-      auto buf = std::make_unique_for_overwrite<uint8_t[]>(size_t(n) * dtype_size(dtype_));
+      auto buf = aligned_array<uint8_t>(size_t(n) * dtype_size(dtype_));
       from_f32(dtype_, tmp.data(), buf.get(), size_t(n));
       m.data = buf.get();
       w_.owned.push_back(std::move(buf));

@@ -46,7 +46,9 @@ struct ModelWeights {
   std::vector<LayerWeights> layers;
 
   std::unique_ptr<TensorFile> file;               // keeps zero-copy views alive
-  std::vector<std::unique_ptr<uint8_t[]>> owned;  // converted tensors
+  // Converted or copied tensors, 64-byte aligned: the decode kernels stream
+  // rows with vector loads, which read ~10% slower when they split cache lines.
+  std::vector<AlignedPtr<uint8_t>> owned;
   int64_t n_params = 0;
   int64_t bytes = 0;
 };

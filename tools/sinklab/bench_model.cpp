@@ -270,11 +270,14 @@ DtypeResult run_dtype(const BenchShape& shape, DType dtype, int64_t prompt_token
       1, reps);
   // The machine's bandwidth drifts on shared hosts: copy and read passes are
   // timed in turn with the decode runs (copy, read, decode, copy, ...), and each
-  // rate is the median of its own runs.
+  // rate is the median of its own runs. An untimed copy comes first in each
+  // round: pages left untouched for a second (here, during a decode run) are
+  // slow to touch again on hosts that monitor memory access (DAMON), and the
+  // rate sought is that of memory in use, as the weights are.
   bench::BandwidthProbe probe(copy_bytes);
   std::vector<double> steps;  // every step's wall time, warm-up run included (dropped below)
   const std::vector<bench::Timing> t = bench::time_interleaved(
-      {[&] { probe.copy(); }, [&] { probe.read(); },
+      {[&] { probe.copy(); }, [&] { probe.copy(); }, [&] { probe.read(); },
        [&] {
          session.reset();
          for (int64_t i = 0; i < decode_tokens; ++i) {
@@ -284,8 +287,8 @@ DtypeResult run_dtype(const BenchShape& shape, DType dtype, int64_t prompt_token
          }
        }},
       1, reps);
-  r.memory = probe.rate(t[0], t[1]);
-  r.decode = t[2];
+  r.memory = probe.rate(t[1], t[2]);
+  r.decode = t[3];
   steps.erase(steps.begin(), steps.begin() + std::min<ptrdiff_t>(ptrdiff_t(decode_tokens), ptrdiff_t(steps.size())));
   std::sort(steps.begin(), steps.end());
   if (!steps.empty()) {

@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "../../../src/model/decode_kernels.h"
 #include "../../../src/model/ops.h"
 
 namespace sinklab {
@@ -82,6 +83,36 @@ TEST(OpsMatmul, ThreadedDecodeShapesMatchFloat64) {
 TEST(OpsMatmul, ManyTokensMatchFloat64) {
   std::mt19937 rng(13);
   for (DType dtype : {DType::F32, DType::BF16}) check_matmul(dtype, 130, 72, 9, rng);
+}
+
+// Each bf16 row kernel compiled for this CPU (the portable one always, the
+// AVX-512 one where the build targets it), whatever matmul picks, on lengths
+// around its 8-, 16- and 32-column blocks.
+TEST(OpsMatmul, EveryBf16RowKernelMatchesFloat64) {
+  std::mt19937 rng(17);
+  std::normal_distribution<float> N(0.f, 1.f);
+  using Kernel = float (*)(const uint16_t*, const float*, int64_t);
+  std::vector<std::pair<const char*, Kernel>> kernels{{"portable", &ops::kernels::dot_bf16_portable}};
+#if defined(__AVX512F__)
+  kernels.push_back({"avx512", &ops::kernels::dot_bf16_avx512});
+#endif
+  for (const auto& [name, kernel] : kernels)
+    for (int64_t n : {0, 1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 48, 63, 64, 65, 100, 768}) {
+      std::vector<uint16_t> w(size_t(n) + 1);
+      std::vector<float> x(size_t(n) + 1);
+      double ref = 0, mag = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        w[size_t(i)] = to_bf16_bits(N(rng));
+        x[size_t(i)] = N(rng);
+        ref += double(from_bf16_bits(w[size_t(i)])) * x[size_t(i)];
+        mag += std::abs(double(from_bf16_bits(w[size_t(i)])) * x[size_t(i)]);
+      }
+      // One element past the end, poisoned: a kernel reading it would show.
+      w[size_t(n)] = to_bf16_bits(std::nanf(""));
+      x[size_t(n)] = std::nanf("");
+      const float got = kernel(w.data(), x.data(), n);
+      EXPECT_LE(std::abs(got - ref), 1e-5 * (mag + 1.0)) << name << " n " << n << ": " << got << " vs " << ref;
+    }
 }
 
 }  // namespace
