@@ -100,14 +100,23 @@ void rmsnorm(const float* x, const float* weight, int64_t rows, int64_t d, float
     const float* xr = x + r * d;
     float* yr = y + r * d;
     double ss = 0;
+#pragma omp simd reduction(+ : ss)
     for (int64_t i = 0; i < d; ++i) ss += double(xr[i]) * xr[i];
     const float inv = float(1.0 / std::sqrt(ss / double(d) + eps));
     for (int64_t i = 0; i < d; ++i) yr[i] = xr[i] * inv * weight[i];
   }
 }
 
+// silu(g) = g * sigmoid(g), with e = exp(-|g|) <= 1 from the branch-free
+// exp_nonpos so that the loop vectorises: sigmoid(g) = 1 / (1 + e) for g >= 0
+// and e / (1 + e) for g < 0 (neither overflows).
 void swiglu(const float* g, const float* u, int64_t n, float* a) {
-  for (int64_t i = 0; i < n; ++i) a[i] = g[i] / (1.f + std::exp(-g[i])) * u[i];
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float e = attn::exp_nonpos(-std::abs(g[i]));
+    const float sig = (g[i] >= 0.f ? 1.f : e) / (1.f + e);
+    a[i] = g[i] * sig * u[i];
+  }
 }
 
 void softmax(float* x, int64_t n) {
