@@ -165,7 +165,10 @@ struct Forward {
     if (taps.empty() || !taps.wants(name)) return;
     taps.fire(TapEvent{name, data, rows, cols, layer, tokens, row_ids});
   }
-  std::string blk(int l, const char* what) const { return "blk." + std::to_string(l) + "." + what; }
+  // Tap names are built only when some tap is set (a decode step would build ~150).
+  std::string blk(int l, const char* what) const {
+    return taps.empty() ? std::string() : "blk." + std::to_string(l) + "." + what;
+  }
 
   void expert_ffn(const ExpertWeights& e, const float* h, int64_t rows, int64_t hidden,
                   std::vector<float>& g, std::vector<float>& u, std::vector<float>& a, float* out,
