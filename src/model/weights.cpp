@@ -1,10 +1,34 @@
 #include "weights.h"
 
+#include <cstdlib>
 #include <cstring>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "arch/registry.h"
 
 namespace sinklab {
+
+uint8_t* WeightArena::allocate(size_t bytes) {
+  constexpr size_t kPage = size_t(2) << 20, kMinBlock = size_t(32) << 20;
+  bytes = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+  if (bytes > left_) {
+    const size_t block = (std::max(bytes, kMinBlock) + kPage - 1) / kPage * kPage;
+    void* p = std::aligned_alloc(kPage, block);
+    check(p != nullptr, [&] { return "out of memory allocating " + std::to_string(block) + " bytes for weights"; });
+#if defined(__linux__)
+    madvise(p, block, MADV_HUGEPAGE);  // a hint: without transparent huge pages, 4 KiB pages as usual
+#endif
+    blocks_.emplace_back(static_cast<uint8_t*>(p));
+    next_ = blocks_.back().get();
+    left_ = block;
+  }
+  uint8_t* out = next_;
+  next_ += bytes;
+  left_ -= bytes;
+  return out;
+}
 
 namespace {
 
@@ -141,10 +165,9 @@ class Binder {
       m.dtype = f32_ok ? DType::F32 : DType::BF16;
       m.data = src;
       if (copy_) {  // process memory: the page cache cannot drop it under memory pressure
-        auto buf = aligned_array<uint8_t>(size_t(n) * esize);
-        std::memcpy(buf.get(), src, size_t(n) * esize);
-        m.data = buf.get();
-        w_.owned.push_back(std::move(buf));
+        uint8_t* buf = w_.owned.allocate(size_t(n) * esize);
+        std::memcpy(buf, src, size_t(n) * esize);
+        m.data = buf;
       }
     } else {
       // Convert (dequantise) to the requested dtype.
@@ -154,10 +177,9 @@ class Binder {
       std::vector<float> tmp(static_cast<size_t>(n));
       dequantize_row(e.type, e.data + off_bytes, tmp.data(), n);
       m.dtype = dtype_;
-      auto buf = aligned_array<uint8_t>(size_t(n) * dtype_size(dtype_));
-      from_f32(dtype_, tmp.data(), buf.get(), size_t(n));
-      m.data = buf.get();
-      w_.owned.push_back(std::move(buf));
+      uint8_t* buf = w_.owned.allocate(size_t(n) * dtype_size(dtype_));
+      from_f32(dtype_, tmp.data(), buf, size_t(n));
+      m.data = buf;
     }
     w_.bytes += m.bytes();
     return m;

@@ -39,6 +39,23 @@ struct LayerWeights {
   std::vector<float> shared_gate;      // [dim]
 };
 
+// Process memory for copied and converted weights: 64-byte aligned pieces cut
+// from blocks of at least 32 MiB, 2 MiB aligned and marked for transparent huge
+// pages where the OS offers them (Linux madvise; the kernel may still fall back
+// to 4 KiB pages). A decode step streams every weight once; a standalone loop of
+// a decode step's products read them 7-9% faster from huge pages, and vector
+// loads that split cache lines read ~10% slower (docs/results/model-bench.md).
+class WeightArena {
+ public:
+  uint8_t* allocate(size_t bytes);
+  bool empty() const { return blocks_.empty(); }
+
+ private:
+  std::vector<AlignedPtr<uint8_t>> blocks_;
+  uint8_t* next_ = nullptr;
+  size_t left_ = 0;
+};
+
 struct ModelWeights {
   WeightMatrix embed;   // [vocab, dim]
   WeightMatrix output;  // [vocab, dim] (the embedding when tied)
@@ -46,9 +63,7 @@ struct ModelWeights {
   std::vector<LayerWeights> layers;
 
   std::unique_ptr<TensorFile> file;               // keeps zero-copy views alive
-  // Converted or copied tensors, 64-byte aligned: the decode kernels stream
-  // rows with vector loads, which read ~10% slower when they split cache lines.
-  std::vector<AlignedPtr<uint8_t>> owned;
+  WeightArena owned;  // copied and converted tensors
   int64_t n_params = 0;
   int64_t bytes = 0;
 };
