@@ -50,24 +50,32 @@ inline float hsum(const f32x8& v) {
   return c[0];
 }
 
-// a . b over n floats; four accumulators so FMA latency never binds.
-inline float dot(const float* a, const float* b, int64_t n) {
+// a . b over n elements, where load_a(i, v) puts a[i .. i+8) into v as floats
+// and a_at(i) gives a[i] (the tail): one loop for f32 and widened operands.
+// Four accumulators so that FMA latency never binds.
+template <class LoadA, class AAt>
+inline float dot_with(const LoadA& load_a, const AAt& a_at, const float* b, int64_t n) {
   f32x8 s0 = {}, s1 = {}, s2 = {}, s3 = {};
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
     f32x8 a0, a1, a2, a3, b0, b1, b2, b3;
-    load8(a + i, a0), load8(a + i + 8, a1), load8(a + i + 16, a2), load8(a + i + 24, a3);
+    load_a(i, a0), load_a(i + 8, a1), load_a(i + 16, a2), load_a(i + 24, a3);
     load8(b + i, b0), load8(b + i + 8, b1), load8(b + i + 16, b2), load8(b + i + 24, b3);
     s0 += a0 * b0, s1 += a1 * b1, s2 += a2 * b2, s3 += a3 * b3;
   }
   for (; i + 8 <= n; i += 8) {
     f32x8 a0, b0;
-    load8(a + i, a0), load8(b + i, b0);
+    load_a(i, a0), load8(b + i, b0);
     s0 += a0 * b0;
   }
   float s = hsum((s0 + s1) + (s2 + s3));
-  for (; i < n; ++i) s += a[i] * b[i];
+  for (; i < n; ++i) s += a_at(i) * b[i];
   return s;
+}
+
+// a . b over n floats.
+inline float dot(const float* a, const float* b, int64_t n) {
+  return dot_with([a](int64_t i, f32x8& v) { load8(a + i, v); }, [a](int64_t i) { return a[i]; }, b, n);
 }
 
 }  // namespace sinklab::attn

@@ -21,27 +21,12 @@ using u16x8 = uint16_t __attribute__((vector_size(16)));
 
 // Portable: 8 weights at a time through vector extensions.
 inline float dot_bf16_portable(const uint16_t* w, const float* x, int64_t n) {
-  auto widen8 = [&](int64_t i, attn::f32x8& out) {
+  const auto widen8 = [w](int64_t i, attn::f32x8& out) {
     u16x8 h;
     __builtin_memcpy(&h, w + i, sizeof h);
     attn::as_f32(__builtin_convertvector(h, attn::u32x8) << 16, out);
   };
-  attn::f32x8 a0 = {}, a1 = {}, a2 = {}, a3 = {};
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    attn::f32x8 w0, w1, w2, w3, x0, x1, x2, x3;
-    widen8(i, w0), widen8(i + 8, w1), widen8(i + 16, w2), widen8(i + 24, w3);
-    attn::load8(x + i, x0), attn::load8(x + i + 8, x1), attn::load8(x + i + 16, x2), attn::load8(x + i + 24, x3);
-    a0 += w0 * x0, a1 += w1 * x1, a2 += w2 * x2, a3 += w3 * x3;
-  }
-  for (; i + 8 <= n; i += 8) {
-    attn::f32x8 w0, x0;
-    widen8(i, w0), attn::load8(x + i, x0);
-    a0 += w0 * x0;
-  }
-  float s = attn::hsum((a0 + a1) + (a2 + a3));
-  for (; i < n; ++i) s += bf16_to_f32(bf16{w[i]}) * x[i];
-  return s;
+  return attn::dot_with(widen8, [w](int64_t i) { return bf16_to_f32(bf16{w[i]}); }, x, n);
 }
 
 #if defined(__AVX512F__)
@@ -49,7 +34,8 @@ inline float dot_bf16_avx512(const uint16_t* w, const float* x, int64_t n) {
   auto widen16 = [&](int64_t i) {
     const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i));
     // The zero-masked forms: GCC 12 warns on the unmasked ones' undefined pass-through.
-    return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xffff, _mm512_maskz_cvtepu16_epi32(0xffff, h), 16));
+    const __m512i wide = _mm512_maskz_cvtepu16_epi32(0xffff, h);
+    return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xffff, wide, 16));
   };
   __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
   int64_t i = 0;

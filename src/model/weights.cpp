@@ -16,7 +16,8 @@ uint8_t* WeightArena::allocate(size_t bytes) {
   if (bytes > left_) {
     const size_t block = (std::max(bytes, kMinBlock) + kPage - 1) / kPage * kPage;
     void* p = std::aligned_alloc(kPage, block);
-    check(p != nullptr, [&] { return "out of memory allocating " + std::to_string(block) + " bytes for weights"; });
+    check(p != nullptr,
+          [&] { return "out of memory allocating " + std::to_string(block) + " bytes for weights"; });
 #if defined(__linux__)
     madvise(p, block, MADV_HUGEPAGE);  // a hint: without transparent huge pages, 4 KiB pages as usual
 #endif
