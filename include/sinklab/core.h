@@ -146,6 +146,16 @@ int num_threads();
 // for claimed ones, so a worker the OS has not scheduled costs nothing. Serial
 // when threads <= 1 or when another call holds the pool (nested calls included).
 void parallel_tasks(int64_t n, int threads, const std::function<void(int64_t task, int slot)>& body);
+// Runs body(begin, end, slot) over [0, n) in pieces of at most `grain` items.
+// Each thread owns one contiguous part of [0, n) and works through it front to
+// back; a thread that finishes its part takes pieces from the back of parts
+// still in progress. Each thread thus reads one sequential stream (what
+// memory-bound loops such as matrix-vector products want) and claims pieces
+// from a cache line no other thread touches until stealing starts; a thread
+// the OS has not scheduled has its whole part taken over. Every item is run
+// exactly once; serial under the same conditions as parallel_tasks.
+void parallel_ranges(int64_t n, int64_t grain, int threads,
+                     const std::function<void(int64_t begin, int64_t end, int slot)>& body);
 // Model steps of at most this many tokens (decode) run their matrix-vector
 // products and attention on parallel_tasks; longer ones on BLAS and OpenMP.
 constexpr int64_t kPoolStepTokens = 4;

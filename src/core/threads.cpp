@@ -1,7 +1,9 @@
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -131,6 +133,59 @@ int num_threads() { return omp_get_max_threads(); }
 
 void parallel_tasks(int64_t n, int threads, const std::function<void(int64_t, int)>& body) {
   TaskPool::instance().run(n, threads, body);
+}
+
+namespace {
+
+// One thread's part of a parallel_ranges call: the pieces [begin, end) still
+// unclaimed, packed into one word so that the owner (from the front) and a
+// thief (from the back) claim with one compare-and-swap. Own cache lines (two,
+// as adjacent-line prefetchers fetch pairs) so owners never share one.
+struct alignas(128) RangePart {
+  std::atomic<uint64_t> span{0};  // (begin << 32) | end, in pieces
+};
+
+bool claim_piece(RangePart& part, bool from_front, int64_t& piece) {
+  uint64_t cur = part.span.load(std::memory_order_relaxed);
+  for (;;) {
+    const uint64_t begin = cur >> 32, end = cur & 0xffffffffu;
+    if (begin >= end) return false;
+    const uint64_t next = from_front ? ((begin + 1) << 32) | end : (begin << 32) | (end - 1);
+    if (part.span.compare_exchange_weak(cur, next, std::memory_order_relaxed)) {
+      piece = int64_t(from_front ? begin : end - 1);
+      return true;
+    }
+  }
+}
+
+}  // namespace
+
+void parallel_ranges(int64_t n, int64_t grain, int threads,
+                     const std::function<void(int64_t, int64_t, int)>& body) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(grain, 1);
+  const int64_t pieces = (n + grain - 1) / grain;
+  check(pieces < (int64_t(1) << 32), "parallel_ranges: too many pieces");
+  const int parts = int(std::clamp<int64_t>(threads, 1, pieces));
+  if (parts == 1) {
+    for (int64_t begin = 0; begin < n; begin += grain) body(begin, std::min(n, begin + grain), 0);
+    return;
+  }
+  std::unique_ptr<RangePart[]> part(new RangePart[size_t(parts)]);
+  for (int p = 0; p < parts; ++p) {
+    const uint64_t begin = uint64_t(pieces * p / parts), end = uint64_t(pieces * (p + 1) / parts);
+    part[size_t(p)].span.store((begin << 32) | end, std::memory_order_relaxed);
+  }
+  const auto run_piece = [&](int64_t piece, int slot) {
+    body(piece * grain, std::min(n, (piece + 1) * grain), slot);
+  };
+  // Task p: part p front to back, then the other parts from their backs.
+  parallel_tasks(parts, parts, [&](int64_t p, int slot) {
+    int64_t piece;
+    while (claim_piece(part[size_t(p)], true, piece)) run_piece(piece, slot);
+    for (int o = 1; o < parts; ++o)
+      while (claim_piece(part[size_t((p + o) % parts)], false, piece)) run_piece(piece, slot);
+  });
 }
 
 }  // namespace sinklab

@@ -15,19 +15,12 @@ namespace sinklab::ops {
 
 namespace {
 
-// Row ranges the threads claim in order (guided scheduling): each range is the
-// remaining rows divided by twice the thread count, so long contiguous streams
-// come first and the ranges shrink towards the end, where a thread the OS delays
-// would otherwise leave the others waiting on a large last range. Whole 16-row
-// groups, so threads never write to the same 64-byte line of y.
-std::vector<int64_t> guided_row_bounds(int64_t rows, int threads) {
-  std::vector<int64_t> bounds{0};
-  while (bounds.back() < rows) {
-    const int64_t left = rows - bounds.back();
-    const int64_t take = std::max<int64_t>(16, left / (2 * std::max(threads, 1)) / 16 * 16);
-    bounds.push_back(bounds.back() + std::min(take, left));
-  }
-  return bounds;
+// Rows per claimed piece of a matrix-vector product: ~96 KiB of weights, in
+// whole 16-row groups so that threads never write to the same 64-byte line of
+// y. Pieces this size keep the last thread's wait short while claims stay rare.
+int64_t rows_per_piece(const WeightMatrix& w) {
+  const int64_t row_bytes = std::max<int64_t>(1, w.cols * int64_t(dtype_size(w.dtype)));
+  return std::clamp<int64_t>((int64_t(96) << 10) / row_bytes / 16 * 16, 16, 256);
 }
 
 // Rows of bf16 weights converted in blocks, each block multiplied with BLAS.
@@ -52,25 +45,26 @@ void matmul_bf16_blocked(const WeightMatrix& w, const float* x, int64_t n, float
 }  // namespace
 
 // y[n, rows] for a few rows of x: each weight row is read from memory once
-// and multiplied with all n tokens while it sits in L1; rows shared out in
-// guided ranges. One row at a time keeps each thread on a single sequential
-// stream; with 256-bit loads this read DRAM ~25% faster than 512-bit loads or
-// interleaved rows on the hosts measured (docs/results/model-bench.md).
+// and multiplied with all n tokens while it sits in L1. Each thread streams its
+// own contiguous share of the rows and helps with the others' only at the end
+// (parallel_ranges): handing out rows from one shared counter in shrinking
+// ranges read a step's 85 products ~20% slower (docs/results/model-bench.md).
+// One row at a time with 256-bit loads read DRAM ~25% faster than 512-bit loads
+// or interleaved rows on the hosts measured.
 void matmul_rows(const WeightMatrix& w, const float* x, int64_t n, float* y) {
   const int threads = double(n) * double(w.rows) * double(w.cols) > 3e5 ? num_threads() : 1;
-  const std::vector<int64_t> bounds = guided_row_bounds(w.rows, threads);
   const int64_t rows = w.rows, cols = w.cols;
   if (w.dtype == DType::BF16) {
     const auto* base = static_cast<const uint16_t*>(w.data);
-    parallel_tasks(int64_t(bounds.size()) - 1, threads, [&](int64_t c, int) {
-      for (int64_t r = bounds[size_t(c)]; r < bounds[size_t(c) + 1]; ++r)
+    parallel_ranges(rows, rows_per_piece(w), threads, [&](int64_t r0, int64_t r1, int) {
+      for (int64_t r = r0; r < r1; ++r)
         for (int64_t t = 0; t < n; ++t)
           y[t * rows + r] = kernels::dot_bf16(base + r * cols, x + t * cols, cols);
     });
   } else {
     const auto* base = static_cast<const float*>(w.data);
-    parallel_tasks(int64_t(bounds.size()) - 1, threads, [&](int64_t c, int) {
-      for (int64_t r = bounds[size_t(c)]; r < bounds[size_t(c) + 1]; ++r)
+    parallel_ranges(rows, rows_per_piece(w), threads, [&](int64_t r0, int64_t r1, int) {
+      for (int64_t r = r0; r < r1; ++r)
         for (int64_t t = 0; t < n; ++t) y[t * rows + r] = attn::dot(base + r * cols, x + t * cols, cols);
     });
   }

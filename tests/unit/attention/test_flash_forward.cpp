@@ -282,6 +282,30 @@ TEST(FlashForward, DecodeSplitK) {
   }
 }
 
+// One or two query rows per kv head (decode with MHA) take the few-row tile
+// kernels: keys 8 at a time plus a tail, head dims with and without a multiple
+// of 8, the whole spec (window, sink keys and logits, RoPE, priors, softcap).
+TEST(FlashForward, FewQueryRowsAcrossKeyCounts) {
+  for (int64_t nq : {1, 2})
+    for (int64_t nk : {7, 8, 9, 17, 64, 131, 300})
+      for (int64_t d : {64, 36}) {
+        Case c = base("few rows nq=" + std::to_string(nq) + " nk=" + std::to_string(nk) + " d=" + std::to_string(d));
+        c.Nq = nq;
+        c.Nk = nk;
+        c.D = d;
+        c.H = c.Hkv = 3;
+        run_case(c, uint32_t(nq * 1000 + nk * 10 + d));
+        c.sinks = true;
+        c.window = 50;
+        c.sink_keys = 3;
+        c.rope = RopeStyle::RotateHalf;
+        c.goat_rank = 2;
+        c.softcap = 20;
+        c.name += " + streaming spec";
+        run_case(c, uint32_t(nq * 1000 + nk * 10 + d + 7));
+      }
+}
+
 TEST(FlashForward, Bf16Output) {
   Problem p(base("bf16 out"), 7);
   const Case& c = p.c;
