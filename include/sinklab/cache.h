@@ -148,6 +148,7 @@ class KvStorage {
 
   int32_t allocate();        // Error when full
   void free(int32_t slot);   // Error when not live
+  void clear();              // frees every slot (rows keep their bytes)
   bool is_live(int32_t slot) const;
 
   // Row of one slot (head_dim or v_dim elements of config().dtype).
@@ -209,6 +210,10 @@ class StreamingCache {
   KvStorage& storage() { return storage_; }
   const KvStorage& storage() const { return storage_; }
   PositionContract contract() const { return contract_; }
+
+  // Starts over empty with a fresh policy (same capacity), keeping the
+  // storage's memory.
+  void restart(std::unique_ptr<KvPolicy> policy);
 
   std::vector<TokenMeta> survivors() const { return policy_->survivors(); }
   // Slots of the survivors, in cache order.

@@ -117,6 +117,15 @@ template <typename T>
 AlignedPtr<T> aligned_array(size_t n) {
   return AlignedPtr<T>(static_cast<T*>(aligned_alloc_bytes(n * sizeof(T))));
 }
+// Zero-filled storage whose pages are all touched now, so later writes never
+// fault a page in (memory a decode step would otherwise pay for mid-step).
+// Blocks of 2 MiB and more are 2 MiB aligned and marked for transparent huge
+// pages (fewer TLB misses for data read in scattered rows, like a KV cache).
+void* committed_alloc_bytes(size_t bytes);
+template <typename T>
+AlignedPtr<T> committed_array(size_t n) {
+  return AlignedPtr<T>(static_cast<T*>(committed_alloc_bytes(n * sizeof(T))));
+}
 
 // ------------------------------------------------------------ mapped file ----
 // Read-only memory map of a whole file. Throws Error naming the path on failure.

@@ -48,12 +48,22 @@ KvStorage::KvStorage(const KvStorageConfig& config) : cfg_(config) {
                 ", over the memory limit of " + mib(cfg_.memory_limit_bytes) +
                 "; lower the cache budget");
   const size_t per_token = size_t(cfg_.n_layers) * size_t(cfg_.n_kv_heads) * dtype_size(cfg_.dtype);
-  k_ = aligned_array<uint8_t>(per_token * size_t(cfg_.capacity) * size_t(cfg_.head_dim));
-  v_ = aligned_array<uint8_t>(per_token * size_t(cfg_.capacity) * size_t(value_dim(cfg_)));
+  // The whole cache is committed (and zeroed) now: the store promises fixed
+  // memory, decode steps never fault rows in, and rows of free slots hold
+  // zeros rather than whatever the allocator left (a NaN there would survive
+  // a zero attention weight in a BLAS product).
+  k_ = committed_array<uint8_t>(per_token * size_t(cfg_.capacity) * size_t(cfg_.head_dim));
+  v_ = committed_array<uint8_t>(per_token * size_t(cfg_.capacity) * size_t(value_dim(cfg_)));
+  clear();
+}
+
+void KvStorage::clear() {
   // Pop order 0, 1, 2, ...: while filling, the live slots are a prefix.
   free_.resize(size_t(cfg_.capacity));
   for (int64_t i = 0; i < cfg_.capacity; ++i) free_[size_t(i)] = int32_t(cfg_.capacity - 1 - i);
   live_flag_.assign(size_t(cfg_.capacity), 0);
+  live_ = 0;
+  high_water_ = 0;
 }
 
 int32_t KvStorage::allocate() {

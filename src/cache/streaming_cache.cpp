@@ -22,6 +22,18 @@ StreamingCache::StreamingCache(std::unique_ptr<KvPolicy> policy, KvStorageConfig
   stored_pos_.assign(size_t(storage_.capacity()), 0);
 }
 
+void StreamingCache::restart(std::unique_ptr<KvPolicy> policy) {
+  check(policy != nullptr, "StreamingCache: policy is null");
+  check(policy->capacity() == storage_.capacity(),
+        "StreamingCache: restart needs a policy of the same capacity (" + std::to_string(storage_.capacity()) +
+            " slots), got " + std::to_string(policy->capacity()));
+  policy_ = std::move(policy);
+  storage_.clear();
+  slot_of_.clear();
+  std::fill(stored_pos_.begin(), stored_pos_.end(), 0);
+  rows_rotated_ = 0;
+}
+
 std::vector<int32_t> StreamingCache::append(std::span<const TokenMeta> tokens) {
   std::vector<int32_t> result(tokens.size(), -1);
   std::unordered_map<int64_t, size_t> batch_pos;  // index -> position in `tokens`

@@ -1,5 +1,8 @@
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <numeric>
 #include <sstream>
@@ -107,6 +110,21 @@ void* aligned_alloc_bytes(size_t bytes) {
   const size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
   void* p = std::aligned_alloc(64, rounded);
   if (!p) throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
+  return p;
+}
+
+void* committed_alloc_bytes(size_t bytes) {
+  constexpr size_t kHugePage = size_t(2) << 20;
+  if (bytes < kHugePage) {
+    void* p = aligned_alloc_bytes(bytes);
+    std::memset(p, 0, (std::max<size_t>(bytes, 1) + 63) / 64 * 64);
+    return p;
+  }
+  const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  void* p = std::aligned_alloc(kHugePage, rounded);
+  if (!p) throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
+  madvise(p, rounded, MADV_HUGEPAGE);  // a hint: without it the pages are 4 KiB
+  std::memset(p, 0, rounded);
   return p;
 }
 

@@ -86,7 +86,7 @@ std::unique_ptr<StreamingCache> Session::make_cache() const {
 Session::~Session() = default;
 
 void Session::reset() {
-  cache_ = make_cache();
+  cache_->restart(make_kv_policy(spec_));  // keeps the KV memory
   n_past_ = 0;
   last_logits_.clear();
 }

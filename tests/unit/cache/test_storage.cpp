@@ -2,6 +2,7 @@
 // copies or moves a surviving row, capacity holds, memory limits are checked.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -164,6 +165,33 @@ TEST(CacheStorage, SlotsAreAllocatedAndFreedInConstantTime) {
   EXPECT_THROW(s.free(1), Error);
   EXPECT_THROW(s.key_row(kLayers, 0, 0), Error);
   EXPECT_EQ(s.bytes(), size_t(kLayers * kHeads * 5 * (kDim + kVDim) * 4));
+}
+
+// Rows start as zeros (memory committed up front, small stores and ones on the
+// 2 MiB-page path alike); clear() frees every slot and starts the prefix over.
+TEST(CacheStorage, RowsStartZeroAndClearFreesEverySlot) {
+  for (int64_t capacity : {int64_t(5), int64_t(40000)}) {
+    KvStorageConfig c = small_config();
+    c.capacity = capacity;
+    KvStorage s(c);
+    for (int l = 0; l < kLayers; ++l)
+      for (int g = 0; g < kHeads; ++g)
+        for (int32_t slot : {int32_t(0), int32_t(capacity / 2), int32_t(capacity - 1)}) {
+          const auto* k = static_cast<const uint8_t*>(s.key_row(l, g, slot));
+          const auto* v = static_cast<const uint8_t*>(s.value_row(l, g, slot));
+          EXPECT_TRUE(std::all_of(k, k + kDim * 4, [](uint8_t b) { return b == 0; }));
+          EXPECT_TRUE(std::all_of(v, v + kVDim * 4, [](uint8_t b) { return b == 0; }));
+        }
+    for (int i = 0; i < 3; ++i) s.allocate();
+    s.free(1);
+    s.clear();
+    EXPECT_EQ(s.live(), 0);
+    EXPECT_EQ(s.high_water(), 0);
+    EXPECT_FALSE(s.is_live(0));
+    EXPECT_EQ(s.allocate(), 0);
+    EXPECT_EQ(s.allocate(), 1);
+    EXPECT_EQ(s.high_water(), 2);
+  }
 }
 
 TEST(CacheStorage, MemoryLimitIsAClearError) {

@@ -289,6 +289,30 @@ TEST(Streaming, DenseBeyondTrainingLengthNeedsAStreamingPolicy) {
   EXPECT_EQ(s.evict_stats().cached, 0);
 }
 
+// reset() keeps the KV memory but nothing else: after a stream with evictions
+// and re-rotated keys, the same session gives bit-identical logits to a new one.
+TEST(Streaming, ResetStartsOverLikeANewSession) {
+  if (!test::have_asset("models/stories260K/stories260K.bin")) GTEST_SKIP() << "assets missing";
+  auto m = load_stories();
+  const std::vector<int32_t> first = stories_stream(100), second = stories_stream(70);
+  for (const char* positions : {"reindex", "shift"}) {
+    SessionOptions o;
+    o.cache = "sink:sink=4,window=28";
+    o.positions = positions;
+    Session used(m, o), fresh(m, o);
+    for (int32_t id : first) used.feed(std::span<const int32_t>(&id, 1));
+    used.reset();
+    EXPECT_EQ(used.evict_stats().rows_rotated, 0) << positions;
+    for (size_t i = 0; i < second.size(); ++i) {
+      used.feed(std::span<const int32_t>(&second[i], 1));
+      fresh.feed(std::span<const int32_t>(&second[i], 1));
+      const std::span<const float> a = used.logits(), b = fresh.logits();
+      ASSERT_TRUE(std::equal(a.begin(), a.end(), b.begin(), b.end())) << positions << " token " << i;
+    }
+    EXPECT_EQ(used.evict_stats().evicted, fresh.evict_stats().evicted) << positions;
+  }
+}
+
 TEST(Streaming, BadCombinationsAreClearErrors) {
   TinySpec t;
   t.model_type = "sinklab";
