@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "attention/blas_threads.h"
@@ -42,8 +43,6 @@ void matmul_bf16_blocked(const WeightMatrix& w, const float* x, int64_t n, float
   }
 }
 
-}  // namespace
-
 // y[n, rows] for a few rows of x: each weight row is read from memory once
 // and multiplied with all n tokens while it sits in L1. Each thread streams its
 // own contiguous share of the rows and helps with the others' only at the end
@@ -51,27 +50,76 @@ void matmul_bf16_blocked(const WeightMatrix& w, const float* x, int64_t n, float
 // ranges read a step's 85 products ~20% slower (docs/results/model-bench.md).
 // One row at a time with 256-bit loads read DRAM ~25% faster than 512-bit loads
 // or interleaved rows on the hosts measured.
-void matmul_rows(const WeightMatrix& w, const float* x, int64_t n, float* y) {
-  const int threads = double(n) * double(w.rows) * double(w.cols) > 3e5 ? num_threads() : 1;
+void rows_product(const WeightMatrix& w, const float* x, int64_t n, float* y, int64_t r0, int64_t r1) {
   const int64_t rows = w.rows, cols = w.cols;
   if (w.dtype == DType::BF16) {
     const auto* base = static_cast<const uint16_t*>(w.data);
-    parallel_ranges(rows, rows_per_piece(w), threads, [&](int64_t r0, int64_t r1, int) {
-      for (int64_t r = r0; r < r1; ++r)
-        for (int64_t t = 0; t < n; ++t)
-          y[t * rows + r] = kernels::dot_bf16(base + r * cols, x + t * cols, cols);
-    });
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t t = 0; t < n; ++t) y[t * rows + r] = kernels::dot_bf16(base + r * cols, x + t * cols, cols);
   } else {
     const auto* base = static_cast<const float*>(w.data);
-    parallel_ranges(rows, rows_per_piece(w), threads, [&](int64_t r0, int64_t r1, int) {
-      for (int64_t r = r0; r < r1; ++r)
-        for (int64_t t = 0; t < n; ++t) y[t * rows + r] = attn::dot(base + r * cols, x + t * cols, cols);
-    });
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t t = 0; t < n; ++t) y[t * rows + r] = attn::dot(base + r * cols, x + t * cols, cols);
   }
 }
 
+void matmul_rows(const WeightMatrix& w, const float* x, int64_t n, float* y) {
+  const int threads = double(n) * double(w.rows) * double(w.cols) > 3e5 ? num_threads() : 1;
+  parallel_ranges(w.rows, rows_per_piece(w), threads,
+                  [&](int64_t r0, int64_t r1, int) { rows_product(w, x, n, y, r0, r1); });
+}
+
+void add_bias(const float* bias, int64_t n, int64_t rows, float* y) {
+  if (bias)
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t r = 0; r < rows; ++r) y[i * rows + r] += bias[r];
+}
+
+bool rows_path(const WeightMatrix& w, int64_t n) {
+  return n <= kPoolStepTokens && (w.dtype == DType::F32 || w.dtype == DType::BF16);
+}
+
+}  // namespace
+
+// The jobs' rows cut into pieces (rows_per_piece of each matrix), and the
+// pieces of all jobs handed out as one parallel_ranges over piece indices.
+void matmul_group(std::span<const MatmulJob> jobs, const float* x, int64_t n) {
+  bool all_rows = true;
+  double work = 0;
+  for (const MatmulJob& j : jobs) {
+    check(j.w->cols == jobs[0].w->cols, [&] {
+      return "matmul_group: every matrix must take the same input width (" + std::to_string(jobs[0].w->cols) +
+             " and " + std::to_string(j.w->cols) + ")";
+    });
+    all_rows = all_rows && rows_path(*j.w, n);
+    work += double(n) * double(j.w->rows) * double(j.w->cols);
+  }
+  if (!all_rows || jobs.size() < 2) {
+    for (const MatmulJob& j : jobs) matmul(*j.w, x, n, j.y, j.bias);
+    return;
+  }
+  struct Piece {
+    int32_t job;
+    int64_t r0, r1;
+  };
+  std::vector<Piece> pieces;
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    const int64_t rows = jobs[j].w->rows, step = rows_per_piece(*jobs[j].w);
+    for (int64_t r = 0; r < rows; r += step) pieces.push_back({int32_t(j), r, std::min(rows, r + step)});
+  }
+  const int threads = work > 3e5 ? num_threads() : 1;
+  parallel_ranges(int64_t(pieces.size()), 1, threads, [&](int64_t p0, int64_t p1, int) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const Piece& pc = pieces[size_t(p)];
+      const WeightMatrix& w = *jobs[size_t(pc.job)].w;
+      rows_product(w, x, n, jobs[size_t(pc.job)].y, pc.r0, pc.r1);
+    }
+  });
+  for (const MatmulJob& j : jobs) add_bias(j.bias, n, j.w->rows, j.y);
+}
+
 void matmul(const WeightMatrix& w, const float* x, int64_t n, float* y, const float* bias) {
-  if (n <= kPoolStepTokens && (w.dtype == DType::F32 || w.dtype == DType::BF16)) {
+  if (rows_path(w, n)) {
     matmul_rows(w, x, n, y);
   } else if (w.dtype == DType::F32) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(w.rows), int(w.cols), 1.f, x,
@@ -79,9 +127,7 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n, float* y, const fl
   } else {
     matmul_bf16_blocked(w, x, n, y);
   }
-  if (bias)
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t r = 0; r < w.rows; ++r) y[i * w.rows + r] += bias[r];
+  add_bias(bias, n, w.rows, y);
 }
 
 void matrix_row(const WeightMatrix& w, int64_t i, float* out) {

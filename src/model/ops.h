@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "weights.h"
 
@@ -9,6 +10,15 @@ namespace sinklab::ops {
 
 // y[n, w.rows] = x[n, w.cols] . W^T (+ bias). Threads over output rows or uses BLAS.
 void matmul(const WeightMatrix& w, const float* x, int64_t n, float* y, const float* bias = nullptr);
+// Several products of the same x, y_j[n, w_j.rows] = x . W_j^T (+ bias_j): one
+// call shares one thread dispatch (and one wait for the last row) between
+// them on the decode path, and is the same as separate matmul calls otherwise.
+struct MatmulJob {
+  const WeightMatrix* w;
+  float* y;
+  const float* bias = nullptr;
+};
+void matmul_group(std::span<const MatmulJob> jobs, const float* x, int64_t n);
 // Row i of W (a [rows, cols] matrix) as float32.
 void matrix_row(const WeightMatrix& w, int64_t i, float* out);
 // y = x / rms(x) * weight over rows of length d (x and y may alias).

@@ -176,8 +176,8 @@ struct Forward {
     g.resize(size_t(rows * hidden));
     u.resize(g.size());
     a.resize(g.size());
-    ops::matmul(e.gate, h, rows, g.data());
-    ops::matmul(e.up, h, rows, u.data());
+    const ops::MatmulJob gate_up[] = {{&e.gate, g.data()}, {&e.up, u.data()}};
+    ops::matmul_group(gate_up, h, rows);
     ops::swiglu(g.data(), u.data(), rows * hidden, a.data());
     if (!act_name.empty()) tap(act_name, a.data(), rows, hidden, layer);
     ops::matmul(e.down, a.data(), rows, out);
@@ -235,9 +235,10 @@ void Session::feed_chunk(std::span<const int32_t> ids, std::span<const TokenMeta
     const LayerWeights& L = w.layers[size_t(l)];
     ops::rmsnorm(B.x.data(), L.attn_norm.data(), n, D, c.norm_eps, B.h.data());
     fw.tap(fw.blk(l, "attn_norm"), B.h.data(), n, D, l);
-    ops::matmul(L.wq, B.h.data(), n, B.q.data(), L.bq.empty() ? nullptr : L.bq.data());
-    ops::matmul(L.wk, B.h.data(), n, B.k.data(), L.bk.empty() ? nullptr : L.bk.data());
-    ops::matmul(L.wv, B.h.data(), n, B.v.data(), L.bv.empty() ? nullptr : L.bv.data());
+    const auto bias = [](const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); };
+    const ops::MatmulJob qkv[] = {
+        {&L.wq, B.q.data(), bias(L.bq)}, {&L.wk, B.k.data(), bias(L.bk)}, {&L.wv, B.v.data(), bias(L.bv)}};
+    ops::matmul_group(qkv, B.h.data(), n);
     if (c.qk_norm) {
       ops::rmsnorm(B.q.data(), L.q_norm.data(), n * H, hd, c.norm_eps, B.q.data());
       ops::rmsnorm(B.k.data(), L.k_norm.data(), n * Hkv, hd, c.norm_eps, B.k.data());

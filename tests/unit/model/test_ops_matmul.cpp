@@ -85,6 +85,65 @@ TEST(OpsMatmul, ManyTokensMatchFloat64) {
   for (DType dtype : {DType::F32, DType::BF16}) check_matmul(dtype, 130, 72, 9, rng);
 }
 
+// A random matrix (f32, or bf16 with the rounded values kept for the reference).
+struct RandomMatrix {
+  std::vector<float> f;
+  std::vector<uint16_t> b;
+  WeightMatrix w;
+  RandomMatrix(DType dtype, int64_t rows, int64_t cols, std::mt19937& rng) : f(size_t(rows * cols)), b(f.size()) {
+    std::normal_distribution<float> N(0.f, 1.f);
+    for (size_t i = 0; i < f.size(); ++i) {
+      f[i] = N(rng);
+      b[i] = to_bf16_bits(f[i]);
+      if (dtype == DType::BF16) f[i] = from_bf16_bits(b[i]);
+    }
+    w.dtype = dtype;
+    w.rows = rows;
+    w.cols = cols;
+    w.data = dtype == DType::BF16 ? static_cast<const void*>(b.data()) : f.data();
+  }
+};
+
+// Products sharing one input in one call: mixed dtypes and heights, some with
+// a bias, on the decode path (n <= 4, one dispatch) and past it (n = 5).
+TEST(OpsMatmul, GroupOfProductsMatchesFloat64) {
+  std::mt19937 rng(19);
+  std::normal_distribution<float> N(0.f, 1.f);
+  const int64_t cols = 200;
+  for (int64_t n : {1, 3, 5}) {
+    std::vector<RandomMatrix> mats;
+    mats.emplace_back(DType::BF16, 1027, cols, rng);
+    mats.emplace_back(DType::F32, 67, cols, rng);
+    mats.emplace_back(DType::BF16, 16, cols, rng);
+    std::vector<float> x(size_t(n * cols)), bias(67);
+    for (float& v : x) v = N(rng);
+    for (float& v : bias) v = N(rng);
+    std::vector<std::vector<float>> ys;
+    std::vector<ops::MatmulJob> jobs;
+    for (size_t j = 0; j < mats.size(); ++j) ys.emplace_back(size_t(n * mats[j].w.rows), std::nanf(""));
+    for (size_t j = 0; j < mats.size(); ++j) jobs.push_back({&mats[j].w, ys[j].data(), j == 1 ? bias.data() : nullptr});
+    ops::matmul_group(jobs, x.data(), n);
+    for (size_t j = 0; j < mats.size(); ++j) {
+      const int64_t rows = mats[j].w.rows;
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t r = 0; r < rows; ++r) {
+          double ref = j == 1 ? bias[size_t(r)] : 0.0, mag = std::abs(ref);
+          for (int64_t c = 0; c < cols; ++c) {
+            const double p = double(mats[j].f[size_t(r * cols + c)]) * x[size_t(t * cols + c)];
+            ref += p;
+            mag += std::abs(p);
+          }
+          ASSERT_LE(std::abs(ys[j][size_t(t * rows + r)] - ref), 1e-5 * (mag + 1.0))
+              << "job " << j << " n " << n << " token " << t << " row " << r;
+        }
+    }
+  }
+  RandomMatrix a(DType::F32, 4, 8, rng), b(DType::F32, 4, 9, rng);
+  std::vector<float> x(9), ya(4), yb(4);
+  const ops::MatmulJob mismatched[] = {{&a.w, ya.data()}, {&b.w, yb.data()}};
+  EXPECT_THROW(ops::matmul_group(mismatched, x.data(), 1), Error);
+}
+
 // Each bf16 row kernel compiled for this CPU (the portable one always, the
 // AVX-512 one where the build targets it), whatever matmul picks, on lengths
 // around its 8-, 16- and 32-column blocks.
