@@ -207,6 +207,8 @@ class Session {
   const StreamingCache& cache() const { return *cache_; }
   PositionContract positions() const { return contract_; }
   EvictStats evict_stats() const;
+  // Empties the cache (a fresh policy) and forgets the logits; the KV memory,
+  // committed when the session was made, is kept.
   void reset();
   Taps& taps() { return taps_; }
   // Key masks (KeyMask above); add_key_mask throws Error for a layer or head
