@@ -63,8 +63,12 @@ void rows_product(const WeightMatrix& w, const float* x, int64_t n, float* y, in
   }
 }
 
+// Threads for products of this many multiply-adds: below ~3e5 a dispatch costs
+// more than it saves.
+int threads_for(double multiply_adds) { return multiply_adds > 3e5 ? num_threads() : 1; }
+
 void matmul_rows(const WeightMatrix& w, const float* x, int64_t n, float* y) {
-  const int threads = double(n) * double(w.rows) * double(w.cols) > 3e5 ? num_threads() : 1;
+  const int threads = threads_for(double(n) * double(w.rows) * double(w.cols));
   parallel_ranges(w.rows, rows_per_piece(w), threads,
                   [&](int64_t r0, int64_t r1, int) { rows_product(w, x, n, y, r0, r1); });
 }
@@ -107,8 +111,7 @@ void matmul_group(std::span<const MatmulJob> jobs, const float* x, int64_t n) {
     const int64_t rows = jobs[j].w->rows, step = rows_per_piece(*jobs[j].w);
     for (int64_t r = 0; r < rows; r += step) pieces.push_back({int32_t(j), r, std::min(rows, r + step)});
   }
-  const int threads = work > 3e5 ? num_threads() : 1;
-  parallel_ranges(int64_t(pieces.size()), 1, threads, [&](int64_t p0, int64_t p1, int) {
+  parallel_ranges(int64_t(pieces.size()), 1, threads_for(work), [&](int64_t p0, int64_t p1, int) {
     for (int64_t p = p0; p < p1; ++p) {
       const Piece& pc = pieces[size_t(p)];
       const WeightMatrix& w = *jobs[size_t(pc.job)].w;
