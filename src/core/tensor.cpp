@@ -1,4 +1,6 @@
+#if defined(__linux__)
 #include <sys/mman.h>
+#endif
 
 #include <algorithm>
 #include <cstdlib>
@@ -113,18 +115,24 @@ void* aligned_alloc_bytes(size_t bytes) {
   return p;
 }
 
+void* huge_page_alloc_bytes(size_t bytes) {
+  const size_t rounded = (std::max<size_t>(bytes, 1) + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+  void* p = std::aligned_alloc(kHugePageBytes, rounded);
+  if (!p) throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
+#if defined(__linux__)
+  madvise(p, rounded, MADV_HUGEPAGE);
+#endif
+  return p;
+}
+
 void* committed_alloc_bytes(size_t bytes) {
-  constexpr size_t kHugePage = size_t(2) << 20;
-  if (bytes < kHugePage) {
+  if (bytes < kHugePageBytes) {
     void* p = aligned_alloc_bytes(bytes);
     std::memset(p, 0, (std::max<size_t>(bytes, 1) + 63) / 64 * 64);
     return p;
   }
-  const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
-  void* p = std::aligned_alloc(kHugePage, rounded);
-  if (!p) throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
-  madvise(p, rounded, MADV_HUGEPAGE);  // a hint: without it the pages are 4 KiB
-  std::memset(p, 0, rounded);
+  void* p = huge_page_alloc_bytes(bytes);
+  std::memset(p, 0, (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes);
   return p;
 }
 

@@ -1,27 +1,17 @@
 #include "weights.h"
 
-#include <cstdlib>
 #include <cstring>
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 #include "arch/registry.h"
 
 namespace sinklab {
 
 uint8_t* WeightArena::allocate(size_t bytes) {
-  constexpr size_t kPage = size_t(2) << 20, kMinBlock = size_t(32) << 20;
+  constexpr size_t kMinBlock = size_t(32) << 20;
   bytes = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
   if (bytes > left_) {
-    const size_t block = (std::max(bytes, kMinBlock) + kPage - 1) / kPage * kPage;
-    void* p = std::aligned_alloc(kPage, block);
-    check(p != nullptr,
-          [&] { return "out of memory allocating " + std::to_string(block) + " bytes for weights"; });
-#if defined(__linux__)
-    madvise(p, block, MADV_HUGEPAGE);  // a hint: without transparent huge pages, 4 KiB pages as usual
-#endif
-    blocks_.emplace_back(static_cast<uint8_t*>(p));
+    const size_t block = (std::max(bytes, kMinBlock) + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+    blocks_.emplace_back(static_cast<uint8_t*>(huge_page_alloc_bytes(block)));
     next_ = blocks_.back().get();
     left_ = block;
   }
