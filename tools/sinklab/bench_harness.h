@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -21,7 +22,8 @@ namespace sinklab::bench {
 struct Timing {
   double median_s = 0;
   double min_s = 0;
-  int reps = 0;  // timed repetitions (after the warm-up calls)
+  int reps = 0;                    // timed repetitions (after the warm-up calls)
+  std::vector<double> samples_s;  // each timed call, ascending
 };
 
 // Calls fn `warmup` times, then `reps` times, and returns the median and the
@@ -35,6 +37,10 @@ Timing time_median(const std::function<void()>& fn, int warmup, int reps,
 // for anything that is reported as a ratio.
 std::vector<Timing> time_interleaved(const std::vector<std::function<void()>>& fns, int warmup,
                                      int reps, double long_call_s = 5.0);
+
+// The timed calls of several timings of the same thing as one timing (median
+// and minimum over all of their samples).
+Timing pooled(std::initializer_list<const Timing*> timings);
 
 // Sets the thread count of sinklab's kernels (OpenMP) and of OpenBLAS.
 // 0 = every hardware thread.

@@ -16,6 +16,21 @@
 #include "bench_harness.h"
 
 namespace sinklab::bench {
+namespace {
+
+Timing timing_of(std::vector<double> samples) {
+  check(!samples.empty(), "bench: no timed samples");
+  std::sort(samples.begin(), samples.end());
+  const size_t m = samples.size() / 2;
+  Timing timing;
+  timing.median_s = samples.size() % 2 ? samples[m] : 0.5 * (samples[m - 1] + samples[m]);
+  timing.min_s = samples.front();
+  timing.reps = int(samples.size());
+  timing.samples_s = std::move(samples);
+  return timing;
+}
+
+}  // namespace
 
 std::vector<Timing> time_interleaved(const std::vector<std::function<void()>>& fns, int warmup,
                                      int reps, double long_call_s) {
@@ -34,16 +49,14 @@ std::vector<Timing> time_interleaved(const std::vector<std::function<void()>>& f
   for (int r = 0; r < reps; ++r)
     for (size_t f = 0; f < fns.size(); ++f) times[f].push_back(seconds_of(fns[f]));
   std::vector<Timing> out;
-  for (std::vector<double>& t : times) {
-    std::sort(t.begin(), t.end());
-    const size_t m = t.size() / 2;
-    Timing timing;
-    timing.median_s = t.size() % 2 ? t[m] : 0.5 * (t[m - 1] + t[m]);
-    timing.min_s = t.front();
-    timing.reps = reps;
-    out.push_back(timing);
-  }
+  for (std::vector<double>& t : times) out.push_back(timing_of(std::move(t)));
   return out;
+}
+
+Timing pooled(std::initializer_list<const Timing*> timings) {
+  std::vector<double> t;
+  for (const Timing* timing : timings) t.insert(t.end(), timing->samples_s.begin(), timing->samples_s.end());
+  return timing_of(std::move(t));
 }
 
 Timing time_median(const std::function<void()>& fn, int warmup, int reps, double long_call_s) {
@@ -87,7 +100,10 @@ BandwidthProbe::BandwidthProbe(size_t buffer_bytes)
 }
 
 // Each thread first touches (and later streams) its own slice, so pages sit
-// near the thread that streams them.
+// near the thread that streams them. An OpenMP team rather than the decode
+// pool: its threads spin between passes instead of sleeping, and a pass that
+// waited on a sleeping thread's wake-up would read ~7% slow (a higher copy rate
+// is the stricter yardstick for decode).
 void BandwidthProbe::parallel_slices(const std::function<void(size_t, size_t)>& body) const {
 #pragma omp parallel
   {
