@@ -67,9 +67,18 @@ inline double load_scalar(DType t, const void* row, int64_t i) {
   return 0.0;
 }
 
-// Whether a parallel region pays for itself: waking the team costs about as much
-// as a few hundred thousand multiply-adds, which tiny problems never recoup.
-inline bool worth_threads(double multiply_adds) { return multiply_adds > 3e5; }
+// Whether a parallel region of run_tasks pays for itself. Waking an OpenMP team
+// costs about as much as a few hundred thousand multiply-adds, which tiny
+// problems never recoup; the pool of a decode step (n_queries <=
+// kPoolStepTokens) hands tasks to workers that spin between the step's
+// products, a few microseconds' worth of work: single-query attention over
+// 64 keys and 12 heads (~1e5 multiply-adds, K and V read cold after a step's
+// weight stream) takes ~30 us on one thread; on two, whole decode steps of
+// the benchmark model run 1.4% (f32) and 3-4% (bf16) faster
+// (docs/results/model-bench.md).
+inline bool worth_threads(double multiply_adds, int64_t n_queries) {
+  return multiply_adds > (n_queries <= kPoolStepTokens ? 3e4 : 3e5);
+}
 
 // Runs body(task, slot) for tasks [0, n) on `threads` threads (slot < threads
 // names the thread, for per-thread scratch) with the thread runtime of the

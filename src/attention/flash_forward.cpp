@@ -86,7 +86,7 @@ void prefill(const TileContext& c, const TensorView& q, const TensorView& v,
   const int64_t tasks = d.batch * d.n_heads * qblocks;
   const int64_t kblocks = (d.n_k + kBlockK - 1) / kBlockK;
   const bool want_entropy = !entropy.empty();
-  const int threads = worth_threads(attention_work(d)) ? num_threads() : 1;
+  const int threads = worth_threads(attention_work(d), d.n_q) ? num_threads() : 1;
   const Slots& slots = make_slots(c, threads);
   // Later query blocks see more keys under a causal mask: hand them out first.
   run_tasks(tasks, threads, d.n_q, [&](int64_t t, int si) {
@@ -120,7 +120,7 @@ void decode(const TileContext& c, const TensorView& q, const TensorView& v,
   const Dims& d = c.d;
   const int64_t kblocks = (d.n_k + kBlockK - 1) / kBlockK;
   const int64_t heads = d.batch * d.n_kv_heads;
-  const int threads = worth_threads(attention_work(d)) ? num_threads() : 1;
+  const int threads = worth_threads(attention_work(d), d.n_q) ? num_threads() : 1;
   const int64_t chunks = std::clamp<int64_t>((2 * threads + heads - 1) / heads, 1, kblocks);
   const int64_t blocks_per_chunk = (kblocks + chunks - 1) / chunks;
   const int rows = int(d.n_q * d.group);
@@ -189,7 +189,7 @@ void stats_pass(const TileContext& c, const TensorView& q, const std::vector<Key
   const int64_t kblocks = want_cols ? (d.n_k + kBlockK - 1) / kBlockK
                                     : (first_k + kBlockK - 1) / kBlockK;
   const int64_t qblocks = (d.n_q + kBlockQ - 1) / kBlockQ;
-  const int threads = worth_threads(attention_work(d)) ? num_threads() : 1;
+  const int threads = worth_threads(attention_work(d), d.n_q) ? num_threads() : 1;
   const Slots& slots = make_slots(c, threads);
   run_tasks(d.batch * d.n_heads, threads, d.n_q, [&](int64_t bh, int si) {
     Scratch& sc = slots[size_t(si)]->sc;

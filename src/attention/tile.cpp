@@ -179,7 +179,7 @@ void load_row_f32(const TensorView& t, int64_t i0, int64_t i1, int64_t i2, float
 template <class Fn>
 void for_each_key(const TileContext& c, int64_t nk, double work_per_key, const Fn& fn) {
   constexpr int64_t kKeysPerTask = 64;
-  const int threads = worth_threads(double(nk) * work_per_key) ? num_threads() : 1;
+  const int threads = worth_threads(double(nk) * work_per_key, c.d.n_q) ? num_threads() : 1;
   run_tasks((nk + kKeysPerTask - 1) / kKeysPerTask, threads, c.d.n_q, [&](int64_t task, int) {
     const int64_t j1 = std::min(nk, (task + 1) * kKeysPerTask);
     for (int64_t j = task * kKeysPerTask; j < j1; ++j) fn(j);
