@@ -106,7 +106,15 @@ void check_view(const TensorView& t, const char* what, std::initializer_list<int
   }
 }
 
-void AlignedFree::operator()(void* p) const { std::free(p); }
+void AlignedFree::operator()(void* p) const {
+#if defined(__linux__)
+  if (mapped_bytes > 0) {
+    munmap(p, mapped_bytes);
+    return;
+  }
+#endif
+  std::free(p);
+}
 
 void* aligned_alloc_bytes(size_t bytes) {
   const size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
@@ -115,24 +123,36 @@ void* aligned_alloc_bytes(size_t bytes) {
   return p;
 }
 
-void* huge_page_alloc_bytes(size_t bytes) {
+AlignedPtr<uint8_t> huge_page_alloc(size_t bytes) {
   const size_t rounded = (std::max<size_t>(bytes, 1) + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+#if defined(__linux__)
+  // Map one huge page more than needed, keep the 2 MiB-aligned part, and mark
+  // it before the first touch so that faults can place whole huge pages.
+  const size_t span = rounded + kHugePageBytes;
+  void* map = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (map == MAP_FAILED) throw Error("out of memory mapping " + std::to_string(bytes) + " bytes");
+  const uintptr_t base = reinterpret_cast<uintptr_t>(map);
+  const uintptr_t aligned = (base + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+  if (aligned > base) munmap(map, aligned - base);
+  if (base + span > aligned + rounded) munmap(reinterpret_cast<void*>(aligned + rounded), base + span - aligned - rounded);
+  auto* p = reinterpret_cast<uint8_t*>(aligned);
+  madvise(p, rounded, MADV_HUGEPAGE);
+  return AlignedPtr<uint8_t>(p, AlignedFree{rounded});
+#else
   void* p = std::aligned_alloc(kHugePageBytes, rounded);
   if (!p) throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
-#if defined(__linux__)
-  madvise(p, rounded, MADV_HUGEPAGE);
+  return AlignedPtr<uint8_t>(static_cast<uint8_t*>(p));
 #endif
-  return p;
 }
 
-void* committed_alloc_bytes(size_t bytes) {
+AlignedPtr<uint8_t> committed_alloc(size_t bytes) {
   if (bytes < kHugePageBytes) {
-    void* p = aligned_alloc_bytes(bytes);
-    std::memset(p, 0, (std::max<size_t>(bytes, 1) + 63) / 64 * 64);
+    AlignedPtr<uint8_t> p(static_cast<uint8_t*>(aligned_alloc_bytes(bytes)));
+    std::memset(p.get(), 0, (std::max<size_t>(bytes, 1) + 63) / 64 * 64);
     return p;
   }
-  void* p = huge_page_alloc_bytes(bytes);
-  std::memset(p, 0, (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes);
+  AlignedPtr<uint8_t> p = huge_page_alloc(bytes);
+  std::memset(p.get(), 0, (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes);
   return p;
 }
 

@@ -11,7 +11,7 @@ uint8_t* WeightArena::allocate(size_t bytes) {
   bytes = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
   if (bytes > left_) {
     const size_t block = (std::max(bytes, kMinBlock) + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
-    blocks_.emplace_back(static_cast<uint8_t*>(huge_page_alloc_bytes(block)));
+    blocks_.push_back(huge_page_alloc(block));
     next_ = blocks_.back().get();
     left_ = block;
   }

@@ -40,7 +40,7 @@ struct LayerWeights {
 };
 
 // Process memory for copied and converted weights: 64-byte aligned pieces cut
-// from blocks of at least 32 MiB on huge_page_alloc_bytes. A decode step
+// from blocks of at least 32 MiB on huge_page_alloc. A decode step
 // streams every weight once; a standalone loop of a decode step's products read
 // them 7-9% faster from huge pages, and vector loads that split cache lines read
 // ~10% slower (docs/results/model-bench.md).

@@ -1,9 +1,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "sinklab/core.h"
 
@@ -84,4 +88,62 @@ TEST(Core, MappedFileReadsAndReportsMissing) {
 TEST(Core, AlignedArrayIsAligned) {
   auto a = aligned_array<float>(13);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(a.get()) % 64, 0u);
+}
+
+namespace {
+
+// The smaps block of the mapping that contains `p`: its header line and fields.
+std::string smaps_block_of(const void* p) {
+  std::ifstream in("/proc/self/smaps");
+  std::string line, block;
+  bool inside = false;
+  const auto addr = reinterpret_cast<uintptr_t>(p);
+  while (std::getline(in, line)) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find(':') > line.find(' ')) {
+      if (inside) break;
+      inside = addr >= lo && addr < hi;
+    }
+    if (inside) block += line + "\n";
+  }
+  return block;
+}
+
+}  // namespace
+
+TEST(Core, HugePageAllocIsAlignedMarkedAndFreshAfterHeapReuse) {
+  // Fault in and free a heap buffer first: memory that reused its 4 KiB pages
+  // could not hold huge pages.
+  {
+    std::vector<uint8_t> heap(size_t(64) << 20, 1);
+    ASSERT_EQ(heap[12345], 1);
+  }
+  const size_t bytes = 3 * kHugePageBytes + 100;
+  AlignedPtr<uint8_t> p = huge_page_alloc(bytes);
+  ASSERT_NE(p.get(), nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p.get()) % kHugePageBytes, 0u);
+  EXPECT_EQ(p.get_deleter().mapped_bytes, 4 * kHugePageBytes);  // whole huge pages, unmapped when freed
+  std::memset(p.get(), 7, 4 * kHugePageBytes);                  // the whole rounded span is usable
+  EXPECT_EQ(p[4 * kHugePageBytes - 1], 7);
+#if defined(__linux__)
+  std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string mode;
+  std::getline(thp, mode);
+  if (mode.find("[never]") == std::string::npos && !mode.empty()) {
+    const std::string block = smaps_block_of(p.get());
+    ASSERT_FALSE(block.empty());
+    EXPECT_NE(block.find(" hg"), std::string::npos) << "mapping not marked MADV_HUGEPAGE:\n" << block;
+  }
+#endif
+}
+
+TEST(Core, CommittedArrayIsZeroedForSmallAndHugeSizes) {
+  for (size_t n : {size_t(1), size_t(1000), kHugePageBytes / 4 + 3, kHugePageBytes}) {
+    AlignedPtr<float> a = committed_array<float>(n);
+    ASSERT_NE(a.get(), nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(a.get()) % 64, 0u);
+    EXPECT_EQ(a.get_deleter().mapped_bytes > 0, n * sizeof(float) >= kHugePageBytes) << n;
+    for (size_t i = 0; i < n; i += 997) ASSERT_EQ(a[i], 0.f) << i;
+    EXPECT_EQ(a[n - 1], 0.f);
+  }
 }
