@@ -74,7 +74,7 @@ constexpr const char* kFooter = R"(What it measures (batch 1, one Session, f32 a
             its own (a copy; four decode steps); also shown against the read-only rate.
 Targets (PASS/MISS, never an error): decode >= 80% of the copy bandwidth,
 prefill >= 50% of the sgemm rate. A decode row faster than the read-only rate
-of its own run, or whose copy rate is under 60% of its read-only rate, shows
+of its own run, or whose copy rate is under 75% of its read-only rate, shows
 SUSPECT (a disturbed bandwidth pass): re-run it.
 Timings: median of --reps runs after a warm-up.)";
 
@@ -336,7 +336,7 @@ const char* verdict(double fraction, double target) { return fraction >= target 
 // never as a pass. A decode rate between the copy and the read-only rate is
 // credible (decode only reads) and counts as above the target.
 bool decode_rates_credible(const DtypeResult& r) {
-  return r.decode_fraction_of_read <= 1.05 && r.memory.gb_per_s >= 0.6 * r.memory.read_gb_per_s;
+  return r.decode_fraction_of_read <= 1.05 && r.memory.gb_per_s >= 0.75 * r.memory.read_gb_per_s;
 }
 const char* decode_verdict(const DtypeResult& r) {
   return decode_rates_credible(r) ? verdict(r.decode_fraction, kDecodeTarget) : "SUSPECT";
