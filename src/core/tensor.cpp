@@ -134,7 +134,8 @@ AlignedPtr<uint8_t> huge_page_alloc(size_t bytes) {
   const uintptr_t base = reinterpret_cast<uintptr_t>(map);
   const uintptr_t aligned = (base + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
   if (aligned > base) munmap(map, aligned - base);
-  if (base + span > aligned + rounded) munmap(reinterpret_cast<void*>(aligned + rounded), base + span - aligned - rounded);
+  const uintptr_t end = aligned + rounded;
+  if (base + span > end) munmap(reinterpret_cast<void*>(end), base + span - end);
   auto* p = reinterpret_cast<uint8_t*>(aligned);
   madvise(p, rounded, MADV_HUGEPAGE);
   return AlignedPtr<uint8_t>(p, AlignedFree{rounded});
