@@ -14,6 +14,8 @@
 //               SessionOptions::attn_sink_keys / attn_window; keys keep their
 //               stream positions in both.
 // Errors compare as max_v |got - ref| / max_v |ref| per next-token logits row.
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -67,7 +69,8 @@ struct TinySpec {
 
 std::shared_ptr<const Model> tiny_model(const TinySpec& t, const std::string& tag) {
   const int64_t V = 48, D = 32, H = 4, Hkv = 2, hd = 8, F = 64;
-  const std::string dir = ::testing::TempDir() + "/sinklab_streaming_" + tag;
+  // One folder per test process: ctest runs tests that write the same model in parallel.
+  const std::string dir = ::testing::TempDir() + "/sinklab_streaming_" + tag + "_" + std::to_string(::getpid());
   std::filesystem::create_directories(dir);
   std::mt19937 rng(1234);
   std::uniform_real_distribution<float> u(-1.f, 1.f);
@@ -108,7 +111,9 @@ std::shared_ptr<const Model> tiny_model(const TinySpec& t, const std::string& ta
       << ", \"max_position_embeddings\": 256, \"rms_norm_eps\": 1e-5, \"rope_theta\": 100.0"
       << (t.sinks ? ", \"attention_sinks\": true" : "")
       << (t.no_rope ? ", \"position_encoding\": \"none\"" : "") << "}";
-  return Model::load(dir);
+  std::shared_ptr<const Model> model = Model::load(dir);
+  std::filesystem::remove_all(dir);  // a loaded model no longer needs its files
+  return model;
 }
 
 std::vector<int32_t> random_ids(size_t n, int32_t vocab, uint32_t seed) {

@@ -2,6 +2,8 @@
 // known by construction.
 #pragma once
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -53,7 +55,8 @@ struct PlantedModel {
   Tensor& get(const std::string& name) { return tensors.at(name); }
 
   std::shared_ptr<const Model> write_and_load(const std::string& folder) const {
-    const std::string dir = ::testing::TempDir() + "/sinklab_probe_" + folder;
+    // One folder per test process: ctest runs tests that write the same model in parallel.
+    const std::string dir = ::testing::TempDir() + "/sinklab_probe_" + folder + "_" + std::to_string(::getpid());
     std::filesystem::create_directories(dir);
     std::vector<TensorEntry> entries;
     for (const auto& [name, t] : tensors)
@@ -61,7 +64,9 @@ struct PlantedModel {
                          t.data.size() * sizeof(float)});
     write_safetensors(dir + "/model.safetensors", entries);
     std::ofstream(dir + "/config.json") << config.dump(2);
-    return Model::load(dir);
+    std::shared_ptr<const Model> model = Model::load(dir);
+    std::filesystem::remove_all(dir);  // a loaded model no longer needs its files
+    return model;
   }
 };
 
