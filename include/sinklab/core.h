@@ -106,6 +106,8 @@ void check_view(const TensorView& t, const char* what, std::initializer_list<int
                 bool writable = false);
 
 // ---------------------------------------------------------- aligned memory ----
+// `n` rounded up to a whole number of `multiple`s.
+constexpr size_t round_up(size_t n, size_t multiple) { return (n + multiple - 1) / multiple * multiple; }
 // Frees what aligned_alloc_bytes (mapped_bytes == 0) or huge_page_alloc
 // (the mapping's length) returned.
 struct AlignedFree {

@@ -117,14 +117,14 @@ void AlignedFree::operator()(void* p) const {
 }
 
 void* aligned_alloc_bytes(size_t bytes) {
-  const size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+  const size_t rounded = round_up(std::max<size_t>(bytes, 1), 64);
   void* p = std::aligned_alloc(64, rounded);
   if (!p) throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
   return p;
 }
 
 AlignedPtr<uint8_t> huge_page_alloc(size_t bytes) {
-  const size_t rounded = (std::max<size_t>(bytes, 1) + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+  const size_t rounded = round_up(std::max<size_t>(bytes, 1), kHugePageBytes);
 #if defined(__linux__)
   // Map one huge page more than needed, keep the 2 MiB-aligned part, and mark
   // it before the first touch so that faults can place whole huge pages.
@@ -132,7 +132,7 @@ AlignedPtr<uint8_t> huge_page_alloc(size_t bytes) {
   void* map = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (map == MAP_FAILED) throw Error("out of memory mapping " + std::to_string(bytes) + " bytes");
   const uintptr_t base = reinterpret_cast<uintptr_t>(map);
-  const uintptr_t aligned = (base + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+  const uintptr_t aligned = round_up(base, kHugePageBytes);
   if (aligned > base) munmap(map, aligned - base);
   const uintptr_t end = aligned + rounded;
   if (base + span > end) munmap(reinterpret_cast<void*>(end), base + span - end);
@@ -149,11 +149,11 @@ AlignedPtr<uint8_t> huge_page_alloc(size_t bytes) {
 AlignedPtr<uint8_t> committed_alloc(size_t bytes) {
   if (bytes < kHugePageBytes) {
     AlignedPtr<uint8_t> p(static_cast<uint8_t*>(aligned_alloc_bytes(bytes)));
-    std::memset(p.get(), 0, (std::max<size_t>(bytes, 1) + 63) / 64 * 64);
+    std::memset(p.get(), 0, round_up(std::max<size_t>(bytes, 1), 64));
     return p;
   }
   AlignedPtr<uint8_t> p = huge_page_alloc(bytes);
-  std::memset(p.get(), 0, (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes);
+  std::memset(p.get(), 0, round_up(bytes, kHugePageBytes));
   return p;
 }
 

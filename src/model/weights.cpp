@@ -8,9 +8,9 @@ namespace sinklab {
 
 uint8_t* WeightArena::allocate(size_t bytes) {
   constexpr size_t kMinBlock = size_t(32) << 20;
-  bytes = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+  bytes = round_up(std::max<size_t>(bytes, 1), 64);
   if (bytes > left_) {
-    const size_t block = (std::max(bytes, kMinBlock) + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+    const size_t block = round_up(std::max(bytes, kMinBlock), kHugePageBytes);
     blocks_.push_back(huge_page_alloc(block));
     next_ = blocks_.back().get();
     left_ = block;

@@ -108,7 +108,7 @@ void BandwidthProbe::parallel_slices(const std::function<void(size_t, size_t)>& 
 #pragma omp parallel
   {
     const size_t nt = size_t(omp_get_num_threads()), t = size_t(omp_get_thread_num());
-    const size_t chunk = (bytes_ / nt + 63) / 64 * 64;
+    const size_t chunk = round_up(bytes_ / nt, 64);
     const size_t begin = std::min(bytes_, t * chunk);
     const size_t end = std::min(bytes_, begin + chunk);
     body(begin, end);
