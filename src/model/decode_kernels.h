@@ -30,6 +30,15 @@ inline float dot_bf16_portable(const uint16_t* w, const float* x, int64_t n) {
 }
 
 #if defined(__AVX512F__)
+// The sum of 16 lanes (through memory: GCC 12 warns on _mm512_reduce_add_ps).
+inline float hsum16(__m512 v) {
+  float lanes[16];
+  _mm512_storeu_ps(lanes, v);
+  attn::f32x8 lo, hi;
+  attn::load8(lanes, lo), attn::load8(lanes + 8, hi);
+  return attn::hsum(lo + hi);
+}
+
 inline float dot_bf16_avx512(const uint16_t* w, const float* x, int64_t n) {
   auto widen16 = [&](int64_t i) {
     const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i));
@@ -47,11 +56,7 @@ inline float dot_bf16_avx512(const uint16_t* w, const float* x, int64_t n) {
     a0 = _mm512_fmadd_ps(widen16(i), _mm512_loadu_ps(x + i), a0);
     i += 16;
   }
-  float lanes[16];
-  _mm512_storeu_ps(lanes, _mm512_add_ps(a0, a1));
-  attn::f32x8 lo, hi;
-  attn::load8(lanes, lo), attn::load8(lanes + 8, hi);
-  float s = attn::hsum(lo + hi);
+  float s = hsum16(_mm512_add_ps(a0, a1));
   for (; i < n; ++i) s += bf16_to_f32(bf16{w[i]}) * x[i];
   return s;
 }
@@ -62,6 +67,94 @@ inline float dot_bf16(const uint16_t* w, const float* x, int64_t n) {
   return dot_bf16_avx512(w, x, n);
 #else
   return dot_bf16_portable(w, x, n);
+#endif
+}
+
+// Two rows at once, a . x and b . x, their loads alternating one 64-byte line
+// of a with one of b. With a and b far apart this keeps two memory streams in
+// flight per thread (see rows_product_pair in ops.cpp).
+inline void dot2_f32(const float* a, const float* b, const float* x, int64_t n, float& ya, float& yb) {
+  attn::f32x8 a0 = {}, a1 = {}, b0 = {}, b1 = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    attn::f32x8 x0, x1, va0, va1, vb0, vb1;
+    attn::load8(x + i, x0), attn::load8(x + i + 8, x1);
+    attn::load8(a + i, va0), attn::load8(a + i + 8, va1);
+    attn::load8(b + i, vb0), attn::load8(b + i + 8, vb1);
+    a0 += va0 * x0, a1 += va1 * x1, b0 += vb0 * x0, b1 += vb1 * x1;
+  }
+  if (i + 8 <= n) {
+    attn::f32x8 x0, va0, vb0;
+    attn::load8(x + i, x0), attn::load8(a + i, va0), attn::load8(b + i, vb0);
+    a0 += va0 * x0, b0 += vb0 * x0;
+    i += 8;
+  }
+  float sa = attn::hsum(a0 + a1), sb = attn::hsum(b0 + b1);
+  for (; i < n; ++i) sa += a[i] * x[i], sb += b[i] * x[i];
+  ya = sa, yb = sb;
+}
+
+inline void dot2_bf16_portable(const uint16_t* a, const uint16_t* b, const float* x, int64_t n, float& ya,
+                               float& yb) {
+  const auto widen8 = [](const uint16_t* w, attn::f32x8& out) {
+    u16x8 h;
+    __builtin_memcpy(&h, w, sizeof h);
+    attn::as_f32(__builtin_convertvector(h, attn::u32x8) << 16, out);
+  };
+  attn::f32x8 a0 = {}, a1 = {}, b0 = {}, b1 = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    attn::f32x8 x0, x1, va0, va1, vb0, vb1;
+    attn::load8(x + i, x0), attn::load8(x + i + 8, x1);
+    widen8(a + i, va0), widen8(a + i + 8, va1), widen8(b + i, vb0), widen8(b + i + 8, vb1);
+    a0 += va0 * x0, a1 += va1 * x1, b0 += vb0 * x0, b1 += vb1 * x1;
+  }
+  if (i + 8 <= n) {
+    attn::f32x8 x0, va0, vb0;
+    attn::load8(x + i, x0), widen8(a + i, va0), widen8(b + i, vb0);
+    a0 += va0 * x0, b0 += vb0 * x0;
+    i += 8;
+  }
+  float sa = attn::hsum(a0 + a1), sb = attn::hsum(b0 + b1);
+  for (; i < n; ++i) sa += bf16_to_f32(bf16{a[i]}) * x[i], sb += bf16_to_f32(bf16{b[i]}) * x[i];
+  ya = sa, yb = sb;
+}
+
+#if defined(__AVX512F__)
+inline void dot2_bf16_avx512(const uint16_t* a, const uint16_t* b, const float* x, int64_t n, float& ya,
+                             float& yb) {
+  const auto widen16 = [](const uint16_t* w) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+    const __m512i wide = _mm512_maskz_cvtepu16_epi32(0xffff, h);
+    return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xffff, wide, 16));
+  };
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), b0 = _mm512_setzero_ps(),
+         b1 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
+    a0 = _mm512_fmadd_ps(widen16(a + i), x0, a0);
+    b0 = _mm512_fmadd_ps(widen16(b + i), x0, b0);
+    a1 = _mm512_fmadd_ps(widen16(a + i + 16), x1, a1);
+    b1 = _mm512_fmadd_ps(widen16(b + i + 16), x1, b1);
+  }
+  if (i + 16 <= n) {
+    const __m512 x0 = _mm512_loadu_ps(x + i);
+    a0 = _mm512_fmadd_ps(widen16(a + i), x0, a0);
+    b0 = _mm512_fmadd_ps(widen16(b + i), x0, b0);
+    i += 16;
+  }
+  float sa = hsum16(_mm512_add_ps(a0, a1)), sb = hsum16(_mm512_add_ps(b0, b1));
+  for (; i < n; ++i) sa += bf16_to_f32(bf16{a[i]}) * x[i], sb += bf16_to_f32(bf16{b[i]}) * x[i];
+  ya = sa, yb = sb;
+}
+#endif
+
+inline void dot2_bf16(const uint16_t* a, const uint16_t* b, const float* x, int64_t n, float& ya, float& yb) {
+#if defined(__AVX512F__)
+  dot2_bf16_avx512(a, b, x, n, ya, yb);
+#else
+  dot2_bf16_portable(a, b, x, n, ya, yb);
 #endif
 }
 

@@ -44,12 +44,9 @@ void matmul_bf16_blocked(const WeightMatrix& w, const float* x, int64_t n, float
 }
 
 // y[n, rows] for a few rows of x: each weight row is read from memory once
-// and multiplied with all n tokens while it sits in L1. Each thread streams its
-// own contiguous share of the rows and helps with the others' only at the end
-// (parallel_ranges): handing out rows from one shared counter in shrinking
-// ranges read a step's 85 products ~20% slower (docs/results/model-bench.md).
-// One row at a time with 256-bit loads read DRAM ~25% faster than 512-bit loads
-// or interleaved rows on the hosts measured.
+// and multiplied with all n tokens while it sits in L1. 256-bit loads read
+// DRAM ~25% faster than 512-bit loads, and neighbouring rows interleaved
+// slower than one at a time, on the hosts measured.
 void rows_product(const WeightMatrix& w, const float* x, int64_t n, float* y, int64_t r0, int64_t r1) {
   const int64_t rows = w.rows, cols = w.cols;
   if (w.dtype == DType::BF16) {
@@ -63,14 +60,73 @@ void rows_product(const WeightMatrix& w, const float* x, int64_t n, float* y, in
   }
 }
 
+// A run of rows of one matrix and where its products go.
+struct RowRun {
+  const WeightMatrix* w;
+  float* y;
+  int64_t r0, r1;
+};
+
+// Two runs at once, row i of `a` with row i of `b`, their loads alternating
+// line by line: two memory streams per thread.
+void rows_product_pair(const RowRun& a, const RowRun& b, const float* x, int64_t n) {
+  const int64_t cols = a.w->cols, both = std::min(a.r1 - a.r0, b.r1 - b.r0);
+  if (a.w->dtype != b.w->dtype) {
+    rows_product(*a.w, x, n, a.y, a.r0, a.r1);
+    rows_product(*b.w, x, n, b.y, b.r0, b.r1);
+    return;
+  }
+  for (int64_t i = 0; i < both; ++i) {
+    const int64_t ra = a.r0 + i, rb = b.r0 + i;
+    for (int64_t t = 0; t < n; ++t) {
+      float* ya = a.y + t * a.w->rows + ra;
+      float* yb = b.y + t * b.w->rows + rb;
+      if (a.w->dtype == DType::BF16)
+        kernels::dot2_bf16(static_cast<const uint16_t*>(a.w->data) + ra * cols,
+                           static_cast<const uint16_t*>(b.w->data) + rb * cols, x + t * cols, cols, *ya, *yb);
+      else
+        kernels::dot2_f32(static_cast<const float*>(a.w->data) + ra * cols,
+                          static_cast<const float*>(b.w->data) + rb * cols, x + t * cols, cols, *ya, *yb);
+    }
+  }
+  rows_product(*a.w, x, n, a.y, a.r0 + both, a.r1);
+  rows_product(*b.w, x, n, b.y, b.r0 + both, b.r1);
+}
+
 // Threads for products of this many multiply-adds: below ~3e5 a dispatch costs
 // more than it saves.
 int threads_for(double multiply_adds) { return multiply_adds > 3e5 ? num_threads() : 1; }
 
+// The rows of every job cut into pieces of ~96 KiB (rows_per_piece), piece p
+// paired with piece p + half: each thread streams from two places half the
+// work apart, which the hardware prefetchers keep in flight together (a
+// decode step's products read 7-12% faster than with one stream per thread,
+// docs/results/model-bench.md). Each thread streams its own contiguous share
+// of the pairs and helps with the others' only at the end (parallel_ranges):
+// handing out rows from one shared counter in shrinking ranges read the
+// products ~20% slower.
+void product_pieces(std::span<const MatmulJob> jobs, const float* x, int64_t n, int threads) {
+  std::vector<RowRun> pieces;
+  for (const MatmulJob& j : jobs) {
+    const int64_t rows = j.w->rows, step = rows_per_piece(*j.w);
+    for (int64_t r = 0; r < rows; r += step) pieces.push_back({j.w, j.y, r, std::min(rows, r + step)});
+  }
+  const int64_t count = int64_t(pieces.size());
+  const int64_t half = (count + 1) / 2;
+  parallel_ranges(half, 1, threads, [&](int64_t p0, int64_t p1, int) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const RowRun& a = pieces[size_t(p)];
+      if (p + half < count)
+        rows_product_pair(a, pieces[size_t(p + half)], x, n);
+      else
+        rows_product(*a.w, x, n, a.y, a.r0, a.r1);
+    }
+  });
+}
+
 void matmul_rows(const WeightMatrix& w, const float* x, int64_t n, float* y) {
-  const int threads = threads_for(double(n) * double(w.rows) * double(w.cols));
-  parallel_ranges(w.rows, rows_per_piece(w), threads,
-                  [&](int64_t r0, int64_t r1, int) { rows_product(w, x, n, y, r0, r1); });
+  const MatmulJob job{&w, y};
+  product_pieces({&job, 1}, x, n, threads_for(double(n) * double(w.rows) * double(w.cols)));
 }
 
 void add_bias(const float* bias, int64_t n, int64_t rows, float* y) {
@@ -85,8 +141,7 @@ bool rows_path(const WeightMatrix& w, int64_t n) {
 
 }  // namespace
 
-// The jobs' rows cut into pieces (rows_per_piece of each matrix), and the
-// pieces of all jobs handed out as one parallel_ranges over piece indices.
+// The pieces of all jobs handed out in one dispatch (product_pieces).
 void matmul_group(std::span<const MatmulJob> jobs, const float* x, int64_t n) {
   bool all_rows = true;
   double work = 0;
@@ -102,22 +157,7 @@ void matmul_group(std::span<const MatmulJob> jobs, const float* x, int64_t n) {
     for (const MatmulJob& j : jobs) matmul(*j.w, x, n, j.y, j.bias);
     return;
   }
-  struct Piece {
-    int32_t job;
-    int64_t r0, r1;
-  };
-  std::vector<Piece> pieces;
-  for (size_t j = 0; j < jobs.size(); ++j) {
-    const int64_t rows = jobs[j].w->rows, step = rows_per_piece(*jobs[j].w);
-    for (int64_t r = 0; r < rows; r += step) pieces.push_back({int32_t(j), r, std::min(rows, r + step)});
-  }
-  parallel_ranges(int64_t(pieces.size()), 1, threads_for(work), [&](int64_t p0, int64_t p1, int) {
-    for (int64_t p = p0; p < p1; ++p) {
-      const Piece& pc = pieces[size_t(p)];
-      const WeightMatrix& w = *jobs[size_t(pc.job)].w;
-      rows_product(w, x, n, jobs[size_t(pc.job)].y, pc.r0, pc.r1);
-    }
-  });
+  product_pieces(jobs, x, n, threads_for(work));
   for (const MatmulJob& j : jobs) add_bias(j.bias, n, j.w->rows, j.y);
 }
 

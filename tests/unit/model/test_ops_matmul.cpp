@@ -1,6 +1,6 @@
 // ops::matmul against a float64 reference: the few-token path (1-4 tokens,
-// the decode kernel with its 32- and 16-column blocks, 8-wide vectors and
-// tails, guided row ranges over threads) and the
+// the decode kernels with their 32- and 16-column blocks, 8-wide vectors and
+// tails, pieces paired across the rows, row ranges over threads) and the
 // GEMM path, for f32 and bf16 weights, on fresh random inputs.
 #include <gtest/gtest.h>
 
@@ -172,6 +172,56 @@ TEST(OpsMatmul, EveryBf16RowKernelMatchesFloat64) {
       const float got = kernel(w.data(), x.data(), n);
       EXPECT_LE(std::abs(got - ref), 1e-5 * (mag + 1.0)) << name << " n " << n << ": " << got << " vs " << ref;
     }
+}
+
+// Each two-row kernel (rows from two distant runs, their loads interleaved),
+// f32 and bf16, portable and AVX-512 where built, against float64 on lengths
+// around its blocks, with one poisoned element past the end of each input.
+TEST(OpsMatmul, EveryTwoRowKernelMatchesFloat64) {
+  std::mt19937 rng(23);
+  std::normal_distribution<float> N(0.f, 1.f);
+  using Bf16Kernel = void (*)(const uint16_t*, const uint16_t*, const float*, int64_t, float&, float&);
+  std::vector<std::pair<const char*, Bf16Kernel>> bf16_kernels{{"bf16 portable", &ops::kernels::dot2_bf16_portable}};
+#if defined(__AVX512F__)
+  bf16_kernels.push_back({"bf16 avx512", &ops::kernels::dot2_bf16_avx512});
+#endif
+  for (int64_t n : {0, 1, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 47, 48, 63, 64, 65, 100, 768}) {
+    std::vector<uint16_t> a(size_t(n) + 1), b(size_t(n) + 1);
+    std::vector<float> af(size_t(n) + 1), bf(size_t(n) + 1), x(size_t(n) + 1);
+    double ref_a = 0, ref_b = 0, mag = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      a[size_t(i)] = to_bf16_bits(N(rng));
+      b[size_t(i)] = to_bf16_bits(N(rng));
+      af[size_t(i)] = from_bf16_bits(a[size_t(i)]);
+      bf[size_t(i)] = from_bf16_bits(b[size_t(i)]);
+      x[size_t(i)] = N(rng);
+      ref_a += double(af[size_t(i)]) * x[size_t(i)];
+      ref_b += double(bf[size_t(i)]) * x[size_t(i)];
+      mag += std::abs(double(af[size_t(i)]) * x[size_t(i)]) + std::abs(double(bf[size_t(i)]) * x[size_t(i)]);
+    }
+    a[size_t(n)] = b[size_t(n)] = to_bf16_bits(std::nanf(""));
+    af[size_t(n)] = bf[size_t(n)] = x[size_t(n)] = std::nanf("");
+    const double tol = 1e-5 * (mag + 1.0);
+    float ya = std::nanf(""), yb = std::nanf("");
+    ops::kernels::dot2_f32(af.data(), bf.data(), x.data(), n, ya, yb);
+    EXPECT_LE(std::abs(ya - ref_a), tol) << "f32 n " << n << " row a: " << ya << " vs " << ref_a;
+    EXPECT_LE(std::abs(yb - ref_b), tol) << "f32 n " << n << " row b: " << yb << " vs " << ref_b;
+    for (const auto& [name, kernel] : bf16_kernels) {
+      ya = yb = std::nanf("");
+      kernel(a.data(), b.data(), x.data(), n, ya, yb);
+      EXPECT_LE(std::abs(ya - ref_a), tol) << name << " n " << n << " row a: " << ya << " vs " << ref_a;
+      EXPECT_LE(std::abs(yb - ref_b), tol) << name << " n " << n << " row b: " << yb << " vs " << ref_b;
+    }
+  }
+}
+
+// Products whose pieces pair up unevenly: an odd number of pieces (one left
+// unpaired), a short last piece paired with a full one, a single piece, and a
+// group whose pairs join pieces of different matrices and dtypes.
+TEST(OpsMatmul, PairedPiecesCoverEveryRowOnce) {
+  std::mt19937 rng(29);
+  for (DType dtype : {DType::F32, DType::BF16})
+    for (int64_t rows : {16, 33, 129, 700, 1091}) check_matmul(dtype, rows, 384, 1, rng);
 }
 
 }  // namespace
