@@ -62,9 +62,11 @@ struct CopyRate {
   double gb_per_s = 0;      // (bytes read + bytes written) / time = 2 * buffer_bytes / time
   Timing read_time;
   double read_gb_per_s = 0;  // a read-only pass (vectorised sum) over the source: bytes / time
+  double memcpy_gb_per_s = 0;  // the same copy by glibc's memcpy, for reference (measure_copy only)
 };
-// Parallel memcpy of one large buffer into another, every thread copying its
-// slice, and a parallel read-only pass over the source.
+// A parallel copy of one large buffer into another (non-temporal stores, two
+// streams per thread) and a parallel read-only pass over the source (two
+// streams per thread): the fastest copy and read found on the hosts measured.
 CopyRate measure_copy(size_t buffer_bytes, int reps);
 // The buffers of measure_copy, kept so that copy and read passes can be timed
 // in turn with something else (time_interleaved) on a machine whose bandwidth
@@ -74,12 +76,13 @@ class BandwidthProbe {
   explicit BandwidthProbe(size_t buffer_bytes);
   void copy();
   void read();
+  void memcpy_copy();  // the copy through memcpy, each thread its slice
   CopyRate rate(const Timing& copy_time, const Timing& read_time) const;
 
  private:
   void parallel_slices(const std::function<void(size_t, size_t)>& body) const;
   size_t bytes_;
-  AlignedPtr<unsigned char> src_, dst_;
+  AlignedPtr<uint8_t> src_, dst_;  // on huge pages, like the model weights
   std::atomic<float> keep_{0.f};
 };
 

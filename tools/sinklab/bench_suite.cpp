@@ -192,7 +192,7 @@ class Suite {
         g.gflops, g.time.median_s * 1e3);
     const CopyRate c = measure_copy(kCopyBytes, opt_.reps);
     copy_gbs_ = c.gb_per_s;
-    say("  memory copy %s -> %s, all threads   %8.1f GB/s     (bytes read + bytes written)\n\n",
+    say("  memory copy %s -> %s, all threads   %8.1f GB/s     (bytes read + bytes written; non-temporal)\n\n",
         human_bytes(double(c.buffer_bytes)).c_str(), human_bytes(double(c.buffer_bytes)).c_str(),
         c.gb_per_s);
     j_["machine"] = {
