@@ -14,7 +14,10 @@ namespace sinklab::attn {
 TileContext::TileContext(const AttnSpec& s, const Dims& dims, bool for_backward) : spec(s), d(dims) {
   scale = effective_scale(s, dims);
   rope = s.rope.style != RopeStyle::None;
-  if (rope) rope_table = sinklab::rope_table(s.rope, int(dims.head_dim));
+  if (rope) {
+    rope_table = sinklab::rope_table(s.rope, int(dims.head_dim));
+    build_rope_cs();
+  }
   goat_rank = s.goat.rank;
   goat_omega = goat_frequencies(goat_rank, s.goat.base);
   alibi = s.alibi_slopes != nullptr;
@@ -91,17 +94,75 @@ void rotate_dir(const TileContext& c, float* x, int32_t pos, float direction) {
   const int half = int(c.rope_table.inv_freq.size());
   const bool neox = c.spec.rope.style == RopeStyle::RotateHalf;
   const float ms = c.rope_table.mscale;
+  const int64_t row = int64_t(pos) - c.rope_pos0;
+  const float* cached = c.rope_cs && row >= 0 && row < c.rope_npos ? c.rope_cs->data() + row * 2 * half : nullptr;
   for (int i = 0; i < half; ++i) {
     float cs, sn;
-    cos_sin(pos, c.rope_table.inv_freq[size_t(i)], cs, sn);
-    cs *= ms;
-    sn *= ms * direction;
+    if (cached) {
+      cs = cached[i];
+      sn = direction * cached[half + i];
+    } else {
+      cos_sin(pos, c.rope_table.inv_freq[size_t(i)], cs, sn);
+      cs *= ms;
+      sn *= ms * direction;
+    }
     const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
     const float xa = x[a], xb = x[b];
     x[a] = xa * cs - xb * sn;
     x[b] = xb * cs + xa * sn;
   }
 }
+
+}  // namespace
+
+void TileContext::build_rope_cs() {
+  int64_t lo = INT64_MAX, hi = INT64_MIN;
+  for (int64_t b = 0; b < d.batch; ++b) {
+    for (int64_t i = 0; i < d.n_q; ++i) {
+      const int64_t p = q_position(spec, d, b, i);
+      lo = std::min(lo, p);
+      hi = std::max(hi, p);
+    }
+    for (int64_t j = 0; j < d.n_k; ++j) {
+      const int64_t p = k_position(spec, d, b, j);
+      lo = std::min(lo, p);
+      hi = std::max(hi, p);
+    }
+  }
+  if (lo > hi) return;
+  const int64_t half = int64_t(rope_table.inv_freq.size()), need = hi - lo + 1;
+  constexpr int64_t kMaxFloats = int64_t(1) << 22;  // 16 MiB kept per thread at most
+  // Sparse positions (e.g. sinks at 0 and a window near 10^6) or a huge table:
+  // rotate with a sine and cosine per pair as before.
+  if (half == 0 || need > 4 * (d.n_q + d.n_k) + 256 || need * 2 * half > kMaxFloats) return;
+  struct Cached {
+    std::vector<double> inv_freq;
+    float mscale = 0.f;
+    int64_t pos0 = 0, npos = 0;
+    std::shared_ptr<const std::vector<float>> cs;
+  };
+  thread_local Cached cache;
+  if (!cache.cs || cache.inv_freq != rope_table.inv_freq || cache.mscale != rope_table.mscale ||
+      lo < cache.pos0 || hi >= cache.pos0 + cache.npos) {
+    // Room for positions to come: decode steps move them one at a time.
+    const int64_t npos = std::min(need + need / 4 + 64, kMaxFloats / (2 * half));
+    auto cs = std::make_shared<std::vector<float>>(size_t(npos * 2 * half));
+    for (int64_t p = 0; p < npos; ++p) {
+      float* row = cs->data() + p * 2 * half;
+      for (int64_t i = 0; i < half; ++i) {
+        cos_sin(double(lo + p), rope_table.inv_freq[size_t(i)], row[i], row[half + i]);
+        row[i] *= rope_table.mscale;
+        row[half + i] *= rope_table.mscale;
+      }
+    }
+    cache = Cached{rope_table.inv_freq, rope_table.mscale, lo, npos, std::move(cs)};
+  }
+  rope_cs = cache.cs;
+  rope_pos0 = cache.pos0;
+  rope_npos = cache.npos;
+}
+
+namespace {
 
 void rotate(const TileContext& c, float* x, int32_t pos) { rotate_dir(c, x, pos, 1.f); }
 

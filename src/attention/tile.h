@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "common.h"
@@ -43,11 +44,21 @@ struct TileContext {
   // rank-2R product: without the table, or for the backward's d(lambda).
   bool need_goat_features = false;
 
+  // cos and sin (times the RoPE mscale) of every rotated pair for positions
+  // [rope_pos0, rope_pos0 + rope_npos): row p - rope_pos0 holds the pairs'
+  // cosines, then their sines. Kept by the calling thread across calls (a
+  // model step's layers share their positions), so that the keys of a
+  // streaming cache, rotated anew on every call, cost a lookup per pair rather
+  // than a sine and cosine. Null when the positions are too sparse.
+  std::shared_ptr<const std::vector<float>> rope_cs;
+  int64_t rope_pos0 = 0, rope_npos = 0;
+
   TileContext(const AttnSpec& s, const Dims& dims, bool for_backward = false);
   int goat_features() const { return 2 * goat_rank; }
 
  private:
   void build_rel_table();
+  void build_rope_cs();
 };
 
 // Keys (and GOAT key features) of one (batch, kv head), ready for tiles: f32,

@@ -306,6 +306,46 @@ TEST(FlashForward, FewQueryRowsAcrossKeyCounts) {
       }
 }
 
+// The RoPE angles a thread keeps across calls (TileContext::rope_cs): calls in
+// a row on one thread whose rotations differ (styles, partial rotary dims,
+// scalings that change the frequencies or the magnitude), whose positions move
+// past the kept range, go below it, are negative, or too sparse for a table,
+// each against float64. Reusing angles of another rotation or range fails here.
+TEST(FlashForward, RopeAnglesKeptAcrossCallsMatchFloat64) {
+  struct Step {
+    RopeStyle style;
+    RopeScaling scaling;
+    int rotary_dim;
+    int64_t nq, nk;
+    bool gappy;
+    int position_scale;
+  };
+  const Step steps[] = {
+      {RopeStyle::RotateHalf, RopeScaling::None, 0, 1, 300, false, 1},   // builds the table
+      {RopeStyle::RotateHalf, RopeScaling::None, 0, 1, 301, false, 1},   // one position more
+      {RopeStyle::RotateHalf, RopeScaling::None, 0, 1, 900, false, 1},   // past the kept range
+      {RopeStyle::RotateHalf, RopeScaling::YaRN, 0, 4, 300, false, 1},   // other frequencies, mscale
+      {RopeStyle::RotateHalf, RopeScaling::Linear, 0, 4, 300, false, 1}, // other frequencies
+      {RopeStyle::Interleaved, RopeScaling::None, 16, 3, 200, true, 1},  // other pairs, negative positions
+      {RopeStyle::RotateHalf, RopeScaling::None, 0, 3, 200, true, 1000}, // too sparse: no table
+      {RopeStyle::RotateHalf, RopeScaling::None, 0, 1, 300, false, 1},   // back to the first
+  };
+  int i = 0;
+  for (const Step& st : steps) {
+    Case c = base("rope call " + std::to_string(i));
+    c.rope = st.style;
+    c.scaling = st.scaling;
+    c.rotary_dim = st.rotary_dim;
+    c.Nq = st.nq;
+    c.Nk = st.nk;
+    c.gappy_positions = st.gappy;
+    c.position_scale = st.position_scale;
+    c.per_batch_positions = st.gappy;
+    c.B = st.gappy ? 2 : 1;
+    run_case(c, uint32_t(100 + i++));
+  }
+}
+
 TEST(FlashForward, Bf16Output) {
   Problem p(base("bf16 out"), 7);
   const Case& c = p.c;
