@@ -108,8 +108,11 @@ TileMask classify_tile(const TileContext& c, const RowBlock& rb, const KeySet& k
 // s[r * ld + j] = logit z of row r and key j0+j (-inf where hidden).
 // `pre_cap` (optional, same layout) receives the scaled content logit before softcap
 // (what the backward needs for the softcap derivative).
+// `values` (optional): the values of the same keys, fetched into the caches
+// while the logits are computed (few-row tiles), for the P.V that follows.
 void logits_tile(const TileContext& c, const RowBlock& rb, const KeySet& ks, int64_t j0, int nk,
-                 TileMask mask, float* s, int ld, float* pre_cap = nullptr);
+                 TileMask mask, float* s, int ld, float* pre_cap = nullptr,
+                 const TensorView* values = nullptr);
 
 // Online-softmax state of a row block.
 struct RowState {

@@ -282,19 +282,27 @@ TEST(FlashForward, DecodeSplitK) {
   }
 }
 
-// One or two query rows per kv head (decode with MHA) take the few-row tile
-// kernels: keys 8 at a time plus a tail, head dims with and without a multiple
-// of 8, the whole spec (window, sink keys and logits, RoPE, priors, softcap).
+// Up to four query rows per kv head (decode: one or two queries of MHA, one
+// query of GQA groups of three and four) take the few-row tile kernels, which
+// fetch the values alongside the keys: keys 8 at a time plus a tail, head dims
+// with and without a multiple of 8, the whole spec (window, sink keys and
+// logits, RoPE, priors, softcap).
 TEST(FlashForward, FewQueryRowsAcrossKeyCounts) {
-  for (int64_t nq : {1, 2})
+  struct Heads {
+    int64_t h, hkv, nq;
+  };
+  for (const Heads hd : {Heads{3, 3, 1}, Heads{3, 3, 2}, Heads{6, 2, 1}, Heads{8, 2, 1}})
     for (int64_t nk : {7, 8, 9, 17, 64, 131, 300})
       for (int64_t d : {64, 36}) {
-        Case c = base("few rows nq=" + std::to_string(nq) + " nk=" + std::to_string(nk) + " d=" + std::to_string(d));
+        const int64_t nq = hd.nq;
+        Case c = base("few rows h=" + std::to_string(hd.h) + "/" + std::to_string(hd.hkv) + " nq=" +
+                      std::to_string(nq) + " nk=" + std::to_string(nk) + " d=" + std::to_string(d));
         c.Nq = nq;
         c.Nk = nk;
         c.D = d;
-        c.H = c.Hkv = 3;
-        run_case(c, uint32_t(nq * 1000 + nk * 10 + d));
+        c.H = hd.h;
+        c.Hkv = hd.hkv;
+        run_case(c, uint32_t(hd.h * 100000 + nq * 1000 + nk * 10 + d));
         c.sinks = true;
         c.window = 50;
         c.sink_keys = 3;
