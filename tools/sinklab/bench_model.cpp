@@ -75,9 +75,9 @@ constexpr const char* kFooter = R"(What it measures (batch 1, one Session, f32 a
             each rate the median of its passes, each round after untimed passes of
             its own (a copy; four decode steps); also shown against the read-only rate.
 Targets (PASS/MISS, never an error): decode >= 80% of the copy bandwidth,
-prefill >= 50% of the sgemm rate. A decode row faster than the read-only rate
-of its own run, or whose copy rate is under 75% of its read-only rate, shows
-SUSPECT (a disturbed bandwidth pass): re-run it.
+prefill >= 50% of the sgemm rate. A decode row more than 5% faster than the
+read-only rate of its own run, or whose copy rate is under 75% of its read-only
+rate, shows SUSPECT (a disturbed bandwidth pass): re-run it.
 Timings: median of --reps runs after a warm-up.)";
 
 CLI::App* add_flags(CLI::App& bench, BenchModelFlags& f) {
