@@ -11,6 +11,30 @@
 
 namespace sinklab::attn {
 
+namespace {
+
+// Smallest and largest query and key positions of batch entry b (INT64_MAX /
+// INT64_MIN when there are none).
+struct PositionBounds {
+  int64_t qmin = INT64_MAX, qmax = INT64_MIN, kmin = INT64_MAX, kmax = INT64_MIN;
+};
+PositionBounds position_bounds(const AttnSpec& spec, const Dims& d, int64_t b) {
+  PositionBounds pb;
+  for (int64_t i = 0; i < d.n_q; ++i) {
+    const int64_t p = q_position(spec, d, b, i);
+    pb.qmin = std::min(pb.qmin, p);
+    pb.qmax = std::max(pb.qmax, p);
+  }
+  for (int64_t j = 0; j < d.n_k; ++j) {
+    const int64_t p = k_position(spec, d, b, j);
+    pb.kmin = std::min(pb.kmin, p);
+    pb.kmax = std::max(pb.kmax, p);
+  }
+  return pb;
+}
+
+}  // namespace
+
 TileContext::TileContext(const AttnSpec& s, const Dims& dims, bool for_backward) : spec(s), d(dims) {
   scale = effective_scale(s, dims);
   rope = s.rope.style != RopeStyle::None;
@@ -31,20 +55,10 @@ void TileContext::build_rel_table() {
   const int64_t tables = rel_per_batch ? d.batch : 1;
   int64_t lo = INT64_MAX, hi = INT64_MIN;
   for (int64_t b = 0; b < tables; ++b) {
-    int64_t qmin = INT64_MAX, qmax = INT64_MIN, kmin = INT64_MAX, kmax = INT64_MIN;
-    for (int64_t i = 0; i < d.n_q; ++i) {
-      const int64_t p = q_position(spec, d, b, i);
-      qmin = std::min(qmin, p);
-      qmax = std::max(qmax, p);
-    }
-    for (int64_t j = 0; j < d.n_k; ++j) {
-      const int64_t p = k_position(spec, d, b, j);
-      kmin = std::min(kmin, p);
-      kmax = std::max(kmax, p);
-    }
+    const PositionBounds pb = position_bounds(spec, d, b);
     if (d.n_q == 0 || d.n_k == 0) return;
-    lo = std::min(lo, qmin - kmax);
-    hi = std::max(hi, qmax - kmin);
+    lo = std::min(lo, pb.qmin - pb.kmax);
+    hi = std::max(hi, pb.qmax - pb.kmin);
   }
   const int64_t range = hi - lo + 1;
   // Sparse positions (large gaps) or a huge table: keep the per-tile product.
@@ -118,16 +132,9 @@ void rotate_dir(const TileContext& c, float* x, int32_t pos, float direction) {
 void TileContext::build_rope_cs() {
   int64_t lo = INT64_MAX, hi = INT64_MIN;
   for (int64_t b = 0; b < d.batch; ++b) {
-    for (int64_t i = 0; i < d.n_q; ++i) {
-      const int64_t p = q_position(spec, d, b, i);
-      lo = std::min(lo, p);
-      hi = std::max(hi, p);
-    }
-    for (int64_t j = 0; j < d.n_k; ++j) {
-      const int64_t p = k_position(spec, d, b, j);
-      lo = std::min(lo, p);
-      hi = std::max(hi, p);
-    }
+    const PositionBounds pb = position_bounds(spec, d, b);
+    lo = std::min({lo, pb.qmin, pb.kmin});
+    hi = std::max({hi, pb.qmax, pb.kmax});
   }
   if (lo > hi) return;
   const int64_t half = int64_t(rope_table.inv_freq.size()), need = hi - lo + 1;
