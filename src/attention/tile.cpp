@@ -186,16 +186,17 @@ namespace {
 // the values fetched alongside the keys).
 constexpr int kFewRows = 4;
 
-// Asks for the value rows of keys [j0, j1) (VRows::row_bytes each) while the
-// logits of the same keys are computed, so that a long cache's values stream
-// in alongside its keys (two memory streams) rather than after them.
-struct VRows {
-  const float* v = nullptr;  // row j at v + j * ld
+// Asks for rows [j0, j1) (row_bytes each) of the values of the keys whose
+// logits are being computed, or of the next key block during a P.V, so that a
+// long cache keeps two memory streams going (values with keys, keys with P.V)
+// rather than one after the other.
+struct PrefetchRows {
+  const float* rows = nullptr;  // row j at rows + j * ld
   int64_t ld = 0, row_bytes = 0;
   void prefetch(int j0, int j1) const {
-    if (!v) return;
+    if (!rows) return;
     for (int j = j0; j < j1; ++j) {
-      const char* row = reinterpret_cast<const char*>(v + j * ld);
+      const char* row = reinterpret_cast<const char*>(rows + j * ld);
       for (int64_t o = 0; o < row_bytes; o += 64) __builtin_prefetch(row + o, 0, 3);
     }
   }
@@ -204,7 +205,7 @@ struct VRows {
 // Keys are taken 8 at a time (one query load feeds 8 key rows); the 8 keys'
 // 2 KiB (head_dim 64) stay in L1 for the second row.
 void few_rows_qk(const float* q, int n, int D, const float* k, int64_t k_stride, int nk, float* s, int ld,
-                 const VRows& next) {
+                 const PrefetchRows& next) {
   int j = 0;
   if (D % 8 == 0)
     for (; j + 8 <= nk; j += 8) {
@@ -222,9 +223,9 @@ void few_rows_qk(const float* q, int n, int D, const float* k, int64_t k_stride,
 // pass over the keys also asks for the next key block's rows (`next`), so that
 // memory keeps streaming while the values are summed from the caches.
 void few_rows_pv(const float* p, int ldp, int n, int nk, const float* v, int64_t ldv, int64_t Dv,
-                 float* acc, const VRows& next, int next_rows) {
+                 float* acc, const PrefetchRows& next, int next_rows) {
   // One next row per key of the first pass; the rest after it.
-  int next_done = next.v ? 0 : next_rows;
+  int next_done = next.rows ? 0 : next_rows;
   for (int r = 0; r < n; ++r) {
     const float* pr = p + r * ldp;
     float* a = acc + r * Dv;
@@ -393,9 +394,9 @@ void logits_tile(const TileContext& c, const RowBlock& rb, const KeySet& ks, int
   const int n = rb.n;
   const int D = int(c.d.head_dim);
   if (n <= kFewRows) {
-    VRows next;
+    PrefetchRows next;
     if (values && values->dtype == DType::F32 && values->stride[2] >= values->shape[3]) {
-      next.v = static_cast<const float*>(values->at(rb.b, rb.g, j0));
+      next.rows = static_cast<const float*>(values->at(rb.b, rb.g, j0));
       next.ld = values->stride[2];
       next.row_bytes = values->shape[3] * int64_t(sizeof(float));
     }
@@ -536,11 +537,11 @@ void accumulate_tile(const TileContext& c, const RowBlock& rb, const KeySet& ks,
     // The next key block's rows, fetched during the P.V when it sums several
     // rows (GQA 8:2 decode ~17% faster); one row's P.V is too short to hide them
     // (~4% slower).
-    VRows next_keys;
+    PrefetchRows next_keys;
     const int64_t j_next = j0 + nk;
     const int next_rows = rb.n > 1 ? int(std::clamp<int64_t>(c.d.n_k - j_next, 0, kBlockK)) : 0;
     if (next_rows > 0) {
-      next_keys.v = ks.k + j_next * ks.k_stride;
+      next_keys.rows = ks.k + j_next * ks.k_stride;
       next_keys.ld = ks.k_stride;
       next_keys.row_bytes = c.d.head_dim * int64_t(sizeof(float));
     }
