@@ -287,7 +287,8 @@ void flash_backward(const AttnSpec& spec, const Dims& d, const TensorView& q, co
   std::vector<KeySet> keys(size_t(d.batch * d.n_kv_heads));
   for (int64_t b = 0; b < d.batch; ++b)
     for (int64_t g = 0; g < d.n_kv_heads; ++g)
-      prepare_keys(c, k, b, g, keys[size_t(b * d.n_kv_heads + g)]);
+      prepare_keys(c, k, b, g, keys[size_t(b * d.n_kv_heads + g)],
+                   g > 0 ? &keys[size_t(b * d.n_kv_heads)] : nullptr);
   QueryRows qr;
   prepare_rows(c, q, o, lse, d_o, qr);
 

@@ -65,13 +65,37 @@ double attention_work(const Dims& d) {
          double(d.head_dim + d.v_dim);
 }
 
-std::vector<KeySet> prepare_all_keys(const TileContext& c, const TensorView& k) {
-  std::vector<KeySet> sets(size_t(c.d.batch * c.d.n_kv_heads));
+// The KeySets of every (batch, kv head), kept by the calling thread across
+// calls like the slots: a decode step's attention builds one per kv head and
+// layer, and their fresh vectors cost more than the attention of a short
+// cache. Valid until the thread's next call. Key positions depend on the batch
+// entry only (and on nothing when all entries share them): built once, copied
+// to the other kv heads.
+std::vector<KeySet>& prepare_all_keys(const TileContext& c, const TensorView& k) {
+  const int64_t Hkv = c.d.n_kv_heads;
+  thread_local std::vector<KeySet> sets;
+  sets.resize(size_t(c.d.batch * Hkv));
+  const bool shared_positions = !c.spec.k_pos || c.spec.k_pos_batch_stride == 0;
   for (int64_t b = 0; b < c.d.batch; ++b)
-    for (int64_t g = 0; g < c.d.n_kv_heads; ++g)
-      prepare_keys(c, k, b, g, sets[size_t(b * c.d.n_kv_heads + g)]);
+    for (int64_t g = 0; g < Hkv; ++g) {
+      const KeySet* same = g > 0 ? &sets[size_t(b * Hkv)] : (b > 0 && shared_positions ? &sets[0] : nullptr);
+      prepare_keys(c, k, b, g, sets[size_t(b * Hkv + g)], same);
+    }
   return sets;
 }
+
+// Kept KeySets give back rotated-key copies above 1 MiB, so that one call over
+// a long cache does not hold its copies for the rest of the thread's life.
+struct ReleaseLargeKeyCopies {
+  std::vector<KeySet>& sets;
+  ~ReleaseLargeKeyCopies() {
+    constexpr size_t kKeepFloats = size_t(1) << 18;
+    for (KeySet& ks : sets) {
+      if (ks.k_storage.capacity() > kKeepFloats) std::vector<float>().swap(ks.k_storage);
+      if (ks.features.capacity() > kKeepFloats) std::vector<float>().swap(ks.features);
+    }
+  }
+};
 
 // Few query rows per kv head and a long cache: split the keys instead of the queries.
 bool use_decode_path(const Dims& d) {
@@ -246,7 +270,9 @@ void flash_forward(const AttnSpec& spec, const Dims& d, const TensorView& q, con
                    const TensorView& v, const TensorView& o, const TensorView& lse,
                    AttnStats* stats) {
   const TileContext c(spec, d);
-  const std::vector<KeySet> keys = prepare_all_keys(c, k);
+  std::vector<KeySet>& kept = prepare_all_keys(c, k);
+  const ReleaseLargeKeyCopies release{kept};
+  const std::vector<KeySet>& keys = kept;
   const bool second_pass = stats && (!stats->mass_first_k.empty() || !stats->column_sums.empty());
   std::vector<float> lse_tmp;
   TensorView row_lse = lse;

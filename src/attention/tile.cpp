@@ -283,24 +283,32 @@ void for_each_key(const TileContext& c, int64_t nk, double work_per_key, const F
 
 }  // namespace
 
-void prepare_keys(const TileContext& c, const TensorView& k, int64_t b, int64_t g, KeySet& ks) {
+void prepare_keys(const TileContext& c, const TensorView& k, int64_t b, int64_t g, KeySet& ks,
+                  const KeySet* same_batch) {
   const Dims& d = c.d;
   const int64_t nk = d.n_k, D = d.head_dim;
-  ks.pos.resize(size_t(nk));
-  for (int64_t j = 0; j < nk; ++j) ks.pos[size_t(j)] = k_position(c.spec, d, b, j);
-  const int64_t nblocks = (nk + kBlockK - 1) / kBlockK;
-  ks.block_min.assign(size_t(nblocks), 0);
-  ks.block_max.assign(size_t(nblocks), 0);
-  ks.block_consecutive.assign(size_t(nblocks), 0);
-  for (int64_t blk = 0; blk < nblocks; ++blk) {
-    const int64_t j0 = blk * kBlockK, j1 = std::min(nk, j0 + kBlockK);
-    const auto [mn, mx] = std::minmax_element(ks.pos.begin() + j0, ks.pos.begin() + j1);
-    ks.block_min[size_t(blk)] = *mn;
-    ks.block_max[size_t(blk)] = *mx;
-    bool consecutive = true;
-    for (int64_t j = j0 + 1; j < j1 && consecutive; ++j)
-      consecutive = ks.pos[size_t(j)] == ks.pos[size_t(j - 1)] + 1;
-    ks.block_consecutive[size_t(blk)] = consecutive;
+  if (same_batch) {  // positions depend on the batch entry only
+    ks.pos = same_batch->pos;
+    ks.block_min = same_batch->block_min;
+    ks.block_max = same_batch->block_max;
+    ks.block_consecutive = same_batch->block_consecutive;
+  } else {
+    ks.pos.resize(size_t(nk));
+    for (int64_t j = 0; j < nk; ++j) ks.pos[size_t(j)] = k_position(c.spec, d, b, j);
+    const int64_t nblocks = (nk + kBlockK - 1) / kBlockK;
+    ks.block_min.assign(size_t(nblocks), 0);
+    ks.block_max.assign(size_t(nblocks), 0);
+    ks.block_consecutive.assign(size_t(nblocks), 0);
+    for (int64_t blk = 0; blk < nblocks; ++blk) {
+      const int64_t j0 = blk * kBlockK, j1 = std::min(nk, j0 + kBlockK);
+      const auto [mn, mx] = std::minmax_element(ks.pos.begin() + j0, ks.pos.begin() + j1);
+      ks.block_min[size_t(blk)] = *mn;
+      ks.block_max[size_t(blk)] = *mx;
+      bool consecutive = true;
+      for (int64_t j = j0 + 1; j < j1 && consecutive; ++j)
+        consecutive = ks.pos[size_t(j)] == ks.pos[size_t(j - 1)] + 1;
+      ks.block_consecutive[size_t(blk)] = consecutive;
+    }
   }
   // In place only when rows are a valid BLAS leading dimension apart (a broadcast
   // view may have a smaller or zero row stride).

@@ -74,7 +74,10 @@ struct KeySet {
   std::vector<uint8_t> block_consecutive;  // positions of the block are p, p+1, p+2, ...
 };
 // Builds the KeySet of (b, g). Parallel inside (call outside parallel regions).
-void prepare_keys(const TileContext& c, const TensorView& k, int64_t b, int64_t g, KeySet& ks);
+// same_batch: an already built KeySet of the same batch entry, whose positions
+// (which depend on b only) are copied instead of computed again.
+void prepare_keys(const TileContext& c, const TensorView& k, int64_t b, int64_t g, KeySet& ks,
+                  const KeySet* same_batch = nullptr);
 
 // Applies the transpose of the RoPE rotation (incl. its mscale) of position pos to x
 // (head_dim floats): maps a gradient w.r.t. a rotated vector to one w.r.t. the input.

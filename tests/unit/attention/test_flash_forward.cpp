@@ -354,6 +354,35 @@ TEST(FlashForward, RopeAnglesKeptAcrossCallsMatchFloat64) {
   }
 }
 
+// The KeySets of a call (keys, positions, block bounds) are kept by the thread
+// for the next one, and positions built once per batch entry are copied to its
+// other kv heads. Calls in a row whose batch, kv heads, key counts, positions
+// (shared, per batch, gappy) and key copies (RoPE, bf16; one above the size at
+// which a copy is given back) differ, each against float64: a stale block
+// bound, a position shared across batch entries that differ, or a copy kept
+// from a longer call fails here.
+TEST(FlashForward, KeySetsKeptAcrossCallsMatchFloat64) {
+  struct Step {
+    int64_t B, H, Hkv, Nq, Nk, D;
+    bool per_batch, rope, bf16;
+  };
+  const Step steps[] = {
+      {3, 4, 2, 9, 300, 32, true, true, false},  {1, 6, 3, 1, 40, 32, false, false, false},
+      {2, 4, 4, 2, 700, 32, true, false, true},  {1, 4, 2, 1, 2100, 128, false, true, false},
+      {2, 4, 2, 5, 130, 128, true, true, false}, {4, 2, 1, 1, 5, 32, false, false, false},
+      {2, 8, 2, 1, 600, 32, true, true, false},
+  };
+  int i = 0;
+  for (const Step& st : steps) {
+    Case c = base("kept key sets, call " + std::to_string(i));
+    c.B = st.B, c.H = st.H, c.Hkv = st.Hkv, c.Nq = st.Nq, c.Nk = st.Nk, c.D = st.D;
+    c.gappy_positions = c.per_batch_positions = st.per_batch;
+    c.rope = st.rope ? RopeStyle::RotateHalf : RopeStyle::None;
+    c.bf16 = st.bf16;
+    run_case(c, uint32_t(200 + i++));
+  }
+}
+
 TEST(FlashForward, Bf16Output) {
   Problem p(base("bf16 out"), 7);
   const Case& c = p.c;
