@@ -21,7 +21,8 @@ namespace {
 
 constexpr const char* kAttentionFooter = R"(What it measures (batch 1, 8 heads, head dim 128, causal, f32 unless noted):
   machine        sgemm GFLOP/s (OpenBLAS, 2048^3, all threads) and memory copy
-                 GB/s (512 MiB memcpy, bytes read + bytes written).
+                 GB/s (512 MiB copied with non-temporal stores, two streams per
+                 thread; bytes read + bytes written).
   forward table  for each N: the materialised baseline (per head sgemm Q.K^T
                  including the masked half, mask, row softmax, sgemm P.V) and
                  the flash kernel; useful FLOPs = 4*N*(N+1)/2*128 per head (the
