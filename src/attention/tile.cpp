@@ -7,6 +7,7 @@
 #include <cstring>
 #include <numbers>
 
+#include "few_rows.h"
 #include "vec_math.h"
 
 namespace sinklab::attn {
@@ -179,92 +180,6 @@ void rotate_back(const TileContext& c, float* x, int32_t pos) { rotate_dir(c, x,
 
 namespace {
 
-// Decode tiles of up to four query rows (one query, or a GQA group of four)
-// against many keys are bound by reading K and V; BLAS packing costs more than
-// it saves there, so each key row is read once and used for every query row
-// (GQA 8:2 decode over 65536 keys: ~20% faster than through BLAS tiles, with
-// the values fetched alongside the keys).
-constexpr int kFewRows = 4;
-
-// Asks for rows [j0, j1) (row_bytes each) of the values of the keys whose
-// logits are being computed, or of the next key block during a P.V, so that a
-// long cache keeps two memory streams going (values with keys, keys with P.V)
-// rather than one after the other.
-struct PrefetchRows {
-  const float* rows = nullptr;  // row j at rows + j * ld
-  int64_t ld = 0, row_bytes = 0;
-  void prefetch(int j0, int j1) const {
-    if (!rows) return;
-    for (int j = j0; j < j1; ++j) {
-      const char* row = reinterpret_cast<const char*>(rows + j * ld);
-      for (int64_t o = 0; o < row_bytes; o += 64) __builtin_prefetch(row + o, 0, 3);
-    }
-  }
-};
-
-// Keys are taken 8 at a time (one query load feeds 8 key rows); the 8 keys'
-// 2 KiB (head_dim 64) stay in L1 for the second row.
-void few_rows_qk(const float* q, int n, int D, const float* k, int64_t k_stride, int nk, float* s, int ld,
-                 const PrefetchRows& next) {
-  int j = 0;
-  if (D % 8 == 0)
-    for (; j + 8 <= nk; j += 8) {
-      next.prefetch(j, j + 8);
-      for (int r = 0; r < n; ++r) dot_8rows(q + r * D, k + j * k_stride, k_stride, D, s + r * ld + j);
-    }
-  next.prefetch(j, nk);
-  for (; j < nk; ++j)
-    for (int r = 0; r < n; ++r) s[r * ld + j] = dot(q + r * D, k + j * k_stride, D);
-}
-
-// acc[r] += sum_j p[r][j] v[j]. The accumulator columns stay in registers over
-// all keys (64 columns at a time, 8 independent vectors): adding into memory
-// key by key would chain every key's store to the next key's load. The first
-// pass over the keys also asks for the next key block's rows (`next`), so that
-// memory keeps streaming while the values are summed from the caches.
-void few_rows_pv(const float* p, int ldp, int n, int nk, const float* v, int64_t ldv, int64_t Dv,
-                 float* acc, const PrefetchRows& next, int next_rows) {
-  // One next row per key of the first pass; the rest after it.
-  int next_done = next.rows ? 0 : next_rows;
-  for (int r = 0; r < n; ++r) {
-    const float* pr = p + r * ldp;
-    float* a = acc + r * Dv;
-    int64_t e = 0;
-    for (; e + 64 <= Dv; e += 64) {
-      f32x8 s[8];
-      for (int u = 0; u < 8; ++u) load8(a + e + 8 * u, s[u]);
-      for (int j = 0; j < nk; ++j) {
-        if (next_done < next_rows) next.prefetch(next_done, next_done + 1), ++next_done;
-        if (pr[j] == 0.f) continue;
-        const f32x8 w = f32x8{} + pr[j];
-        const float* vj = v + j * ldv + e;
-        for (int u = 0; u < 8; ++u) {
-          f32x8 x;
-          load8(vj + 8 * u, x);
-          s[u] += w * x;
-        }
-      }
-      std::memcpy(a + e, s, sizeof s);
-    }
-    for (; e + 8 <= Dv; e += 8) {
-      f32x8 s0;
-      load8(a + e, s0);
-      for (int j = 0; j < nk; ++j) {
-        f32x8 x;
-        load8(v + j * ldv + e, x);
-        s0 += (f32x8{} + pr[j]) * x;
-      }
-      std::memcpy(a + e, &s0, sizeof s0);
-    }
-    for (; e < Dv; ++e) {
-      float s0 = a[e];
-      for (int j = 0; j < nk; ++j) s0 += pr[j] * v[j * ldv + e];
-      a[e] = s0;
-    }
-  }
-  next.prefetch(next_done, next_rows);
-}
-
 void load_row_f32(const TensorView& t, int64_t i0, int64_t i1, int64_t i2, float* dst, int64_t n) {
   to_f32(t.dtype, t.at(i0, i1, i2), dst, size_t(n));
 }
@@ -408,7 +323,7 @@ void logits_tile(const TileContext& c, const RowBlock& rb, const KeySet& ks, int
       next.ld = values->stride[2];
       next.row_bytes = values->shape[3] * int64_t(sizeof(float));
     }
-    few_rows_qk(rb.q, n, D, ks.k + j0 * ks.k_stride, ks.k_stride, nk, s, ld, next);
+    rows_qk(rb.q, n, D, ks.k + j0 * ks.k_stride, ks.k_stride, nk, s, ld, next);
   } else {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nk, D, 1.f, rb.q, D,
                 ks.k + j0 * ks.k_stride, int(ks.k_stride), 0.f, s, ld);
@@ -553,7 +468,7 @@ void accumulate_tile(const TileContext& c, const RowBlock& rb, const KeySet& ks,
       next_keys.ld = ks.k_stride;
       next_keys.row_bytes = c.d.head_dim * int64_t(sizeof(float));
     }
-    few_rows_pv(s, kBlockK, rb.n, nk, vb, ldv, Dv, st.acc, next_keys, next_rows);
+    rows_pv(s, kBlockK, rb.n, nk, vb, ldv, Dv, st.acc, next_keys, next_rows);
   } else {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rb.n, int(Dv), nk, 1.f, s, kBlockK, vb,
                 int(ldv), 1.f, st.acc, int(Dv));

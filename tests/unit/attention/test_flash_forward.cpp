@@ -284,8 +284,10 @@ TEST(FlashForward, DecodeSplitK) {
 
 // Up to four query rows per kv head (decode: one or two queries of MHA, one
 // query of GQA groups of three and four) take the few-row tile kernels, which
-// fetch the values alongside the keys: keys 8 at a time plus a tail, head dims
-// with and without a multiple of 8, the whole spec (window, sink keys and
+// fetch the values alongside the keys: keys 8 (one row) or 4 (a group) at a
+// time plus a tail; head dims with and without a multiple of 8, with a
+// multiple of 16 but not of 64 (group logits, one-row P.V), and of 64 in one
+// or two pieces (group logits and P.V); the whole spec (window, sink keys and
 // logits, RoPE, priors, softcap).
 TEST(FlashForward, FewQueryRowsAcrossKeyCounts) {
   struct Heads {
@@ -293,7 +295,7 @@ TEST(FlashForward, FewQueryRowsAcrossKeyCounts) {
   };
   for (const Heads hd : {Heads{3, 3, 1}, Heads{3, 3, 2}, Heads{6, 2, 1}, Heads{8, 2, 1}})
     for (int64_t nk : {7, 8, 9, 17, 64, 131, 300})
-      for (int64_t d : {64, 36}) {
+      for (int64_t d : {64, 36, 48, 128}) {
         const int64_t nq = hd.nq;
         Case c = base("few rows h=" + std::to_string(hd.h) + "/" + std::to_string(hd.hkv) + " nq=" +
                       std::to_string(nq) + " nk=" + std::to_string(nk) + " d=" + std::to_string(d));
