@@ -84,15 +84,20 @@ std::vector<KeySet>& prepare_all_keys(const TileContext& c, const TensorView& k)
   return sets;
 }
 
-// Kept KeySets give back rotated-key copies above 1 MiB, so that one call over
-// a long cache does not hold its copies for the rest of the thread's life.
-struct ReleaseLargeKeyCopies {
+// Kept KeySets give back buffers above 1 MiB (rotated-key copies, features,
+// positions), so that one call over a long cache does not hold them for the
+// rest of the thread's life.
+struct ReleaseLargeKeyBuffers {
   std::vector<KeySet>& sets;
-  ~ReleaseLargeKeyCopies() {
-    constexpr size_t kKeepFloats = size_t(1) << 18;
+  template <class T>
+  static void release_if_large(std::vector<T>& v) {
+    if (v.capacity() * sizeof(T) > (size_t(1) << 20)) std::vector<T>().swap(v);
+  }
+  ~ReleaseLargeKeyBuffers() {
     for (KeySet& ks : sets) {
-      if (ks.k_storage.capacity() > kKeepFloats) std::vector<float>().swap(ks.k_storage);
-      if (ks.features.capacity() > kKeepFloats) std::vector<float>().swap(ks.features);
+      release_if_large(ks.k_storage);
+      release_if_large(ks.features);
+      release_if_large(ks.pos);
     }
   }
 };
@@ -271,7 +276,7 @@ void flash_forward(const AttnSpec& spec, const Dims& d, const TensorView& q, con
                    AttnStats* stats) {
   const TileContext c(spec, d);
   std::vector<KeySet>& kept = prepare_all_keys(c, k);
-  const ReleaseLargeKeyCopies release{kept};
+  const ReleaseLargeKeyBuffers release{kept};
   const std::vector<KeySet>& keys = kept;
   const bool second_pass = stats && (!stats->mass_first_k.empty() || !stats->column_sums.empty());
   std::vector<float> lse_tmp;
