@@ -150,8 +150,9 @@ void group_qk(const float* q, int D, const float* k, int64_t k_stride, int nk, f
 
 // acc[r] += sum_j p[r][j] v[j] for N rows, Dv a multiple of 64: 64 columns at
 // a time, each key's 64 values loaded once for all N rows (4 x N accumulators
-// in registers over all keys). The first pass asks for the next key block's
-// rows, one per key, as few_rows_pv does.
+// in registers over all keys). Keys whose probabilities are all 0 are skipped,
+// as in few_rows_pv and the reference. The first pass asks for the next key
+// block's rows, one per key, as few_rows_pv does.
 template <int N>
 void group_pv(const float* p, int ldp, int nk, const float* v, int64_t ldv, int64_t Dv, float* acc,
               const PrefetchRows& next, int next_rows) {
@@ -162,6 +163,9 @@ void group_pv(const float* p, int ldp, int nk, const float* v, int64_t ldv, int6
       for (int u = 0; u < 4; ++u) load16(acc + r * Dv + e + 16 * u, a[r][u]);
     for (int j = 0; j < nk; ++j) {
       if (next_done < next_rows) next.prefetch(next_done, next_done + 1), ++next_done;
+      bool hidden = true;  // a key no row sees adds nothing, whatever its values hold
+      for (int r = 0; r < N; ++r) hidden = hidden && p[r * ldp + j] == 0.f;
+      if (hidden) continue;
       f32x16 x[4];
       for (int u = 0; u < 4; ++u) load16(v + j * ldv + e + 16 * u, x[u]);
 #pragma GCC unroll 4

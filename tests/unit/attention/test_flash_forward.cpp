@@ -385,6 +385,39 @@ TEST(FlashForward, KeySetsKeptAcrossCallsMatchFloat64) {
   }
 }
 
+// Keys hidden by a -inf key bias get probability 0 and add nothing, even when
+// their values are not finite (as in the float64 reference, which skips them):
+// decode tiles of one row, of two queries of one head, and of GQA groups of two
+// and four rows (split-K, over 600 keys); hidden keys spread out and in a run
+// longer than a key group, their values set to NaN and Inf.
+TEST(FlashForward, HiddenKeysWithNonFiniteValuesAddNothing) {
+  struct Shape {
+    int64_t h, hkv, nq, nk;
+  };
+  for (const Shape sh : {Shape{4, 4, 1, 131}, Shape{4, 4, 2, 131}, Shape{4, 2, 1, 600}, Shape{8, 2, 1, 600}})
+    for (int64_t d : {64, 128}) {
+      Case c = base("hidden non-finite values h=" + std::to_string(sh.h) + "/" + std::to_string(sh.hkv) +
+                    " nq=" + std::to_string(sh.nq) + " nk=" + std::to_string(sh.nk) + " d=" + std::to_string(d));
+      SCOPED_TRACE(c.name);
+      c.H = sh.h, c.Hkv = sh.hkv, c.Nq = sh.nq, c.Nk = sh.nk, c.D = d, c.key_bias = true;
+      Problem p(c, uint32_t(sh.h * 10 + sh.hkv + sh.nq * 100 + d));
+      for (int64_t g = 0; g < c.Hkv; ++g)
+        for (int64_t j = 0; j < c.Nk; ++j) {
+          if (j % 3 != 1 && !(j >= 40 && j < 52)) continue;
+          p.u[size_t(g * c.Nk + j)] = -test::kInf;
+          for (int64_t e = 0; e < c.D; ++e)
+            p.v[size_t((g * c.Nk + j) * c.D + e)] = e % 2 ? std::numeric_limits<float>::quiet_NaN() : test::kInf;
+        }
+      const ReferenceForward ref = attention_reference(p.spec, p.qv, p.kv, p.vv);
+      std::vector<float> o(size_t(c.H * c.Nq * c.D), std::numeric_limits<float>::quiet_NaN());
+      attention_forward(p.spec, p.qv, p.kv, p.vv, TensorView(o.data(), DType::F32, {1, c.H, c.Nq, c.D}), {},
+                        nullptr, AttnImpl::Flash);
+      for (float x : o) ASSERT_TRUE(std::isfinite(x));
+      std::string why;
+      EXPECT_LE(rel_l2(o, ref.o, &why), 1e-5) << why;
+    }
+}
+
 TEST(FlashForward, Bf16Output) {
   Problem p(base("bf16 out"), 7);
   const Case& c = p.c;
