@@ -17,8 +17,6 @@
 
 namespace sinklab::attn {
 
-constexpr int kFewRows = 4;
-
 // Asks for rows [j0, j1) (row_bytes each) of the values of the keys whose
 // logits are being computed, or of the next key block during a P.V, so that a
 // long cache keeps two memory streams going (values with keys, keys with P.V)
