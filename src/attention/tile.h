@@ -15,7 +15,7 @@ namespace sinklab::attn {
 
 constexpr int kBlockQ = 128;  // query rows per tile
 constexpr int kBlockK = 128;  // keys per tile
-constexpr int kFewRows = 4;   // row blocks up to this size take the BLAS-free kernels of few_rows.h
+constexpr int kFewRows = 8;   // row blocks up to this size take the BLAS-free kernels of few_rows.h
 
 // Per-call constants derived from the spec.
 struct TileContext {

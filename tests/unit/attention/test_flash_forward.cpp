@@ -282,10 +282,10 @@ TEST(FlashForward, DecodeSplitK) {
   }
 }
 
-// Up to four query rows per kv head (decode: one or two queries of MHA, one
-// query of GQA groups of three and four) take the few-row tile kernels, which
-// fetch the values alongside the keys: keys 8 (one row) or 4 (a group) at a
-// time plus a tail; head dims with and without a multiple of 8, with a
+// Up to eight query rows per kv head (decode: one or two queries of MHA, one
+// query of GQA groups of three to eight, groups above four in two passes) take
+// the few-row tile kernels, which fetch the values alongside the keys: keys 8
+// (one row) or 4 (a group) at a time plus a tail; head dims with and without a multiple of 8, with a
 // multiple of 16 but not of 64 (group logits, one-row P.V), and of 64 in one
 // or two pieces (group logits and P.V); the whole spec (window, sink keys and
 // logits, RoPE, priors, softcap).
@@ -293,7 +293,8 @@ TEST(FlashForward, FewQueryRowsAcrossKeyCounts) {
   struct Heads {
     int64_t h, hkv, nq;
   };
-  for (const Heads hd : {Heads{3, 3, 1}, Heads{3, 3, 2}, Heads{6, 2, 1}, Heads{8, 2, 1}})
+  for (const Heads hd : {Heads{3, 3, 1}, Heads{3, 3, 2}, Heads{6, 2, 1}, Heads{8, 2, 1}, Heads{10, 2, 1},
+                         Heads{16, 2, 1}})
     for (int64_t nk : {7, 8, 9, 17, 64, 131, 300})
       for (int64_t d : {64, 36, 48, 128}) {
         const int64_t nq = hd.nq;
@@ -387,14 +388,15 @@ TEST(FlashForward, KeySetsKeptAcrossCallsMatchFloat64) {
 
 // Keys hidden by a -inf key bias get probability 0 and add nothing, even when
 // their values are not finite (as in the float64 reference, which skips them):
-// decode tiles of one row, of two queries of one head, and of GQA groups of two
-// and four rows (split-K, over 600 keys); hidden keys spread out and in a run
+// decode tiles of one row, of two queries of one head, and of GQA groups of
+// two, four and seven rows (split-K, over 600 keys); hidden keys spread out and in a run
 // longer than a key group, their values set to NaN and Inf.
 TEST(FlashForward, HiddenKeysWithNonFiniteValuesAddNothing) {
   struct Shape {
     int64_t h, hkv, nq, nk;
   };
-  for (const Shape sh : {Shape{4, 4, 1, 131}, Shape{4, 4, 2, 131}, Shape{4, 2, 1, 600}, Shape{8, 2, 1, 600}})
+  for (const Shape sh : {Shape{4, 4, 1, 131}, Shape{4, 4, 2, 131}, Shape{4, 2, 1, 600}, Shape{8, 2, 1, 600},
+                         Shape{7, 1, 1, 600}})
     for (int64_t d : {64, 128}) {
       Case c = base("hidden non-finite values h=" + std::to_string(sh.h) + "/" + std::to_string(sh.hkv) +
                     " nq=" + std::to_string(sh.nq) + " nk=" + std::to_string(sh.nk) + " d=" + std::to_string(d));
