@@ -67,7 +67,14 @@ struct ModelConfig {
   PriorConfig prior;          // GOAT / ALiBi (models without RoPE)
   MoeConfig moe;
   int32_t bos_id = -1, eos_id = -1;
+  // Attention variant of a sinklab-trained checkpoint (config.json "sinklab_variant":
+  // vanilla, sink-token, sink-logit, goat or alibi); "" when the config does not say.
+  std::string variant;
 };
+
+// One line on a known attention variant (ModelConfig::variant), e.g. "learned
+// per-head sink logits" for "sink-logit"; nullptr for "" or an unknown name.
+const char* attention_variant_description(const std::string& variant);
 
 // What a tap sees: a row-major [rows, cols] float32 tensor that the callback may
 // read or overwrite in place, plus the token positions of its rows.
@@ -126,11 +133,17 @@ struct LoadOptions {
 };
 
 struct ModelWeights;  // defined in src/model/weights.h
+class TensorFile;     // sinklab/formats.h
 
 class Model {
  public:
   // Loads a safetensors file or folder (with config.json), a GGUF file or a llama2.c checkpoint.
   static std::shared_ptr<const Model> load(const std::string& path, const LoadOptions& opts = {});
+  // The same from tensors already in memory (a safetensors-format TensorFile
+  // with its config.json set, e.g. a training run's current weights); `path`
+  // names it in messages and is where a tokenizer is looked for.
+  static std::shared_ptr<const Model> from_tensor_file(std::unique_ptr<TensorFile> file,
+                                                       const std::string& path, const LoadOptions& opts = {});
   ~Model();
 
   const ModelConfig& config() const { return config_; }
@@ -138,6 +151,9 @@ class Model {
   const ModelWeights& weights() const { return *weights_; }
   int64_t n_params() const;
   int64_t weight_bytes() const;
+  // The learned sink logits of one layer ([n_heads]; empty unless config().sink_logits).
+  // Throws Error for a layer out of range.
+  std::span<const float> sink_logits(int64_t layer) const;
   std::string format() const { return format_; }
   std::string path() const { return path_; }
   // Multi-line human-readable summary (architecture, shapes, dtypes, memory).

@@ -186,6 +186,34 @@ SuperExperts super_experts(Session& session, const std::vector<std::vector<int32
 // numpy-style linear-interpolation percentile (q in [0, 100]) of values.
 double percentile(std::vector<double> values, double q);
 
+// ------------------------------------------------------- sink emergence ----
+// What a training run watches to see a sink form (and what inspect reports on
+// a model trained on a synthetic task), over a set of sequences that each
+// start at the token under watch (BOS, or the learned sink token):
+//   alpha_rule / alpha_free  mean attention on token 0 per (layer, head), over
+//                            the queries t >= 1 of each kind (rule: the next
+//                            token is a copy or recall; free: nothing to look up)
+//   value_drain              ||v_0|| / mean_{t >= 1} ||v_t|| per (layer, kv head)
+//   massive_ratio            ||h_0|| / median_t ||h_t|| of the residual stream
+//                            after each layer (blk.L.resid_out)
+// Each sequence is a fresh prefill; means weight every query (or token) alike.
+struct SinkEmergence {
+  int64_t n_layers = 0, n_heads = 0, n_kv_heads = 0;
+  int64_t sequences = 0, rule_queries = 0, free_queries = 0;
+  std::vector<double> alpha_rule, alpha_free;  // [n_layers, n_heads]; NaN when no query of that kind
+  std::vector<double> value_drain;             // [n_layers, n_kv_heads]
+  std::vector<double> massive_ratio;           // [n_layers]
+  double alpha_free_at(int64_t l, int64_t h) const { return alpha_free[size_t(l * n_heads + h)]; }
+  double alpha_rule_at(int64_t l, int64_t h) const { return alpha_rule[size_t(l * n_heads + h)]; }
+};
+// kinds[s][t] != 0 marks query t of sequence s as a rule query; kinds may be
+// empty (every query free). Throws Error on empty or mismatched input.
+SinkEmergence sink_emergence(Session& session, const std::vector<std::vector<int32_t>>& sequences,
+                             const std::vector<std::vector<uint8_t>>& kinds);
+SinkEmergence sink_emergence(const std::shared_ptr<const Model>& model,
+                             const std::vector<std::vector<int32_t>>& sequences,
+                             const std::vector<std::vector<uint8_t>>& kinds);
+
 // --------------------------------------------------------------- JSON ----
 void to_json(nlohmann::json& j, const SinkScores& s);
 void to_json(nlohmann::json& j, const ActivationEntry& a);
@@ -196,5 +224,6 @@ void to_json(nlohmann::json& j, const PropagationLayer& p);
 void to_json(nlohmann::json& j, const Propagation& p);
 void to_json(nlohmann::json& j, const ExpertStat& e);
 void to_json(nlohmann::json& j, const SuperExperts& s);
+void to_json(nlohmann::json& j, const SinkEmergence& s);
 
 }  // namespace sinklab

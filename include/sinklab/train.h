@@ -21,6 +21,8 @@
 
 #include "sinklab/core.h"
 #include "sinklab/model.h"
+#include "sinklab/probe.h"
+#include "sinklab/tasks.h"
 
 namespace sinklab {
 
@@ -64,13 +66,24 @@ struct TrainOptions {
   int64_t checkpoint_every = 0;  // steps; 0 = only at the end
   std::string out_dir;
   int threads = 0;  // 0 = all
+  // The levers of sink formation (shared REFERENCES §6).
+  std::string optimizer = "adamw";    // "adamw", or "sgd" (with momentum; weight_decay is L2 added to the gradient)
+  float momentum = 0.9f;              // sgd
+  std::string lr_schedule = "cosine"; // "cosine" (to lr * min_lr_ratio) or "constant", after the warm-up
+  bool fixed_first_token = false;     // text data: <|endoftext|> at position 0 of every training window
+  // Training-time sink probes (sinklab/probe.h SinkEmergence): every probe_every
+  // steps (and before the first and after the last), on probe_sequences
+  // sequences; written to out_dir/probes.json and out_dir/probes.html.
+  int64_t probe_every = 0;
+  int64_t probe_sequences = 8;
 };
 
 struct TrainConfig {
   TrainModelConfig model;
   TrainOptions train;
+  TaskConfig data;  // a synthetic task instead of train_text ("data": {"task": ...})
 };
-// Parses the JSON text of a training config ({"model": {...}, "train": {...}});
+// Parses the JSON text of a training config ({"model": {...}, "train": {...}, "data": {...}});
 // unknown keys and bad values throw Error naming `source` and the key.
 TrainConfig parse_train_config(const std::string& json_text, const std::string& source);
 TrainConfig load_train_config(const std::string& path);
@@ -130,15 +143,18 @@ class TrainModel {
   std::unique_ptr<Workspace> ws_;
 };
 
-// AdamW (decoupled weight decay on params with decay = true).
-class AdamW {
+// AdamW (decoupled weight decay on params with decay = true), or SGD with
+// momentum (opts.optimizer "sgd": m is the momentum buffer, v stays zero).
+class Optimizer {
  public:
-  AdamW(const TrainModel& model, const TrainOptions& opts);
+  Optimizer(const TrainModel& model, const TrainOptions& opts);
   // One update with learning rate lr; grads already clipped/averaged.
   void step(TrainModel& model, float lr);
   int64_t t() const { return t_; }
   std::vector<float>& m() { return m_; }
   std::vector<float>& v() { return v_; }
+  const std::vector<float>& m() const { return m_; }
+  const std::vector<float>& v() const { return v_; }
   void set_t(int64_t t) { t_ = t; }
 
  private:
@@ -148,7 +164,8 @@ class AdamW {
   int64_t t_ = 0;
 };
 
-// Linear warm-up to lr, then cosine decay to lr * min_lr_ratio at `steps`.
+// Linear warm-up to lr, then cosine decay to lr * min_lr_ratio at `steps`
+// (or a constant lr under lr_schedule "constant").
 float learning_rate(const TrainOptions& opts, int64_t step);
 // Scales grads so that their global L2 norm is at most max_norm (0 = off); returns the norm before.
 double clip_grad_norm(std::span<float> grads, double max_norm);
@@ -166,6 +183,16 @@ TokenData load_token_data(const TrainOptions& opts, const Tokenizer& tokenizer);
 // id >= 0, position 0 holds it and the window is one token shorter.
 void sample_batch(std::span<const int32_t> stream, uint64_t seed, int64_t step, int64_t micro,
                   int64_t B, int64_t T, int32_t sink_token, int32_t* inputs, int32_t* targets);
+// The same for a synthetic task: row b is a fresh sequence seeded by (seed, step,
+// micro, b); step < 0 draws evaluation batches. With a sink token id >= 0 it
+// comes first and the task's BOS second (unscored). Under the task's loss
+// "rule", only rule queries are scored.
+void sample_task_batch(const SyntheticTask& task, uint64_t seed, int64_t step, int64_t micro, int64_t B, int64_t T,
+                       int32_t sink_token, int32_t* inputs, int32_t* targets);
+// The fixed probe sequences of a task (the same for training-time probes and
+// `sinklab inspect`): `count` sequences of `length` tokens, the sink token first when >= 0.
+std::vector<TaskSequence> task_probe_sequences(const SyntheticTask& task, int64_t count, int64_t length,
+                                               int32_t sink_token);
 // Evaluation batch `index`: consecutive non-overlapping windows from the start.
 void eval_batch(std::span<const int32_t> stream, int64_t index, int64_t B, int64_t T,
                 int32_t sink_token, int32_t* inputs, int32_t* targets);
@@ -195,10 +222,26 @@ struct TrainResult {
   int64_t steps_done = 0;
 };
 
+// config.json of a trained model in Hugging Face form ("llama" for plain RoPE
+// models, "sinklab" otherwise; "sinklab_variant" names the attention variant).
+std::string trained_config_json(const TrainModelConfig& m, int32_t bos_id, int32_t eos_id);
+// The runtime Model of the current weights (a copy), for probes during training.
+std::shared_ptr<const Model> runtime_model(const TrainModel& model, const std::string& config_json,
+                                           const std::string& name);
+
+// The SinkEmergence probe (sinklab/probe.h) of a model trained on a synthetic
+// task, on the task's fixed probe sequences of the model's training length:
+// what training-time probes record and what `sinklab inspect` reports. A model
+// whose vocabulary has one id past the task's (the sink-token variant) gets
+// that token first.
+SinkEmergence task_sink_emergence(const std::shared_ptr<const Model>& model, const TaskConfig& task,
+                                  int64_t sequences = 8);
+
 // Runs (or resumes, when out_dir holds a checkpoint) the training that
 // `config` describes. Writes out_dir/{model.safetensors, config.json,
-// tokenizer.json, train_config.json, optimizer.safetensors, trainer_state.json,
-// log.jsonl}.
+// tokenizer.json (text data) or task.json (a synthetic task), train_config.json,
+// optimizer.safetensors, trainer_state.json, log.jsonl, and with probes
+// probes.json + probes.html}.
 TrainResult train(const TrainConfig& config, const std::function<void(const TrainEvent&)>& on_event = {});
 
 }  // namespace sinklab

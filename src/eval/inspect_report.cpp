@@ -1,10 +1,12 @@
 // Inspection report: runs the probes on one token sequence and gathers their
-// results into one JSON document; writes report.json and report.html.
+// results (and the sink verdict, sink_verdict.cpp) into one JSON document;
+// writes report.json and report.html.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -63,6 +65,48 @@ std::vector<InspectAttentionMap> attention_maps(Session& session, std::span<cons
   return maps;
 }
 
+// Runs massive_activations and, from the same forward, max |h| of token 0 in each
+// measured layer's residual stream (blk.L.resid_out), aligned with the probe's layers.
+MassiveActivations massive_with_token0(Session& session, std::span<const int32_t> ids,
+                                       std::vector<double>& token0_max_abs) {
+  const int64_t n_layers = session.model().config().n_layers;
+  std::vector<double> by_layer(size_t(n_layers), std::numeric_limits<double>::quiet_NaN());
+  std::vector<int> tap_ids;
+  for (int64_t l = 0; l < n_layers; ++l)
+    tap_ids.push_back(session.taps().add("blk." + std::to_string(l) + ".resid_out", [&by_layer](const TapEvent& e) {
+      for (int64_t r = 0; r < e.rows && r < int64_t(e.tokens.size()); ++r) {
+        if (e.tokens[size_t(r)] != 0) continue;
+        double top = 0;
+        for (int64_t c = 0; c < e.cols; ++c) top = std::max(top, double(std::fabs(e.data[r * e.cols + c])));
+        if (e.layer >= 0 && size_t(e.layer) < by_layer.size()) by_layer[size_t(e.layer)] = top;
+      }
+    }));
+  struct Remove {
+    Session& s;
+    std::vector<int>& ids;
+    ~Remove() {
+      for (int id : ids) s.taps().remove(id);
+    }
+  } remove{session, tap_ids};
+  // The probe resets the session and feeds ids once, so these taps see the same tensors.
+  MassiveActivations m = massive_activations(session, ids);
+  token0_max_abs.clear();
+  for (const MassiveLayer& layer : m.layers)
+    token0_max_abs.push_back(layer.layer >= 0 && layer.layer < n_layers ? by_layer[size_t(layer.layer)]
+                                                                        : std::numeric_limits<double>::quiet_NaN());
+  return m;
+}
+
+// Whether ids[0] is the learned <|sink|> token of a sink-token model (its BOS when
+// the tokenizer does not name it).
+bool token0_is_sink_token(const Model& model, std::span<const int32_t> ids) {
+  if (model.config().variant != "sink-token" || ids.empty()) return false;
+  const Tokenizer* tok = model.tokenizer();
+  const int32_t sink = tok && tok->special_token_id("<|sink|>") >= 0 ? tok->special_token_id("<|sink|>")
+                                                                     : model.config().bos_id;
+  return sink >= 0 && ids[0] == sink;
+}
+
 nlohmann::json head_json(const InspectHead& h) {
   return {{"layer", h.layer}, {"head", h.head}, {"alpha0", h.alpha0}, {"mass_first_k", h.mass_first_k}};
 }
@@ -110,6 +154,13 @@ InspectReport run_inspect(const std::shared_ptr<const Model>& model, std::span<c
   InspectReport r;
   r.options = options;
   r.ids.assign(ids.begin(), ids.end());
+  r.variant = model->config().variant;
+  r.token0_is_sink_token = token0_is_sink_token(*model, ids);
+  if (model->config().sink_logits)
+    for (int64_t l = 0; l < model->config().n_layers; ++l) {
+      const std::span<const float> s = model->sink_logits(l);
+      r.sink_logits.emplace_back(s.begin(), s.end());
+    }
   if (const Tokenizer* tok = model->tokenizer())
     for (int32_t id : ids) r.tokens.push_back(id >= 0 && id < tok->vocab_size() ? tok->token_text(id) : "?");
   else
@@ -127,7 +178,7 @@ InspectReport run_inspect(const std::shared_ptr<const Model>& model, std::span<c
   r.sinks = sink_scores(session, ids, so);
   r.top_heads = rank_heads(r.sinks);
   r.maps = attention_maps(session, ids, r.top_heads, options.top_heads, options.map_size);
-  r.massive = massive_activations(session, ids);
+  r.massive = massive_with_token0(session, ids, r.token0_max_abs);
   ValueNormOptions vo;
   vo.first_n = options.value_norm_tokens;
   r.value_norms = value_norms(session, ids, vo);
@@ -142,7 +193,9 @@ nlohmann::json inspect_report_json(const Model& model, const InspectReport& r) {
   nlohmann::json j;
   j["format"] = "sinklab-inspect-report";
   j["version"] = 1;
+  j["verdict"] = sink_verdict(r);
   j["model"] = {{"path", model.path()},         {"format", model.format()},   {"arch", c.arch},
+                {"variant", c.variant.empty() ? nlohmann::json() : nlohmann::json(c.variant)},
                 {"n_layers", c.n_layers},       {"n_heads", c.n_heads},       {"n_kv_heads", c.n_kv_heads},
                 {"head_dim", c.head_dim},       {"dim", c.dim},               {"n_params", model.n_params()},
                 {"moe", c.moe.n_experts > 0},   {"n_experts", c.moe.n_experts}};
@@ -160,6 +213,7 @@ nlohmann::json inspect_report_json(const Model& model, const InspectReport& r) {
   nlohmann::json heads = nlohmann::json::array();
   for (const InspectHead& h : r.top_heads) heads.push_back(head_json(h));
   j["sink_scores"]["top_heads"] = heads;
+  j["sink_logits"] = r.sink_logits.empty() ? nlohmann::json() : nlohmann::json(r.sink_logits);
   nlohmann::json maps = nlohmann::json::array();
   for (const InspectAttentionMap& m : r.maps) {
     nlohmann::json x = head_json(m.head);
@@ -169,6 +223,15 @@ nlohmann::json inspect_report_json(const Model& model, const InspectReport& r) {
   }
   j["attention_maps"] = maps;
   j["massive_activations"] = r.massive;
+  nlohmann::json token0 = nlohmann::json::array();
+  for (size_t i = 0; i < r.massive.layers.size() && i < r.token0_max_abs.size(); ++i) {
+    const double top = r.token0_max_abs[i], median = r.massive.layers[i].median_abs;
+    const double ratio = median > 0 ? top / median : std::numeric_limits<double>::quiet_NaN();
+    token0.push_back({{"layer", r.massive.layers[i].layer},
+                      {"max_abs", std::isfinite(top) ? nlohmann::json(top) : nlohmann::json()},
+                      {"ratio", std::isfinite(ratio) ? nlohmann::json(ratio) : nlohmann::json()}});
+  }
+  j["massive_activations"]["token0"] = token0;
   j["value_norms"] = r.value_norms;
   j["propagation"] = r.propagation;
   j["propagation"].erase("attention");
@@ -183,6 +246,7 @@ nlohmann::json inspect_report_json(const Model& model, const InspectReport& r) {
 
 std::string inspect_summary(const nlohmann::json& j) {
   std::ostringstream o;
+  if (j.contains("verdict")) o << "verdict:    " << j.at("verdict").at("text").get<std::string>() << "\n";
   const auto& m = j.at("model");
   o << "model:      " << m.at("path").get<std::string>() << " (" << m.at("arch").get<std::string>() << ", "
     << m.at("n_layers").get<int64_t>() << " layers x " << m.at("n_heads").get<int64_t>() << " heads)\n";

@@ -26,11 +26,17 @@ tr.hot td { background: #fff0f0; }
 .pill { display: inline-block; background: #eef1f6; border-radius: 10px; padding: 1px 9px; margin: 2px 4px 2px 0; font-size: 13px; }
 code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", monospace; }
 select { font-size: 13px; padding: 2px 4px; }
+#sec-verdict { border-left: 6px solid #9aa5b8; }
+#sec-verdict.has-sink { border-left-color: #d62728; }
+#sec-verdict.no-sink { border-left-color: #2ca02c; }
+.verdict { font-size: 20px; font-weight: 600; margin: 4px 0 10px; }
+.explain { max-width: 60em; line-height: 1.45; }
 </style>
 </head>
 <body>
 <main>
 <header class="card" id="title"><h1>sinklab inspect</h1><div id="title-body"></div></header>
+<section id="sec-verdict"><h2>Verdict</h2><div class="body"></div></section>
 <section id="sec-sinks"><h2>Attention sinks: &alpha;<sub>k</sub> per layer and head</h2><div class="body"></div></section>
 <section id="sec-maps"><h2>Attention maps of the top sink heads</h2><div class="body"></div></section>
 <section id="sec-massive"><h2>Massive activations (residual stream)</h2><div class="body"></div></section>
@@ -224,6 +230,29 @@ function renderTitle(body) {
   if (t.preview) h("div", {class: "preview"}, body, t.preview);
 }
 
+function renderVerdict(body) {
+  const v = R.verdict;
+  if (!v) { empty(body, "This report has no verdict (it was written by an older sinklab)."); return; }
+  document.getElementById("sec-verdict").classList.add(v.sink ? "has-sink" : "no-sink");
+  h("p", {class: "verdict", id: "verdict-text"}, body, v.text);
+  const pills = h("div", {}, body);
+  h("span", {class: "pill"}, pills, `heads with α₀ > ε: ${v.heads_above} of ${v.heads_total}`);
+  h("span", {class: "pill"}, pills, `max α₀ = ${num(v.max_alpha0, 3)}`);
+  h("span", {class: "pill"}, pills, "value drain " + (v.value_drain === null ? "n/a" : `${num(v.value_drain, 3)} (layer ${v.value_drain_layer})`));
+  h("span", {class: "pill"}, pills, "massive ratio " + (v.massive_ratio === null ? "n/a" : `${num(v.massive_ratio, 1)} (layer ${v.massive_ratio_layer})`));
+  h("p", {class: "explain", id: "verdict-explanation"}, body, v.explanation);
+  note(body, v.definitions);
+}
+
+function renderSinkLogits(body) {
+  const sl = R.sink_logits;
+  if (!sl) return;
+  h("h3", {}, body, "Learned sink logits (per layer and head)");
+  note(body, "A head's sink logit s enters only its softmax denominator: the share exp(s) / (exp(s) + Σⱼ exp(zⱼ)) of its attention goes to no value at all.");
+  const heads = sl.length ? sl[0].length : 0;
+  table(body, ["layer", ...[...Array(heads).keys()].map((x) => `h${x}`)], sl.map((row, l) => [`L${l}`, ...row.map((x) => num(x, 3))]));
+}
+
 function renderSinks(body) {
   const sc = R.sink_scores, K = sc.n_keys, H = sc.n_heads, Ls = sc.layers;
   note(body, `\u03b1\u2096 = mean attention that queries i \u2265 k give to key k (Gu et al.). Sink\u2096^\u03b5 = share of (layer, head) pairs with \u03b1\u2096 > \u03b5 = ${sc.eps}.`);
@@ -250,6 +279,7 @@ function renderSinks(body) {
   h("h3", {}, side, "Top sink heads (by \u03b1\u2080)");
   table(side, ["head", "\u03b1\u2080", `mass on first ${sc.first_k} keys`],
         top.map((x) => [`L${x.layer} H${x.head}`, num(x.alpha0, 3), num(x.mass_first_k, 3)]));
+  renderSinkLogits(h("div", {id: "sink-logits"}, body));
 }
 
 function renderMaps(body) {
@@ -334,7 +364,7 @@ function renderExperts(body) {
   else table(body, ["layer", "expert", "max |out|", "dim", "routed"], se.supers.map((x) => [x.layer, x.expert, num(x.max_out, 2), x.argmax_dim, x.routed]));
 }
 
-const SECTIONS = [["title", renderTitle], ["sec-sinks", renderSinks], ["sec-maps", renderMaps], ["sec-massive", renderMassive],
+const SECTIONS = [["title", renderTitle], ["sec-verdict", renderVerdict], ["sec-sinks", renderSinks], ["sec-maps", renderMaps], ["sec-massive", renderMassive],
                   ["sec-values", renderValues], ["sec-propagation", renderPropagation], ["sec-experts", renderExperts]];
 const complete = renderSections(SECTIONS, (id, root) => id === "title" ? document.getElementById("title-body") : root.querySelector(".body"));
 document.title = `sinklab inspect: ${R.model.arch}, ${R.text.n_tokens} tokens` + (complete ? "" : " (errors)");

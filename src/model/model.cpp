@@ -21,6 +21,13 @@ Model::~Model() = default;
 int64_t Model::n_params() const { return weights_->n_params; }
 int64_t Model::weight_bytes() const { return weights_->bytes; }
 
+std::span<const float> Model::sink_logits(int64_t layer) const {
+  check(layer >= 0 && layer < int64_t(weights_->layers.size()),
+        "sink_logits: layer " + std::to_string(layer) + " is out of range (the model has " +
+            std::to_string(weights_->layers.size()) + " layers)");
+  return weights_->layers[size_t(layer)].sinks;
+}
+
 namespace {
 
 std::unique_ptr<Tokenizer> load_tokenizer_file(const std::string& path, int64_t vocab) {
@@ -45,7 +52,12 @@ std::unique_ptr<Tokenizer> find_tokenizer(const std::string& model_path, FileFor
 }  // namespace
 
 std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOptions& opts) {
-  auto file = std::make_unique<TensorFile>(load_tensor_file(path));
+  return from_tensor_file(std::make_unique<TensorFile>(load_tensor_file(path)), path, opts);
+}
+
+std::shared_ptr<const Model> Model::from_tensor_file(std::unique_ptr<TensorFile> file, const std::string& path,
+                                                     const LoadOptions& opts) {
+  check(file != nullptr, "Model::from_tensor_file: no tensors");
   ModelConfig cfg;
   switch (file->format()) {
     case FileFormat::Safetensors:
@@ -159,6 +171,8 @@ std::string Model::describe() const {
   int sliding = 0;
   for (int32_t wdw : c.layer_window) sliding += wdw > 0;
   if (sliding) os << "sliding:      " << sliding << " of " << c.n_layers << " layers\n";
+  if (const char* what = attention_variant_description(c.variant))
+    os << "attention:    " << c.variant << " (" << what << ")\n";
   if (c.sink_logits) os << "sink logits:  learned, per head\n";
   if (c.prior.kind == PriorKind::Alibi) os << "prior:        ALiBi\n";
   if (c.prior.kind == PriorKind::Goat)

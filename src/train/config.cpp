@@ -62,6 +62,8 @@ TrainConfig parse_train_config(const std::string& text, const std::string& sourc
   nlohmann::json model = nlohmann::json::object(), train = nlohmann::json::object();
   top.get("model", model);
   top.get("train", train);
+  nlohmann::json data;
+  top.get("data", data);
   std::string comment;
   top.get("comment", comment);
   top.finish();
@@ -115,7 +117,14 @@ TrainConfig parse_train_config(const std::string& text, const std::string& sourc
   tr.get("checkpoint_every", t.checkpoint_every);
   tr.get("out_dir", t.out_dir);
   tr.get("threads", t.threads);
+  tr.get("optimizer", t.optimizer);
+  tr.get("momentum", t.momentum);
+  tr.get("lr_schedule", t.lr_schedule);
+  tr.get("fixed_first_token", t.fixed_first_token);
+  tr.get("probe_every", t.probe_every);
+  tr.get("probe_sequences", t.probe_sequences);
   tr.finish();
+  if (!data.is_null()) c.data = task_config_from_json(data, source + ": data");
 
   auto positive = [&](bool ok, const char* what) { check(ok, source + ": " + what); };
   positive(m.vocab >= 0, "model.vocab must be >= 0 (0 = the tokenizer's size)");
@@ -127,7 +136,17 @@ TrainConfig parse_train_config(const std::string& text, const std::string& sourc
   positive(m.goat_rank >= 1 && m.goat_rank <= 64 && m.goat_abs_rank >= 0 && m.goat_abs_rank <= 64 &&
                m.goat_u_hidden >= 1 && m.goat_u_hidden <= 1024 && m.goat_base > 1.f,
            "model.goat_rank in 1..64, goat_abs_rank in 0..64, goat_u_hidden in 1..1024, goat_base > 1");
-  positive(!t.train_text.empty(), "train.train_text (a text file) is required");
+  positive(!t.train_text.empty() || c.data.enabled(),
+           "train.train_text (a text file) or data.task (a synthetic task) is required");
+  positive(t.train_text.empty() || !c.data.enabled(), "train.train_text and data.task exclude each other");
+  positive(t.optimizer == "adamw" || t.optimizer == "sgd", "train.optimizer must be \"adamw\" or \"sgd\"");
+  positive(t.momentum >= 0 && t.momentum < 1, "train.momentum must be in [0, 1)");
+  positive(t.lr_schedule == "cosine" || t.lr_schedule == "constant",
+           "train.lr_schedule must be \"cosine\" or \"constant\"");
+  positive(!t.fixed_first_token || !c.data.enabled(),
+           "train.fixed_first_token is for text data (a synthetic task starts every sequence with BOS)");
+  positive(t.probe_every >= 0 && t.probe_sequences >= 1 && t.probe_sequences <= 4096,
+           "train.probe_every must be >= 0 and probe_sequences in 1..4096");
   positive(!t.out_dir.empty(), "train.out_dir is required");
   positive(t.batch_size > 0 && t.grad_accum > 0 && t.steps > 0, "train.batch_size, grad_accum and steps must be > 0");
   positive(t.lr > 0 && t.min_lr_ratio >= 0 && t.min_lr_ratio <= 1 && t.warmup_steps >= 0,
@@ -173,7 +192,11 @@ std::string train_config_to_json(const TrainConfig& c) {
                 {"grad_clip", t.grad_clip},     {"seed", t.seed},
                 {"eval_every", t.eval_every},   {"eval_batches", t.eval_batches},
                 {"log_every", t.log_every},     {"checkpoint_every", t.checkpoint_every},
-                {"out_dir", t.out_dir},         {"threads", t.threads}};
+                {"out_dir", t.out_dir},         {"threads", t.threads},
+                {"optimizer", t.optimizer},     {"momentum", t.momentum},
+                {"lr_schedule", t.lr_schedule}, {"fixed_first_token", t.fixed_first_token},
+                {"probe_every", t.probe_every}, {"probe_sequences", t.probe_sequences}};
+  if (c.data.enabled()) j["data"] = task_config_to_json(c.data);
   return j.dump(2) + "\n";
 }
 

@@ -107,6 +107,43 @@ void sample_batch(std::span<const int32_t> stream, uint64_t seed, int64_t step, 
   }
 }
 
+void sample_task_batch(const SyntheticTask& task, uint64_t seed, int64_t step, int64_t micro, int64_t B, int64_t T,
+                       int32_t sink_token, int32_t* inputs, int32_t* targets) {
+  const bool rule_only = task.config().loss == "rule";
+  const int64_t lead = sink_token >= 0 ? 1 : 0;  // the sink token takes position 0
+  for (int64_t b = 0; b < B; ++b) {
+    const TaskSequence s = task.generate(task_sequence_seed(seed, uint64_t(step), uint64_t(micro), uint64_t(b)),
+                                         T + 1 - lead);
+    int32_t* in = inputs + b * T;
+    int32_t* tg = targets + b * T;
+    if (lead) {
+      in[0] = sink_token;
+      tg[0] = -1;  // BOS follows the sink token: given, not predicted
+    }
+    for (int64_t t = 0; t + lead < T; ++t) {
+      in[t + lead] = s.tokens[size_t(t)];
+      const bool scored = !rule_only || s.kind[size_t(t)] == QueryKind::Rule;
+      tg[t + lead] = scored ? s.tokens[size_t(t + 1)] : -1;
+    }
+  }
+}
+
+std::vector<TaskSequence> task_probe_sequences(const SyntheticTask& task, int64_t count, int64_t length,
+                                               int32_t sink_token) {
+  check(count >= 1 && length >= 2, "task probes: need at least one sequence of at least 2 tokens");
+  std::vector<TaskSequence> out;
+  const int64_t lead = sink_token >= 0 ? 1 : 0;
+  for (int64_t i = 0; i < count; ++i) {
+    TaskSequence s = task.generate(task_sequence_seed(0x9b0be5ull, uint64_t(i)), length - lead);
+    if (lead) {
+      s.tokens.insert(s.tokens.begin(), sink_token);
+      s.kind.insert(s.kind.begin(), QueryKind::Free);
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
 void eval_batch(std::span<const int32_t> stream, int64_t index, int64_t B, int64_t T, int32_t sink_token,
                 int32_t* inputs, int32_t* targets) {
   const int64_t n = int64_t(stream.size());

@@ -1,4 +1,4 @@
-// AdamW, the learning-rate schedule and gradient clipping.
+// AdamW and SGD with momentum, the learning-rate schedule and gradient clipping.
 #include <cmath>
 #include <numbers>
 
@@ -6,17 +6,31 @@
 
 namespace sinklab {
 
-AdamW::AdamW(const TrainModel& model, const TrainOptions& opts)
+Optimizer::Optimizer(const TrainModel& model, const TrainOptions& opts)
     : opts_(opts), decay_(size_t(model.n_params()), 0), m_(size_t(model.n_params()), 0.f),
       v_(size_t(model.n_params()), 0.f) {
   for (const auto& p : model.params())
     if (p.decay) std::fill_n(decay_.begin() + p.offset, p.size, uint8_t(1));
 }
 
-void AdamW::step(TrainModel& model, float lr) {
+void Optimizer::step(TrainModel& model, float lr) {
   ++t_;
   std::span<float> w = model.values();
   std::span<float> g = model.grads();
+  if (opts_.optimizer == "sgd") {
+    // Heavy-ball momentum; weight decay as an L2 term of the gradient.
+    const float mu = opts_.momentum, wd = opts_.weight_decay;
+    const int64_t n = int64_t(w.size());
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      float gi = g[size_t(i)];
+      if (decay_[size_t(i)]) gi += wd * w[size_t(i)];
+      float& m = m_[size_t(i)];
+      m = mu * m + gi;
+      w[size_t(i)] -= lr * m;
+    }
+    return;
+  }
   const double b1 = opts_.beta1, b2 = opts_.beta2;
   const float c1 = float(1.0 / (1.0 - std::pow(b1, double(t_))));
   const float c2 = float(1.0 / (1.0 - std::pow(b2, double(t_))));
@@ -37,6 +51,7 @@ void AdamW::step(TrainModel& model, float lr) {
 
 float learning_rate(const TrainOptions& o, int64_t step) {
   if (o.warmup_steps > 0 && step < o.warmup_steps) return o.lr * float(step + 1) / float(o.warmup_steps);
+  if (o.lr_schedule == "constant") return o.lr;
   const double span = double(std::max<int64_t>(o.steps - o.warmup_steps, 1));
   const double progress = std::min(1.0, double(step - o.warmup_steps) / span);
   const double cosine = 0.5 * (1.0 + std::cos(std::numbers::pi * progress));

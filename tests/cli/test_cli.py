@@ -47,6 +47,19 @@ def test_info_json():
     assert "model.layers.4.mlp.down_proj.weight" in names
 
 
+DEFAULT_MODEL = SOURCE / "models" / "default"
+
+
+@pytest.mark.skipif(not (DEFAULT_MODEL / "config.json").exists(), reason="models/default is missing")
+def test_info_names_the_attention_variant():
+    r = run("info", "-m", DEFAULT_MODEL)
+    assert r.returncode == 0, r.stderr
+    assert "attention:    sink-token (a learned <|sink|> token first in every sequence)\n" in r.stdout
+    j = json.loads(run("info", "-m", DEFAULT_MODEL, "--json").stdout)
+    assert j["attention_variant"] == {"name": "sink-token",
+                                      "description": "a learned <|sink|> token first in every sequence"}
+
+
 @needs_model
 def test_generate_greedy_prints_the_golden_text():
     r = run("generate", "-m", MODEL, "-n", 20, "--temp", 0)

@@ -13,7 +13,7 @@ TEXT = ASSETS / "text" / "tinystories_valid_excerpt.txt"
 needs_assets = pytest.mark.skipif(not (MODEL.exists() and TEXT.exists()),
                                   reason=f"assets missing: {MODEL} or {TEXT} (set SINKLAB_ASSETS)")
 
-KEYS = {"format", "version", "model", "text", "options", "sink_scores", "attention_maps",
+KEYS = {"format", "version", "verdict", "model", "text", "options", "sink_scores", "sink_logits", "attention_maps",
         "massive_activations", "value_norms", "propagation", "super_experts"}
 
 
@@ -35,6 +35,29 @@ def test_writes_both_files_and_a_summary(report):
     assert "https://" not in html
     for word in ("model:", "tokens:     96", "Sink_0^0.3", "massive:", "rollout:", "report.html"):
         assert word in stdout, stdout
+    assert stdout.splitlines()[0] == "verdict:    " + json.loads((out / "report.json").read_text())["verdict"]["text"]
+
+
+def test_verdict_agrees_with_the_sink_scores(report):
+    _, _, j = report
+    v, s = j["verdict"], j["sink_scores"]
+    alpha0 = [s["alpha"][i * s["n_keys"]] for i in range(len(s["layers"]) * s["n_heads"])]
+    assert v["heads_total"] == 40 and v["eps"] == 0.3
+    assert v["heads_above"] == sum(1 for a in alpha0 if a > 0.3)
+    assert v["max_alpha0"] == pytest.approx(max(alpha0))
+    assert v["sink"] == (v["heads_above"] >= 1)
+    want = (f"sink on token 0: {v['heads_above']} of 40 heads with α0 > 0.3; " if v["sink"]
+            else f"no sink: max α0 = {max(alpha0):.3g} ≤ ε = 0.3")
+    assert v["text"].startswith(want), v["text"]
+    token0 = j["massive_activations"]["token0"]
+    assert [t["layer"] for t in token0] == [0, 1, 2, 3, 4]
+    for t, layer in zip(token0, j["massive_activations"]["layers"]):
+        assert t["ratio"] == pytest.approx(t["max_abs"] / layer["median_abs"])
+        assert t["max_abs"] <= layer["max_abs"] * (1 + 1e-6)
+    assert v["massive_ratio"] == pytest.approx(max(t["ratio"] for t in token0))
+    assert 0 < v["value_drain"] < 10
+    assert "soaks up" in v["explanation"] and "median" in v["definitions"]
+    assert j["sink_logits"] is None and j["model"]["variant"] is None
 
 
 def test_report_keys_and_model(report):

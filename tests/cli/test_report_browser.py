@@ -13,7 +13,7 @@ from cli_util import ASSETS, MODEL, binary
 
 TEXT = ASSETS / "text" / "tinystories_valid_excerpt.txt"
 CHROMIUM = os.environ.get("SINKLAB_CHROMIUM", "/usr/bin/chromium")
-SECTIONS = ["title", "sec-sinks", "sec-maps", "sec-massive", "sec-values", "sec-propagation", "sec-experts"]
+SECTIONS = ["title", "sec-verdict", "sec-sinks", "sec-maps", "sec-massive", "sec-values", "sec-propagation", "sec-experts"]
 
 pytestmark = [
     pytest.mark.skipif(not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)),
@@ -71,6 +71,9 @@ def test_every_section_renders_without_console_messages(report_html):
     for section in SECTIONS:
         assert rendered(dom, section), section
     assert "<title>sinklab inspect: llama, 128 tokens</title>" in dom
+    verdict = dom[dom.index('id="sec-verdict"'):dom.index('id="sec-sinks"')]
+    assert 'id="verdict-text"' in verdict and ("sink on token 0" in verdict or "no sink: max" in verdict)
+    assert "soaks up a head" in verdict
     # The figures are really there: the sink heat map has one cell per (layer, head),
     # each attention map is a canvas, the charts are SVG polylines and bars.
     sinks = dom[dom.index('id="sec-sinks"'):dom.index('id="sec-maps"')]

@@ -46,7 +46,7 @@ int run_bench_train(const BenchTrainFlags& f) {
   const int64_t B = f.quick ? 4 : f.batch, T = mc.seq_len;
   TrainModel model(mc, 1);
   TrainOptions o;
-  AdamW opt(model, o);
+  Optimizer opt(model, o);
   std::mt19937 rng(2);
   std::vector<int32_t> in(size_t(B * T)), tg(size_t(B * T));
   for (auto& x : in) x = int32_t(rng() % uint32_t(mc.vocab));

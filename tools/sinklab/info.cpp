@@ -1,5 +1,5 @@
-// `sinklab info`: what a model is (architecture, shapes, dtypes, parameters,
-// memory), as text or JSON.
+// `sinklab info`: what a model is (architecture, attention variant of sinklab
+// checkpoints, shapes, dtypes, parameters, memory), as text or JSON.
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -57,6 +57,9 @@ nlohmann::json model_json(const Model& model) {
       {"kv_bytes_per_token", 2 * c.n_layers * c.n_kv_heads * c.head_dim * 4},
       {"tokenizer_vocab", model.tokenizer() ? model.tokenizer()->vocab_size() : 0},
   };
+  // sinklab-trained checkpoints name their attention variant (config.json sinklab_variant).
+  const char* variant = attention_variant_description(c.variant);
+  j["attention_variant"] = variant ? nlohmann::json({{"name", c.variant}, {"description", variant}}) : nlohmann::json();
   static const char* prior_names[] = {"none", "goat", "alibi"};
   j["prior"] = {{"kind", prior_names[int(c.prior.kind)]}};
   if (c.prior.kind == PriorKind::Goat)

@@ -1,6 +1,8 @@
 // `sinklab inspect`: runs every probe (sink scores, massive activations, value
 // norms, propagation, super experts) on the first tokens of a text file, prints
 // a short summary and writes DIR/report.json and a self-contained DIR/report.html.
+// A model trained on a synthetic task (task.json beside it) is inspected on the
+// task's probe sequences instead, with the sink split by query kind.
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +16,7 @@
 #include "commands.h"
 #include "model_args.h"
 #include "sinklab/report.h"
+#include "sinklab/train.h"
 
 namespace sinklab::cli {
 
@@ -42,26 +45,67 @@ std::string read_text(const std::string& path) {
   return text;
 }
 
+// Per layer: the head with the most attention on token 0 from free queries,
+// with its attention from rule queries, the value drain and the massive ratio.
+std::string emergence_summary(const SinkEmergence& e) {
+  std::string out = "by query kind (task probe set, " + std::to_string(e.sequences) + " sequences):\n";
+  char line[200];
+  for (int64_t l = 0; l < e.n_layers; ++l) {
+    int64_t best = 0;
+    for (int64_t h = 1; h < e.n_heads; ++h)
+      if (e.alpha_free_at(l, h) > e.alpha_free_at(l, best)) best = h;
+    double drain = e.value_drain[size_t(l * e.n_kv_heads)];
+    for (int64_t g = 1; g < e.n_kv_heads; ++g) drain = std::min(drain, e.value_drain[size_t(l * e.n_kv_heads + g)]);
+    std::snprintf(line, sizeof line,
+                  "  layer %lld head %lld: alpha0 free %.3f, rule %.3f | value drain %.3f | massive ratio %.2f\n",
+                  (long long)l, (long long)best, e.alpha_free_at(l, best), e.alpha_rule_at(l, best), drain,
+                  e.massive_ratio[size_t(l)]);
+    out += line;
+  }
+  return out;
+}
+
 int run_inspect_command(const InspectFlags& f) {
-  const std::string text = read_text(f.text_file);
   const std::shared_ptr<const Model> model = load_model(f.model);
-  const Tokenizer& tok = require_tokenizer(*model);
-  std::vector<int32_t> ids = tok.encode(text, !f.no_bos);
-  check(!ids.empty(), "-f/--file: text file '" + f.text_file + "' gives no tokens");
+  const TaskConfig task = load_task_config_beside(model->path());
+  check(!f.text_file.empty() || task.enabled(),
+        "-f/--file is required (model '" + model->path() + "' has no task.json to draw probe sequences from)");
+  std::vector<int32_t> ids;
+  std::unique_ptr<SyntheticTask> task_gen;
+  SinkEmergence emergence;
+  if (!f.text_file.empty()) {
+    const std::string text = read_text(f.text_file);
+    const Tokenizer& tok = require_tokenizer(*model);
+    ids = tok.encode(text, !f.no_bos);
+    check(!ids.empty(), "-f/--file: text file '" + f.text_file + "' gives no tokens");
+  } else {
+    task_gen = make_task(task, model->path() + " (task.json)");
+    emergence = task_sink_emergence(model, task);
+    const int32_t first = model->config().vocab == task_gen->vocab_size() + 1 ? int32_t(task_gen->vocab_size()) : -1;
+    ids = task_probe_sequences(*task_gen, 1, std::max<int64_t>(model->config().max_seq, 2), first)[0].tokens;
+  }
   if (int64_t(ids.size()) > f.tokens) ids.resize(size_t(f.tokens));
   InspectOptions opts;
   opts.eps = f.eps;
   opts.first_k = int(std::min<int64_t>(f.first_k, int64_t(ids.size())));
-  opts.text_source = f.text_file;
+  opts.text_source = task_gen ? "task " + task.task + " (probe sequence 0)" : f.text_file;
   opts.ablate = f.ablate;
-  const InspectReport report = run_inspect(model, ids, opts);
-  const nlohmann::json j = inspect_report_json(*model, report);
+  InspectReport report = run_inspect(model, ids, opts);
+  if (task_gen && report.tokens.empty())
+    for (int32_t id : report.ids)
+      report.tokens.push_back(id < task_gen->vocab_size() ? task_gen->token_text(id) : "<sink>");
+  nlohmann::json j = inspect_report_json(*model, report);
+  if (task_gen) {
+    j["task"] = task_config_to_json(task);
+    j["sink_emergence"] = emergence;
+  }
   write_inspect_report(f.out, j);
   const std::filesystem::path dir(f.out);
   if (f.json) {
     std::fputs((j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n").c_str(), stdout);
   } else {
     std::fputs(inspect_summary(j).c_str(), stdout);
+    if (task_gen) std::fputs(emergence_summary(emergence).c_str(), stdout);
     std::printf("wrote:      %s, %s\n", (dir / "report.json").string().c_str(), (dir / "report.html").string().c_str());
   }
   return 0;
@@ -77,7 +121,9 @@ Command inspect_command() {
         "inspect", "Measure attention sinks, massive activations, value norms, propagation and super experts on a "
                    "text; write report.json and report.html");
     add_model_flags(*sub, f->model, /*with_dtype=*/true);
-    sub->add_option("-f,--file", f->text_file, "Text file to inspect")->required();
+    sub->add_option("-f,--file", f->text_file,
+                    "Text file to inspect (required unless the model was trained on a synthetic task: then the "
+                    "task's probe sequences are used and the sink is split by query kind)");
     sub->add_option("--tokens", f->tokens, "Inspect the first N tokens of the text (default 256)")
         ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
     sub->add_option("--out", f->out, "Folder for report.json and report.html (default inspect-report)");

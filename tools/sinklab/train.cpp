@@ -18,6 +18,7 @@ struct TrainFlags {
   int threads = 0;
   bool quiet = false;
   bool print_config = false;
+  int64_t probe_every = -1;
 };
 
 void print_progress(const TrainEvent& ev, bool quiet) {
@@ -49,6 +50,10 @@ Command train_command() {
     sub->add_option("-o,--out", f->out, "Output folder (overrides train.out_dir)");
     sub->add_option("--steps", f->steps, "Number of steps (overrides train.steps)")->check(CLI::PositiveNumber);
     sub->add_option("-t,--threads", f->threads, "Threads (overrides train.threads; 0 = all)")->check(CLI::NonNegativeNumber);
+    sub->add_option("--probe-every", f->probe_every,
+                    "Probe the sink every N steps (overrides train.probe_every; 0 = off): attention on token 0 "
+                    "by query kind, value drain and massive ratio per layer, in OUT/probes.json and OUT/probes.html")
+        ->check(CLI::NonNegativeNumber);
     sub->add_flag("-q,--quiet", f->quiet, "Print only evaluations and the last step");
     sub->add_flag("--print-config", f->print_config, "Print the resolved config and exit");
     return sub;
@@ -58,6 +63,7 @@ Command train_command() {
     if (!f->out.empty()) cfg.train.out_dir = f->out;
     if (f->steps > 0) cfg.train.steps = f->steps;
     if (f->threads > 0) cfg.train.threads = f->threads;
+    if (f->probe_every >= 0) cfg.train.probe_every = f->probe_every;
     if (f->print_config) {
       std::fputs(train_config_to_json(cfg).c_str(), stdout);
       return 0;

@@ -12,6 +12,7 @@ void llama_from_hf(const nlohmann::json& cfg, ModelConfig& c) {
   if (cfg.value("model_type", "") == "mistral" && cfg.contains("sliding_window") &&
       cfg["sliding_window"].is_number_integer())
     c.layer_window.assign(size_t(c.n_layers), cfg["sliding_window"].get<int32_t>());
+  sinklab_variant_from_hf(cfg, c);  // a plain RoPE model trained by `sinklab train`
 }
 }  // namespace
 

@@ -53,6 +53,13 @@ ArchRow qwen_moe_row();
 ArchRow olmoe_row();
 ArchRow sinklab_row();
 
+// config.json's optional "sinklab_variant" (checkpoints written by `sinklab train`)
+// into c.variant: a known name (attention_variant_description) that agrees with the
+// parsed config (sink-logit: sink logits; goat / alibi: that prior; vanilla and
+// sink-token: neither). Throws Error naming config.json and the key otherwise.
+// Called by the rows whose model_type sinklab writes (llama, sinklab).
+void sinklab_variant_from_hf(const nlohmann::json& cfg, ModelConfig& c);
+
 // Shared MoE naming of the Qwen / OLMoE family: mlp.gate, mlp.experts.E.{gate,up,down}_proj.
 std::string mlp_router_name(int l);
 std::string mlp_expert_name(int l, int e, ExpertPart part);

@@ -1,10 +1,58 @@
 // sinklab's own decoder (what `sinklab train` writes): the Llama layout plus, per
 // config, learned per-head sink logits (self_attn.sinks, gpt-oss style) and
 // layer_types alternating "sliding_attention" (window = sliding_window) with
-// "full_attention".
+// "full_attention". Checkpoints of `sinklab train` also name their attention
+// variant ("sinklab_variant"), which the llama row reads as well.
 #include "registry.h"
 
+namespace sinklab {
+
+namespace {
+struct VariantRow {
+  const char* name;
+  const char* description;
+};
+// The attention variants of `sinklab train` (include/sinklab/train.h).
+constexpr VariantRow kVariants[] = {
+    {"vanilla", "softmax attention, no learned sink"},
+    {"sink-token", "a learned <|sink|> token first in every sequence"},
+    {"sink-logit", "learned per-head sink logits"},
+    {"goat", "GOAT attention prior, no RoPE"},
+    {"alibi", "ALiBi attention prior, no RoPE"},
+};
+}  // namespace
+
+const char* attention_variant_description(const std::string& variant) {
+  for (const VariantRow& v : kVariants)
+    if (variant == v.name) return v.description;
+  return nullptr;
+}
+
+}  // namespace sinklab
+
 namespace sinklab::arch {
+
+void sinklab_variant_from_hf(const nlohmann::json& cfg, ModelConfig& c) {
+  const char* key = "sinklab_variant";
+  if (!cfg.contains(key) || cfg[key].is_null()) return;
+  check(cfg[key].is_string(), std::string("config.json: '") + key + "' must be a string");
+  const std::string v = cfg[key].get<std::string>();
+  if (!attention_variant_description(v)) {
+    std::string known;
+    for (const auto& row : kVariants) known += (known.empty() ? "" : ", ") + std::string(row.name);
+    throw Error(std::string("config.json: '") + key + "' is '" + v + "', an unknown attention variant (known: " +
+                known + ")");
+  }
+  const bool sinks = v == "sink-logit", goat = v == "goat", alibi = v == "alibi";
+  check(c.sink_logits == sinks && (c.prior.kind == PriorKind::Goat) == goat &&
+            (c.prior.kind == PriorKind::Alibi) == alibi,
+        std::string("config.json: '") + key + "' is '" + v + "' but the config has " +
+            (c.sink_logits ? "sink logits" : "no sink logits") + " and " +
+            (c.prior.kind == PriorKind::Goat    ? "a GOAT prior"
+             : c.prior.kind == PriorKind::Alibi ? "an ALiBi prior"
+                                                : "no attention prior"));
+  c.variant = v;
+}
 
 namespace {
 void sinklab_from_hf(const nlohmann::json& cfg, ModelConfig& c) {
@@ -50,6 +98,7 @@ void sinklab_from_hf(const nlohmann::json& cfg, ModelConfig& c) {
       check(t != "sliding_attention" || w > 0, "config.json: sliding layers need sliding_window > 0");
     }
   }
+  sinklab_variant_from_hf(cfg, c);
 }
 }  // namespace
 

@@ -136,7 +136,7 @@ TEST(Train, LearnsCopyTaskToNearZeroLoss) {
   o.warmup_steps = 10;
   o.steps = 250;
   TrainModel model(mc, 5);
-  AdamW opt(model, o);
+  Optimizer opt(model, o);
   const int64_t B = 16, half = 6, T = 2 * half + 1;
   std::mt19937 rng(3);
   std::vector<int32_t> in(size_t(B * T)), tg(size_t(B * T));

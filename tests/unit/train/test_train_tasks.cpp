@@ -1,0 +1,265 @@
+// Training on synthetic tasks: batches that follow the task's loss rule, the
+// SGD and constant-schedule levers, and training-time sink probes equal to the
+// probe `sinklab inspect` runs on the saved checkpoint.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "sinklab/model.h"
+#include "sinklab/train.h"
+
+namespace fs = std::filesystem;
+using namespace sinklab;
+
+namespace {
+
+std::string fresh_dir(const std::string& name) {
+  const fs::path p = fs::temp_directory_path() / ("sinklab_tasks_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  return p.string();
+}
+
+TaskConfig bb(const char* loss = "all") {
+  TaskConfig c;
+  c.task = "bigram-backcopy";
+  c.vocab = 16;
+  c.triggers = 2;
+  c.loss = loss;
+  return c;
+}
+
+TEST(TaskBatch, RuleLossScoresOnlyCopiesAndSinkTokenLeads) {
+  const auto task = make_task(bb("rule"));
+  const auto* chain = dynamic_cast<const BigramBackcopy*>(task.get());
+  ASSERT_NE(chain, nullptr);
+  const int64_t B = 4, T = 40;
+  std::vector<int32_t> in(size_t(B * T), -7), tg(size_t(B * T), -7);
+  sample_task_batch(*task, 1, 3, 0, B, T, -1, in.data(), tg.data());
+  int64_t scored = 0;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) {
+      const int32_t x = in[size_t(b * T + t)], y = tg[size_t(b * T + t)];
+      EXPECT_EQ(x == SyntheticTask::kBos, t == 0);
+      if (chain->is_trigger(x) && t > 0) {
+        EXPECT_EQ(y, in[size_t(b * T + t - 1)]) << "a trigger's target is the token before it";
+        ++scored;
+      } else {
+        EXPECT_EQ(y, -1) << "free query scored under loss 'rule' at " << t;
+      }
+      if (t + 1 < T && y >= 0) {
+        EXPECT_EQ(y, in[size_t(b * T + t + 1)]);
+      }
+    }
+  EXPECT_GT(scored, 0);
+  // The sink token comes first, BOS second and unscored; the same seed gives the same task tokens.
+  const int32_t sink = int32_t(task->vocab_size());
+  std::vector<int32_t> in2(size_t(B * T)), tg2(size_t(B * T));
+  sample_task_batch(*task, 1, 3, 0, B, T, sink, in2.data(), tg2.data());
+  for (int64_t b = 0; b < B; ++b) {
+    EXPECT_EQ(in2[size_t(b * T)], sink);
+    EXPECT_EQ(tg2[size_t(b * T)], -1);
+    EXPECT_EQ(in2[size_t(b * T + 1)], SyntheticTask::kBos);
+    for (int64_t t = 1; t < T; ++t) EXPECT_EQ(in2[size_t(b * T + t)], in[size_t(b * T + t - 1)]);
+  }
+  // Evaluation batches (negative steps) differ from training batches.
+  std::vector<int32_t> in3(size_t(B * T)), tg3(size_t(B * T));
+  sample_task_batch(*task, 1, -1, 0, B, T, -1, in3.data(), tg3.data());
+  EXPECT_NE(in3, in);
+}
+
+TEST(Optimizer, SgdWithMomentumAndConstantSchedule) {
+  TrainModelConfig mc;
+  mc.vocab = 8;
+  mc.dim = 8;
+  mc.n_layers = 1;
+  mc.n_heads = 2;
+  mc.n_kv_heads = 2;
+  mc.seq_len = 4;
+  TrainModel model(mc, 3);
+  TrainOptions o;
+  o.optimizer = "sgd";
+  o.momentum = 0.5f;
+  o.weight_decay = 0.f;
+  o.lr_schedule = "constant";
+  o.warmup_steps = 2;
+  o.steps = 100;
+  o.lr = 0.1f;
+  EXPECT_FLOAT_EQ(learning_rate(o, 0), 0.05f);
+  EXPECT_FLOAT_EQ(learning_rate(o, 50), 0.1f);
+  EXPECT_FLOAT_EQ(learning_rate(o, 99), 0.1f);
+  Optimizer opt(model, o);
+  const std::vector<float> w0(model.values().begin(), model.values().end());
+  for (float& g : model.grads()) g = 1.f;
+  opt.step(model, 0.1f);  // m = 1: w -= 0.1
+  opt.step(model, 0.1f);  // m = 0.5 + 1 = 1.5: w -= 0.15
+  for (size_t i = 0; i < w0.size(); ++i) ASSERT_NEAR(model.values()[i], w0[i] - 0.25f, 1e-6f) << i;
+}
+
+TEST(TrainTask, ProbesDuringTrainingEqualInspectOnTheCheckpoint) {
+  for (const char* variant : {"vanilla", "sink-token", "sink-logit"}) {
+    TrainConfig cfg;
+    cfg.model.dim = 16;
+    cfg.model.n_layers = 2;
+    cfg.model.n_heads = 2;
+    cfg.model.n_kv_heads = 2;
+    cfg.model.seq_len = 24;
+    cfg.model.variant = attn_variant_from_name(variant);
+    cfg.data = bb();
+    cfg.train.batch_size = 4;
+    cfg.train.steps = 12;
+    cfg.train.lr = 1e-2f;
+    cfg.train.warmup_steps = 0;
+    cfg.train.eval_batches = 1;
+    cfg.train.probe_every = 5;
+    cfg.train.probe_sequences = 3;
+    cfg.train.out_dir = fresh_dir(std::string("probe_") + variant);
+    cfg.train.threads = 1;
+    train(cfg);
+    std::ifstream in(cfg.train.out_dir + "/probes.json");
+    ASSERT_TRUE(in.good());
+    const nlohmann::json doc = nlohmann::json::parse(in);
+    const auto& recs = doc.at("records");
+    std::vector<int64_t> steps;
+    for (const auto& r : recs) steps.push_back(r.at("step").get<int64_t>());
+    EXPECT_EQ(steps, (std::vector<int64_t>{0, 5, 10, 12})) << variant;
+    ASSERT_TRUE(fs::exists(cfg.train.out_dir + "/probes.html"));
+    ASSERT_TRUE(fs::exists(cfg.train.out_dir + "/task.json"));
+    // The saved checkpoint, loaded from disk, probed as `sinklab inspect` does.
+    const auto model = Model::load(cfg.train.out_dir);
+    const SinkEmergence e = task_sink_emergence(model, load_task_config_beside(cfg.train.out_dir), 3);
+    const nlohmann::json& last = recs.back().at("emergence");
+    auto expect_close = [&](const char* key, const std::vector<double>& got) {
+      const auto& want = last.at(key);
+      ASSERT_EQ(want.size(), got.size()) << key;
+      for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(want[i].get<double>(), got[i], 1e-5) << variant << " " << key << i;
+    };
+    expect_close("alpha_free", e.alpha_free);
+    expect_close("alpha_rule", e.alpha_rule);
+    expect_close("value_drain", e.value_drain);
+    expect_close("massive_ratio", e.massive_ratio);
+    EXPECT_GT(e.rule_queries, 0);
+    // The first record (step 0) is the untrained model: it must differ from the last.
+    EXPECT_NE(recs.front().at("emergence").at("value_drain"), last.at("value_drain")) << variant;
+    fs::remove_all(cfg.train.out_dir);
+  }
+}
+
+TEST(TrainTask, ResumeKeepsTheProbeRecord) {
+  TrainConfig cfg;
+  cfg.model.dim = 16;
+  cfg.model.n_layers = 1;
+  cfg.model.n_heads = 1;
+  cfg.model.n_kv_heads = 1;
+  cfg.model.seq_len = 16;
+  cfg.data = bb();
+  cfg.train.batch_size = 2;
+  cfg.train.steps = 6;
+  cfg.train.warmup_steps = 0;
+  cfg.train.eval_batches = 1;
+  cfg.train.probe_every = 3;
+  cfg.train.probe_sequences = 2;
+  cfg.train.checkpoint_every = 3;
+  cfg.train.out_dir = fresh_dir("resume");
+  cfg.train.threads = 1;
+  train(cfg);
+  cfg.train.steps = 9;
+  train(cfg);
+  std::ifstream in(cfg.train.out_dir + "/probes.json");
+  const nlohmann::json doc = nlohmann::json::parse(in);
+  std::vector<int64_t> steps;
+  for (const auto& r : doc.at("records")) steps.push_back(r.at("step").get<int64_t>());
+  EXPECT_EQ(steps, (std::vector<int64_t>{0, 3, 6, 9}));
+  fs::remove_all(cfg.train.out_dir);
+}
+
+TEST(TrainConfigParse, TaskAndLeverKeys) {
+  const TrainConfig c = parse_train_config(
+      R"({"model": {"dim": 16, "n_layers": 1, "n_heads": 1},
+          "data": {"task": "assoc-recall", "vocab": 30, "keys": 4},
+          "train": {"out_dir": "x", "optimizer": "sgd", "momentum": 0.8, "lr_schedule": "constant", "probe_every": 7}})",
+      "cfg");
+  EXPECT_EQ(c.data.task, "assoc-recall");
+  EXPECT_EQ(c.train.optimizer, "sgd");
+  EXPECT_EQ(c.train.probe_every, 7);
+  const TrainConfig back = parse_train_config(train_config_to_json(c), "back");
+  EXPECT_EQ(back.data.keys, 4);
+  EXPECT_EQ(back.train.lr_schedule, "constant");
+  auto err = [](const std::string& text) {
+    try {
+      parse_train_config(text, "cfg");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(err(R"({"model": {}, "train": {"out_dir": "x"}})").find("data.task"), std::string::npos);
+  EXPECT_NE(err(R"({"model": {}, "data": {"task": "bigram-backcopy"}, "train": {"out_dir": "x", "optimizer": "lion"}})")
+                .find("train.optimizer"),
+            std::string::npos);
+  EXPECT_NE(err(R"({"model": {}, "data": {"task": "bigram-backcopy"}, "train": {"out_dir": "x", "train_text": "a"}})")
+                .find("exclude"),
+            std::string::npos);
+}
+
+}  // namespace
+
+namespace {
+
+// The recipe of models/bb-*: one layer, one head, d 64, Bigram-Backcopy over 64
+// tokens with 3 triggers, sequences of 64, 32 per step, constant lr.
+TrainConfig backcopy_run(const std::string& name, const char* optimizer, float lr, int64_t steps) {
+  TrainConfig cfg;
+  cfg.model.dim = 64;
+  cfg.model.n_layers = 1;
+  cfg.model.n_heads = 1;
+  cfg.model.n_kv_heads = 1;
+  cfg.model.seq_len = 64;
+  cfg.model.init_std = 0.1f;
+  cfg.data.task = "bigram-backcopy";
+  cfg.data.vocab = 64;
+  cfg.data.triggers = 3;
+  cfg.data.chain_seed = 1;
+  cfg.train.batch_size = 32;
+  cfg.train.steps = steps;
+  cfg.train.lr = lr;
+  cfg.train.warmup_steps = 100;
+  cfg.train.lr_schedule = "constant";
+  cfg.train.weight_decay = 0.f;
+  cfg.train.optimizer = optimizer;
+  cfg.train.eval_every = 0;
+  cfg.train.eval_batches = 0;
+  cfg.train.seed = 1;
+  cfg.train.threads = 1;
+  cfg.train.out_dir = fresh_dir(name);
+  return cfg;
+}
+
+}  // namespace
+
+// The sink forms by itself: after 1.6M tokens of AdamW the free (non-trigger)
+// queries put most of their attention on BOS while trigger queries look away
+// from it; the same run under SGD with momentum learns the task without a sink.
+TEST(TrainTask, SinkFormsUnderAdamWAndNotUnderSgd) {
+#ifdef SINKLAB_SANITIZED
+  GTEST_SKIP() << "two 800-step training runs (~40 s optimised); the sanitizers check the same code in the short runs";
+#endif
+  struct Outcome {
+    double alpha_free, alpha_rule, loss;
+  };
+  auto run = [](const char* optimizer, float lr) {
+    const TrainConfig cfg = backcopy_run(std::string("emerge_") + optimizer, optimizer, lr, 800);
+    const TrainResult r = train(cfg);
+    const SinkEmergence e = task_sink_emergence(Model::load(cfg.train.out_dir), cfg.data, 8);
+    fs::remove_all(cfg.train.out_dir);
+    return Outcome{e.alpha_free[0], e.alpha_rule[0], r.losses.back()};
+  };
+  const Outcome adam = run("adamw", 2e-2f);
+  EXPECT_GT(adam.alpha_free, 0.5) << "no sink formed on free queries";
+  EXPECT_LT(adam.alpha_rule, 0.1) << "trigger queries must attend elsewhere (the token to copy)";
+  const Outcome sgd = run("sgd", 5e-2f);
+  EXPECT_LT(sgd.alpha_free, 0.2) << "SGD is the control: it should not grow the sink";
+  EXPECT_LT(sgd.loss, 2.5) << "the SGD control must still learn the task (ln 64 = 4.16)";
+}
