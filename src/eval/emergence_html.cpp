@@ -88,7 +88,7 @@ const sections = [
   }],
   ["massive", body => {
     chart(body, Array.from({length: L}, (_, l) => ({name: "layer " + l, color: colors[l % colors.length],
-      points: recs.map(r => [r.tokens, r.emergence.massive_ratio[l]])})), {log: true});
+      points: recs.map(r => [r.tokens, r.emergence.resid_norm_ratio[l]])})), {log: true});
   }],
   ["loss", body => {
     chart(body, [{name: "training loss", color: colors[0], points: recs.filter(r => r.loss !== null).map(r => [r.tokens, r.loss])}], {});

@@ -45,6 +45,7 @@ SinkEmergence sink_emergence(Session& session, const std::vector<std::vector<int
   const int64_t L = r.n_layers, H = r.n_heads, Hkv = r.n_kv_heads, hd = mc.head_dim, D = mc.dim;
   std::vector<double> sum_rule(size_t(L * H), 0), sum_free(size_t(L * H), 0), drain(size_t(L * Hkv), 0);
   std::vector<double> massive(size_t(L), 0);
+  std::vector<double> none_rule(size_t(L * H), 0), none_free(size_t(L * H), 0);  // 1 - sum_j p_ij
   std::vector<std::string> names;
   for (int l = 0; l < L; ++l)
     for (const char* what : {"attn_probs", "v", "resid_out"}) names.push_back(layer_tap(l, what));
@@ -64,8 +65,12 @@ SinkEmergence sink_emergence(Session& session, const std::vector<std::vector<int
                                                 std::to_string(l) + " are not [heads * tokens, tokens]");
       for (int64_t h = 0; h < H; ++h)
         for (int64_t t = 1; t < n; ++t) {
-          const double a = p.row(h * n + t)[0];
-          (kinds.empty() || !kinds[s][size_t(t)] ? sum_free : sum_rule)[size_t(l * H + h)] += a;
+          const float* row = p.row(h * n + t);
+          double total = 0;
+          for (int64_t j = 0; j <= t; ++j) total += row[j];
+          const bool free_query = kinds.empty() || !kinds[s][size_t(t)];
+          (free_query ? sum_free : sum_rule)[size_t(l * H + h)] += row[0];
+          (free_query ? none_free : none_rule)[size_t(l * H + h)] += std::max(0.0, 1.0 - total);
         }
       const CapturedTensor& v = cap.at(layer_tap(l, "v"));
       for (int64_t g = 0; g < Hkv; ++g) {
@@ -85,14 +90,18 @@ SinkEmergence sink_emergence(Session& session, const std::vector<std::vector<int
   const double nan = std::numeric_limits<double>::quiet_NaN();
   r.alpha_rule.resize(size_t(L * H));
   r.alpha_free.resize(size_t(L * H));
+  r.sink_logit_rule.resize(size_t(L * H));
+  r.sink_logit_free.resize(size_t(L * H));
   for (size_t i = 0; i < size_t(L * H); ++i) {
     r.alpha_rule[i] = r.rule_queries > 0 ? sum_rule[i] / double(r.rule_queries) : nan;
     r.alpha_free[i] = r.free_queries > 0 ? sum_free[i] / double(r.free_queries) : nan;
+    r.sink_logit_rule[i] = r.rule_queries > 0 ? none_rule[i] / double(r.rule_queries) : nan;
+    r.sink_logit_free[i] = r.free_queries > 0 ? none_free[i] / double(r.free_queries) : nan;
   }
   r.value_drain.resize(drain.size());
   for (size_t i = 0; i < drain.size(); ++i) r.value_drain[i] = drain[i] / double(r.sequences);
-  r.massive_ratio.resize(massive.size());
-  for (size_t i = 0; i < massive.size(); ++i) r.massive_ratio[i] = massive[i] / double(r.sequences);
+  r.resid_norm_ratio.resize(massive.size());
+  for (size_t i = 0; i < massive.size(); ++i) r.resid_norm_ratio[i] = massive[i] / double(r.sequences);
   return r;
 }
 
@@ -118,7 +127,8 @@ void to_json(nlohmann::json& j, const SinkEmergence& s) {
        {"n_kv_heads", s.n_kv_heads},   {"sequences", s.sequences},
        {"rule_queries", s.rule_queries}, {"free_queries", s.free_queries},
        {"alpha_rule", numbers(s.alpha_rule)}, {"alpha_free", numbers(s.alpha_free)},
-       {"value_drain", numbers(s.value_drain)}, {"massive_ratio", numbers(s.massive_ratio)}};
+       {"sink_logit_rule", numbers(s.sink_logit_rule)}, {"sink_logit_free", numbers(s.sink_logit_free)},
+       {"value_drain", numbers(s.value_drain)}, {"resid_norm_ratio", numbers(s.resid_norm_ratio)}};
 }
 
 }  // namespace sinklab

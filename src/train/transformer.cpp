@@ -60,7 +60,7 @@ ModelConfig TrainModelConfig::runtime_config() const {
     c.rope.theta = rope_theta;
   }
   c.tied_embeddings = tied_embeddings;
-  c.sink_logits = variant == AttnVariant::SinkLogit;
+  c.sink_logits = variant == AttnVariant::SinkLogit || variant == AttnVariant::OffByOne;
   c.layer_window.assign(size_t(n_layers), 0);
   if (variant == AttnVariant::Alibi) c.prior.kind = PriorKind::Alibi;
   if (variant == AttnVariant::Goat) {
@@ -110,7 +110,9 @@ TrainModel::TrainModel(const TrainModelConfig& cfg, uint64_t seed) : config_(cfg
     add_param(layer_name(l, "self_attn.k_proj.weight"), {kvd, D}, true);
     add_param(layer_name(l, "self_attn.v_proj.weight"), {kvd, D}, true);
     add_param(layer_name(l, "self_attn.o_proj.weight"), {D, qd}, true);
-    if (c.variant == AttnVariant::SinkLogit) add_param(layer_name(l, "self_attn.sinks"), {c.n_heads}, false);
+    // Softmax-off-by-one keeps its sink logits at 0: they get no gradient.
+    if (c.variant == AttnVariant::SinkLogit || c.variant == AttnVariant::OffByOne)
+      add_param(layer_name(l, "self_attn.sinks"), {c.n_heads}, false);
     if (c.variant == AttnVariant::Goat) {
       const int64_t P = 2 * c.goat_abs_rank + 2;
       add_param(layer_name(l, "self_attn.prior.lambda_sym"), {c.n_kv_heads, c.goat_rank}, false);
@@ -234,7 +236,8 @@ double TrainModel::run(const int32_t* inputs, const int32_t* targets, int64_t B,
       s.rope.style = RopeStyle::RotateHalf;
       s.rope.theta = c.rope_theta;
     }
-    if (c.variant == AttnVariant::SinkLogit) s.sink_logits = values_.data() + param(layer_name(l, "self_attn.sinks")).offset;
+    if (c.variant == AttnVariant::SinkLogit || c.variant == AttnVariant::OffByOne)
+      s.sink_logits = values_.data() + param(layer_name(l, "self_attn.sinks")).offset;
     if (c.variant == AttnVariant::Alibi) s.alibi_slopes = W.alibi.data();
     if (goat) {
       s.goat = GoatRelative{c.goat_rank, c.goat_base, value(layer_name(l, "self_attn.prior.lambda_sym")),

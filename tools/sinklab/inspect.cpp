@@ -57,9 +57,9 @@ std::string emergence_summary(const SinkEmergence& e) {
     double drain = e.value_drain[size_t(l * e.n_kv_heads)];
     for (int64_t g = 1; g < e.n_kv_heads; ++g) drain = std::min(drain, e.value_drain[size_t(l * e.n_kv_heads + g)]);
     std::snprintf(line, sizeof line,
-                  "  layer %lld head %lld: alpha0 free %.3f, rule %.3f | value drain %.3f | massive ratio %.2f\n",
+                  "  layer %lld head %lld: alpha0 free %.3f, rule %.3f | value drain %.3f | resid norm ratio %.2f\n",
                   (long long)l, (long long)best, e.alpha_free_at(l, best), e.alpha_rule_at(l, best), drain,
-                  e.massive_ratio[size_t(l)]);
+                  e.resid_norm_ratio[size_t(l)]);
     out += line;
   }
   return out;

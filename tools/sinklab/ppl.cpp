@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "model_args.h"
 #include "sinklab/intervene.h"
+#include "sinklab/tasks.h"
 #include "stream_args.h"
 #include "token_meta_args.h"
 
@@ -36,6 +37,8 @@ struct PplFlags {
   int threads = 0;
   std::string kl_base;  // cache spec of the reference configuration for --kl-base
   std::vector<std::string> ablate;  // intervention specs; the --kl-base run has none
+  int64_t task_stream = 0;          // tokens of a synthetic-task stream instead of -f
+  uint64_t task_seed = 1;
 };
 
 double nll_of(std::span<const float> logits, int32_t target) {
@@ -69,20 +72,39 @@ struct Chunk {
   double nll = 0, kl = 0;
 };
 
-int run_ppl(const PplFlags& f) {
-  bench::set_threads(f.threads);
+// The token stream: the text of -f, or one long sequence of the model's
+// synthetic task (--task-stream N, BOS only at 0) with its query kinds.
+std::vector<int32_t> stream_ids(const PplFlags& f, const Model& model, std::vector<QueryKind>* kinds) {
+  check(f.file.empty() != (f.task_stream == 0), "give exactly one of -f/--file and --task-stream");
+  if (f.task_stream > 0) {
+    const TaskConfig task = load_task_config_beside(model.path());
+    check(task.enabled(), "--task-stream: model '" + model.path() + "' has no task.json (not trained on a task)");
+    const auto gen = make_task(task, model.path() + " (task.json)");
+    TaskSequence s = gen->generate(task_sequence_seed(f.task_seed, 0x57ea), f.task_stream);
+    if (model.config().vocab == gen->vocab_size() + 1) {  // the sink-token variant: its token first
+      s.tokens.insert(s.tokens.begin(), int32_t(gen->vocab_size()));
+      s.kind.insert(s.kind.begin(), QueryKind::Free);
+    }
+    *kinds = std::move(s.kind);
+    return std::move(s.tokens);
+  }
   std::ifstream in(f.file, std::ios::binary);
   check(in.good(), "-f: cannot read text file '" + f.file + "'");
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   check(!text.empty(), "-f: text file '" + f.file + "' is empty");
   const int64_t bad = first_invalid_utf8(text);
   check(bad < 0, "-f: text file '" + f.file + "' is not valid UTF-8 (byte offset " + std::to_string(bad) + ")");
+  return require_tokenizer(model).encode(text, true);
+}
+
+int run_ppl(const PplFlags& f) {
+  bench::set_threads(f.threads);
   SessionOptions so = session_options(f.cache);
   so.cache = with_group_size(so.cache, f.meta, /*strict=*/true);
   const TokenMetaSource meta(f.meta);
   const std::shared_ptr<const Model> model = load_model(f.model);
-  const Tokenizer& tok = require_tokenizer(*model);
-  std::vector<int32_t> ids = tok.encode(text, true);
+  std::vector<QueryKind> kinds;
+  std::vector<int32_t> ids = stream_ids(f, *model, &kinds);
   if (f.max_tokens > 0 && int64_t(ids.size()) > f.max_tokens) ids.resize(size_t(f.max_tokens));
   check(ids.size() >= 2, "-f: text file '" + f.file + "' has fewer than 2 tokens: nothing to predict");
   check(meta.rows() == 0 || meta.rows() >= int64_t(ids.size()),
@@ -123,6 +145,7 @@ int run_ppl(const PplFlags& f) {
   auto last_print = t0;
   std::vector<Chunk> chunks;
   double total = 0;
+  double kind_nll[2] = {0, 0}, kind_count[2] = {0, 0};  // free, rule queries of a task stream
   int64_t predicted = 0;
   std::vector<TokenMeta> evicted, alive;
   std::vector<int32_t> window_ids;
@@ -161,6 +184,11 @@ int run_ppl(const PplFlags& f) {
     }
     const double nll = nll_of(logits, ids[size_t(i + 1)]);
     total += nll;
+    if (!kinds.empty()) {
+      const int k = kinds[size_t(i)] == QueryKind::Rule ? 1 : 0;
+      kind_nll[k] += nll;
+      kind_count[k] += 1;
+    }
     double kl = 0;
     if (base) {
       const TokenMeta m = meta.at(i);
@@ -184,6 +212,10 @@ int run_ppl(const PplFlags& f) {
   const double ppl = std::exp(total / double(predicted));
   std::printf("perplexity: %.4f (%lld predicted tokens, cache %s, positions %s)\n", ppl, (long long)predicted,
               so.cache.c_str(), mode.c_str());
+  auto mean_nll = [&](int k) { return kind_count[k] > 0 ? kind_nll[k] / kind_count[k] : NAN; };
+  if (!kinds.empty())
+    std::printf("task nll: free queries %.4f (%.0f), rule queries %.4f (%.0f)\n", mean_nll(0), kind_count[0],
+                mean_nll(1), kind_count[1]);
   if (!ablate.empty()) std::printf("interventions: %s\n", describe_interventions(ablate).c_str());
   if (base)
     std::printf("kl(base || this): %.6f nats per token (base cache %s)\n", total_kl / double(predicted),
@@ -195,7 +227,7 @@ int run_ppl(const PplFlags& f) {
                       {"ppl", std::exp(c.nll / double(c.count))}, {"kl", c.kl / double(c.count)}});
     const nlohmann::ordered_json j = {
         {"model", model->path()},
-        {"text", f.file},
+        {"text", f.task_stream > 0 ? "task stream" : f.file},
         {"cache", so.cache},
         {"positions", mode},
         {"recompute", f.recompute},
@@ -211,9 +243,15 @@ int run_ppl(const PplFlags& f) {
         {"kl", base ? total_kl / double(predicted) : 0.0},
         {"chunks", rows},
     };
+    nlohmann::ordered_json out_json = j;
+    if (!kinds.empty()) {
+      out_json["task_stream_seed"] = f.task_seed;
+      out_json["nll_free"] = kind_count[0] > 0 ? nlohmann::ordered_json(mean_nll(0)) : nlohmann::ordered_json(nullptr);
+      out_json["nll_rule"] = kind_count[1] > 0 ? nlohmann::ordered_json(mean_nll(1)) : nlohmann::ordered_json(nullptr);
+    }
     std::ofstream out(f.json);
     check(out.good(), "--json: cannot write '" + f.json + "'");
-    out << j.dump(2) << "\n";
+    out << out_json.dump(2) << "\n";
   }
   return 0;
 }
@@ -227,7 +265,12 @@ Command ppl_command() {
     CLI::App* sub = app.add_subcommand(
         "ppl", "Perplexity of a text streamed token by token through a KV cache policy");
     add_model_flags(*sub, f->model, /*with_dtype=*/true);
-    sub->add_option("-f,--file", f->file, "Text file (UTF-8)")->required();
+    sub->add_option("-f,--file", f->file, "Text file (UTF-8)");
+    sub->add_option("--task-stream", f->task_stream,
+                    "Instead of -f: one stream of N tokens of the synthetic task the model was trained on "
+                    "(task.json beside it; BOS only at 0); also prints the NLL of free and rule queries")
+        ->check(CLI::Range(int64_t(2), int64_t(1) << 30));
+    sub->add_option("--task-seed", f->task_seed, "Seed of the --task-stream sequence (default 1)");
     add_cache_flags(*sub, f->cache);
     add_meta_flags(*sub, f->meta);
     sub->add_flag("--recompute", f->recompute,

@@ -19,6 +19,7 @@ constexpr VariantRow kVariants[] = {
     {"sink-logit", "learned per-head sink logits"},
     {"goat", "GOAT attention prior, no RoPE"},
     {"alibi", "ALiBi attention prior, no RoPE"},
+    {"softmax-off-by-one", "a sink logit fixed at 0 in every head (softmax off by one)"},
 };
 }  // namespace
 
@@ -43,7 +44,7 @@ void sinklab_variant_from_hf(const nlohmann::json& cfg, ModelConfig& c) {
     throw Error(std::string("config.json: '") + key + "' is '" + v + "', an unknown attention variant (known: " +
                 known + ")");
   }
-  const bool sinks = v == "sink-logit", goat = v == "goat", alibi = v == "alibi";
+  const bool sinks = v == "sink-logit" || v == "softmax-off-by-one", goat = v == "goat", alibi = v == "alibi";
   check(c.sink_logits == sinks && (c.prior.kind == PriorKind::Goat) == goat &&
             (c.prior.kind == PriorKind::Alibi) == alibi,
         std::string("config.json: '") + key + "' is '" + v + "' but the config has " +

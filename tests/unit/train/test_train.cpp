@@ -114,7 +114,7 @@ TEST_P(TrainVariant, RuntimeReproducesTrainingLoss) {
 
 INSTANTIATE_TEST_SUITE_P(Variants, TrainVariant,
                          ::testing::Values(AttnVariant::Vanilla, AttnVariant::SinkToken, AttnVariant::SinkLogit,
-                                           AttnVariant::Goat, AttnVariant::Alibi),
+                                           AttnVariant::Goat, AttnVariant::Alibi, AttnVariant::OffByOne),
                          [](const auto& info) {
                            std::string s = attn_variant_name(info.param);
                            std::replace(s.begin(), s.end(), '-', '_');

@@ -139,7 +139,7 @@ TEST(TrainTask, ProbesDuringTrainingEqualInspectOnTheCheckpoint) {
     expect_close("alpha_free", e.alpha_free);
     expect_close("alpha_rule", e.alpha_rule);
     expect_close("value_drain", e.value_drain);
-    expect_close("massive_ratio", e.massive_ratio);
+    expect_close("resid_norm_ratio", e.resid_norm_ratio);
     EXPECT_GT(e.rule_queries, 0);
     // The first record (step 0) is the untrained model: it must differ from the last.
     EXPECT_NE(recs.front().at("emergence").at("value_drain"), last.at("value_drain")) << variant;
