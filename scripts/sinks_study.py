@@ -33,7 +33,7 @@ STUDY = [(f"{v}-{opt}-{l}l", v, opt, l, 1, "bigram-backcopy", {})
          for l in (1, 3)
          for v, opt in (("vanilla", "adamw"), ("sink-token", "adamw"), ("sink-logit", "adamw"),
                         ("softmax-off-by-one", "adamw"), ("goat", "adamw"), ("alibi", "adamw"),
-                        ("vanilla", "sgd"))]
+                        ("vanilla", "sgd"), ("relu-attention", "adamw"))]
 # Extra runs for the collapse factors: depth, heads, a second task.
 FACTORS = [("vanilla-adamw-4l", "vanilla", "adamw", 4, 1, "bigram-backcopy", {}),
            ("vanilla-adamw-3l-4h", "vanilla", "adamw", 3, 4, "bigram-backcopy", {}),
@@ -253,7 +253,7 @@ def write_report(args, rows, by_name, budgets, causal):
              "the next token copies the token before the trigger; BOS only at position 0. Model: dim 64, 1 head "
              "(unless named), RoPE (GOAT and ALiBi: their priors), training length T = 64, 32 sequences per step, "
              "init std 0.1, AdamW at a constant lr 2e-2 after 100 warm-up steps (the SGD control: momentum 0.9, "
-             "lr 5e-2), no weight decay; 1500 steps (3.1M tokens) at 1 layer, 2000 (4.1M) at 3 and 4. "
+             "lr 5e-2; the ReLU-attention control: weights max(z, 0) without a softmax), no weight decay; 1500 steps (3.1M tokens) at 1 layer, 2000 (4.1M) at 3 and 4. "
              "Probes every 100 steps (`sinklab train --probe-every`) on the task's 8 fixed probe sequences.\n")
     L.append("## 1. The study\n")
     L.append("| run | loss | held-out | α_BOS free | α_BOS rule | sink-logit mass free / rule | value drain | "

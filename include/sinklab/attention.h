@@ -89,8 +89,16 @@ std::vector<double> goat_frequencies(int rank, double base);
 // interleaved with the next power of two's odd slopes otherwise.
 std::vector<float> alibi_slopes(int n_heads);
 
+// How a row of logits becomes attention weights.
+//   Softmax  p_ij = exp(z_ij) / (exp(S_h) + sum_k exp(z_ik))  (the sink logit S_h when given)
+//   Relu     p_ij = max(z_ij, 0), unnormalised (Guo et al.'s control: a head can give
+//            every key zero weight, so it needs no sink); lse is written as 0. Computed
+//            by the float64 reference (materialised), in forward and backward.
+enum class AttnNormalization : uint8_t { Softmax, Relu };
+
 struct AttnSpec {
   float scale = 0.f;  // 0 = 1/sqrt(head_dim)
+  AttnNormalization normalization = AttnNormalization::Softmax;
 
   // Mask. Key j is visible to query i when
   //   (!causal || kpos_j <= qpos_i) && (j < sink_keys || window == 0 || |qpos_i - kpos_j| < window).

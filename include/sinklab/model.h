@@ -63,6 +63,7 @@ struct ModelConfig {
   bool qk_norm = false;     // Qwen3: RMSNorm per head on q and k
   bool qk_norm_full = false;  // OLMoE: RMSNorm over the whole q / k projection
   bool sink_logits = false;   // learned per-head sink logits (self_attn.sinks)
+  bool relu_attention = false;  // ReLU attention weights (AttnNormalization::Relu), a sink-free control
   std::vector<int32_t> layer_window;  // per layer; 0 = full attention
   PriorConfig prior;          // GOAT / ALiBi (models without RoPE)
   MoeConfig moe;

@@ -199,6 +199,7 @@ double percentile(std::vector<double> values, double q);
 //   resid_norm_ratio         ||h_0|| / median_t ||h_t|| of the residual stream
 //                            after each layer (blk.L.resid_out)
 // Each sequence is a fresh prefill; means weight every query (or token) alike.
+// Under ReLU attention (unnormalised weights) alpha is token 0's share of a row's weight.
 struct SinkEmergence {
   int64_t n_layers = 0, n_heads = 0, n_kv_heads = 0;
   int64_t sequences = 0, rule_queries = 0, free_queries = 0;

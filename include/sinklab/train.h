@@ -11,6 +11,7 @@
 //   goat        GOAT prior (relative Fourier kappa + key-only u), no RoPE
 //   alibi       ALiBi slopes, no RoPE
 //   softmax-off-by-one  a sink logit fixed at 0 in every head (a zero key and value; not learnt)
+//   relu-attention      weights max(z, 0) without a softmax (a control: no sink needed); RoPE
 #pragma once
 
 #include <cstdint>
@@ -27,7 +28,7 @@
 
 namespace sinklab {
 
-enum class AttnVariant : uint8_t { Vanilla, SinkToken, SinkLogit, Goat, Alibi, OffByOne };
+enum class AttnVariant : uint8_t { Vanilla, SinkToken, SinkLogit, Goat, Alibi, OffByOne, ReluAttention };
 const char* attn_variant_name(AttnVariant v);
 AttnVariant attn_variant_from_name(const std::string& name);  // throws Error listing the known ones
 

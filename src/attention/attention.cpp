@@ -67,7 +67,9 @@ void attention_forward(const AttnSpec& spec, const TensorView& q, const TensorVi
   const attn::Dims d = attn::validate(spec, q, k, v);
   attn::validate_outputs(d, o, lse, stats);
   attn::check_inputs_finite(spec, d, q, k, v);
-  if (impl == AttnImpl::Reference) {
+  check(impl != AttnImpl::Flash || spec.normalization == AttnNormalization::Softmax,
+        "attention: ReLU attention runs only in the reference implementation");
+  if (impl == AttnImpl::Reference || spec.normalization == AttnNormalization::Relu) {
     write_reference(d, attention_reference(spec, q, k, v, stats ? stats->first_k : 1), o, lse, stats);
     return;
   }
@@ -91,7 +93,9 @@ void attention_backward(const AttnSpec& spec, const TensorView& q, const TensorV
     check(g.d_key_bias.dtype == DType::F32, "attention backward: d_key_bias must be f32");
   }
   attn::check_inputs_finite(spec, d, q, k, v);
-  if (impl == AttnImpl::Reference) {
+  check(impl != AttnImpl::Flash || spec.normalization == AttnNormalization::Softmax,
+        "attention backward: ReLU attention runs only in the reference implementation");
+  if (impl == AttnImpl::Reference || spec.normalization == AttnNormalization::Relu) {
     const ReferenceGrads r = attention_reference_backward(spec, q, k, v, d_o);
     write_grad(g.dq, r.dq, d.n_heads, d.n_q, d.head_dim, "dq");
     write_grad(g.dk, r.dk, d.n_kv_heads, d.n_k, d.head_dim, "dk");

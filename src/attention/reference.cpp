@@ -115,6 +115,14 @@ struct Problem {
     }
   }
 
+  // Attention weights of one row (AttnNormalization); returns lse (0 for ReLU).
+  double normalize(int64_t h, const std::vector<double>& z, std::vector<double>& p) const {
+    if (s.normalization == AttnNormalization::Relu) {
+      for (size_t j = 0; j < z.size(); ++j) p[j] = z[j] > 0 ? z[j] : 0.0;
+      return 0.0;
+    }
+    return softmax(h, z, p);
+  }
   // Softmax with the sink logit; returns lse and fills p.
   double softmax(int64_t h, const std::vector<double>& z, std::vector<double>& p) const {
     double m = -INFINITY;
@@ -152,8 +160,12 @@ ReferenceForward attention_reference(const AttnSpec& spec, const TensorView& q,
       for (int64_t i = 0; i < d.n_q; ++i) {
         const size_t row = size_t((b * d.n_heads + h) * d.n_q + i);
         P.logits(b, h, i, z);
-        const double lse = P.softmax(h, z, p);
+        const double lse = P.normalize(h, z, p);
         out.lse[row] = lse;
+        const bool relu = spec.normalization == AttnNormalization::Relu;
+        double total = 0;  // ReLU: the row's weight, for the entropy of its shares
+        if (relu)
+          for (double x : p) total += x;
         double* o = &out.o[row * size_t(d.v_dim)];
         double mass = 0, ent = 0;
         for (int64_t j = 0; j < d.n_k; ++j) {
@@ -163,7 +175,7 @@ ReferenceForward attention_reference(const AttnSpec& spec, const TensorView& q,
           const double* vj = P.v_row(b, d.kv_head(h), j);
           for (int64_t e = 0; e < d.v_dim; ++e) o[e] += pj * vj[e];
           if (j < first_k) mass += pj;
-          ent -= pj * (z[size_t(j)] - lse);
+          ent -= relu ? pj / total * std::log(pj / total) : pj * (z[size_t(j)] - lse);
           out.column_sums[size_t((b * d.n_heads + h) * d.n_k + j)] += pj;
         }
         if (spec.sink_logits && lse != -INFINITY) {
@@ -200,7 +212,8 @@ ReferenceGrads attention_reference_backward(const AttnSpec& spec, const TensorVi
       const int64_t gh = d.kv_head(h);
       for (int64_t i = 0; i < d.n_q; ++i) {
         P.logits(b, h, i, z);
-        const double lse = P.softmax(h, z, p);
+        const double lse = P.normalize(h, z, p);
+        const bool relu = spec.normalization == AttnNormalization::Relu;
         const void* dorow = d_o.at(b, h, i);
         for (int64_t e = 0; e < d.v_dim; ++e) dout[size_t(e)] = attn::load_scalar(d_o.dtype, dorow, e);
         std::fill(o.begin(), o.end(), 0.0);
@@ -226,7 +239,8 @@ ReferenceGrads attention_reference_backward(const AttnSpec& spec, const TensorVi
             dp += dout[size_t(e)] * vj[e];
             dvj[e] += pj * dout[size_t(e)];
           }
-          const double dzj = pj * (dp - D);
+          // ReLU: p = z where z > 0 (and pj > 0 only there); softmax: p (dp - dO.O).
+          const double dzj = relu ? dp : pj * (dp - D);
           const double delta = double(qp - attn::k_position(spec, d, b, j));
           for (int r = 0; r < spec.goat.rank; ++r) {
             g.d_lambda_sym[size_t(gh * spec.goat.rank + r)] += dzj * std::cos(P.omega[size_t(r)] * delta);

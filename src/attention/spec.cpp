@@ -26,6 +26,8 @@ Dims validate(const AttnSpec& s, const TensorView& q, const TensorView& k, const
   check_input_dtype(q, "q");
   check_input_dtype(k, "k");
   check_input_dtype(v, "v");
+  check(s.normalization == AttnNormalization::Softmax || !s.sink_logits,
+        "attention: ReLU attention has no softmax denominator for sink_logits");
   Dims d;
   d.batch = q.shape[0];
   d.n_heads = q.shape[1];

@@ -20,6 +20,7 @@ bound key) learns to attend to token 0 on every other query, and to make that to
 parked attention adds nothing (the value drain). Deeper models also grow a massive residual norm on that token.
 These curves show each of the three forming while the model trains.</p></header>
 <section id="alpha"><h2>Attention on token 0</h2><p class="note">Per layer, the head with the largest mean attention on token 0 from <b>free</b> queries (solid), and the same head's attention from <b>rule</b> queries (dashed: copies or recalls, which must look elsewhere).</p><div class="body"></div></section>
+<section id="logit"><h2>Attention given to the sink logit</h2><p class="note">1 − Σ<sub>j</sub> p<sub>ij</sub>: the share of a head's attention that goes to its sink logit (sink-logit and softmax-off-by-one models; zero otherwise). Per layer, the head with the largest share from free queries (solid) and its share from rule queries (dashed).</p><div class="body"></div></section>
 <section id="drain"><h2>Value drain</h2><p class="note">||v<sub>0</sub>|| / mean ||v<sub>t</sub>|| of the other tokens, per layer (smallest over kv heads). Below 1: token 0's value is drained.</p><div class="body"></div></section>
 <section id="massive"><h2>Massive residual norm</h2><p class="note">||h<sub>0</sub>|| / median ||h<sub>t</sub>|| of the residual stream after each layer (log scale).</p><div class="body"></div></section>
 <section id="loss"><h2>Training loss</h2><div class="body"></div></section>
@@ -78,6 +79,16 @@ const sections = [
       const c = colors[l % colors.length];
       series.push({name: "layer " + l + " free", color: c, points: recs.map(r => [r.tokens, r.emergence.alpha_free[l * H + bestHead(r.emergence, l)]])});
       series.push({name: "layer " + l + " rule", color: c, dash: "5 4", points: recs.map(r => [r.tokens, r.emergence.alpha_rule[l * H + bestHead(r.emergence, l)]])});
+    }
+    chart(body, series, {y0: 0, y1: 1});
+  }],
+  ["logit", body => {
+    const series = [];
+    const best = (e, l) => { let b = 0; for (let hh = 1; hh < H; hh++) if ((e.sink_logit_free[l * H + hh] ?? -1) > (e.sink_logit_free[l * H + b] ?? -1)) b = hh; return b; };
+    for (let l = 0; l < L; l++) {
+      const c = colors[l % colors.length];
+      series.push({name: "layer " + l + " free", color: c, points: recs.map(r => [r.tokens, r.emergence.sink_logit_free[l * H + best(r.emergence, l)]])});
+      series.push({name: "layer " + l + " rule", color: c, dash: "5 4", points: recs.map(r => [r.tokens, r.emergence.sink_logit_rule[l * H + best(r.emergence, l)]])});
     }
     chart(body, series, {y0: 0, y1: 1});
   }],

@@ -43,6 +43,7 @@ select { font-size: 13px; padding: 2px 4px; }
 <section id="sec-values"><h2>Value norms of the first tokens</h2><div class="body"></div></section>
 <section id="sec-propagation"><h2>Propagation: rollout and rank collapse</h2><div class="body"></div></section>
 <section id="sec-experts"><h2>Super experts (MoE)</h2><div class="body"></div></section>
+<section id="sec-task"><h2>By query kind (models trained on a synthetic task)</h2><div class="body"></div></section>
 </main>
 <script type="application/json" id="report-data">)HTML";
 
@@ -244,6 +245,24 @@ function renderVerdict(body) {
   note(body, v.definitions);
 }
 
+function renderTask(body) {
+  const e = R.sink_emergence;
+  if (!e) { empty(body, "Not a model trained on a synthetic task (no task.json beside it): every query is of one kind."); return; }
+  note(body, `Task ${R.task.task}: ${e.sequences} probe sequences, ${e.rule_queries} rule queries (the next token is a copy or a recall) and ${e.free_queries} free ones. A head with an attention sink parks its free queries on token 0 (or in its sink logit) and looks elsewhere on rule queries.`);
+  const H = e.n_heads, K = e.n_kv_heads, rows = [];
+  for (let l = 0; l < e.n_layers; l++)
+    for (let hh = 0; hh < H; hh++)
+      rows.push([`L${l}H${hh}`, num(e.alpha_free[l * H + hh], 3), num(e.alpha_rule[l * H + hh], 3),
+                 num(e.sink_logit_free[l * H + hh], 3), num(e.sink_logit_rule[l * H + hh], 3),
+                 num(e.value_drain[l * K + Math.floor(hh * K / H)], 3), num(e.resid_norm_ratio[l], 2)]);
+  table(body, ["head", "α₀ free", "α₀ rule", "sink logit free", "sink logit rule", "value drain ‖v₀‖/mean", "resid ‖h₀‖/median"], rows);
+  if (R.emergence_page) {
+    const p = h("p", {}, body);
+    h("a", {href: R.emergence_page, id: "emergence-link"}, p, "Emergence curves of the training run");
+    p.appendChild(document.createTextNode(` (${R.emergence_records} probes during training).`));
+  }
+}
+
 function renderSinkLogits(body) {
   const sl = R.sink_logits;
   if (!sl) return;
@@ -365,7 +384,8 @@ function renderExperts(body) {
 }
 
 const SECTIONS = [["title", renderTitle], ["sec-verdict", renderVerdict], ["sec-sinks", renderSinks], ["sec-maps", renderMaps], ["sec-massive", renderMassive],
-                  ["sec-values", renderValues], ["sec-propagation", renderPropagation], ["sec-experts", renderExperts]];
+                  ["sec-values", renderValues], ["sec-propagation", renderPropagation], ["sec-experts", renderExperts],
+                  ["sec-task", renderTask]];
 const complete = renderSections(SECTIONS, (id, root) => id === "title" ? document.getElementById("title-body") : root.querySelector(".body"));
 document.title = `sinklab inspect: ${R.model.arch}, ${R.text.n_tokens} tokens` + (complete ? "" : " (errors)");
 </script>

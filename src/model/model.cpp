@@ -174,6 +174,7 @@ std::string Model::describe() const {
   if (const char* what = attention_variant_description(c.variant))
     os << "attention:    " << c.variant << " (" << what << ")\n";
   if (c.sink_logits) os << "sink logits:  learned, per head\n";
+  if (c.relu_attention) os << "attention:    ReLU weights (unnormalised)\n";
   if (c.prior.kind == PriorKind::Alibi) os << "prior:        ALiBi\n";
   if (c.prior.kind == PriorKind::Goat)
     os << "prior:        GOAT (relative rank " << c.prior.goat_rank << ", key MLP " << c.prior.goat_abs_rank

@@ -266,6 +266,7 @@ void Session::feed_chunk(std::span<const int32_t> ids, std::span<const TokenMeta
     if (!rotate_outside) spec.rope = c.rope;
     spec.key_bias = TensorView::strided(B.key_bias.data(), DType::F32, {1, Hkv, n_ctx}, {0, 0, 1});
     if (!L.sinks.empty()) spec.sink_logits = L.sinks.data();
+    if (c.relu_attention) spec.normalization = AttnNormalization::Relu;
     if (c.prior.kind == PriorKind::Alibi) {
       B.alibi = alibi_slopes(int(H));
       spec.alibi_slopes = B.alibi.data();

@@ -43,6 +43,7 @@ SinkEmergence sink_emergence(Session& session, const std::vector<std::vector<int
   r.n_heads = mc.n_heads;
   r.n_kv_heads = mc.n_kv_heads;
   const int64_t L = r.n_layers, H = r.n_heads, Hkv = r.n_kv_heads, hd = mc.head_dim, D = mc.dim;
+  const bool relu = mc.relu_attention;
   std::vector<double> sum_rule(size_t(L * H), 0), sum_free(size_t(L * H), 0), drain(size_t(L * Hkv), 0);
   std::vector<double> massive(size_t(L), 0);
   std::vector<double> none_rule(size_t(L * H), 0), none_free(size_t(L * H), 0);  // 1 - sum_j p_ij
@@ -69,8 +70,10 @@ SinkEmergence sink_emergence(Session& session, const std::vector<std::vector<int
           double total = 0;
           for (int64_t j = 0; j <= t; ++j) total += row[j];
           const bool free_query = kinds.empty() || !kinds[s][size_t(t)];
-          (free_query ? sum_free : sum_rule)[size_t(l * H + h)] += row[0];
-          (free_query ? none_free : none_rule)[size_t(l * H + h)] += std::max(0.0, 1.0 - total);
+          // ReLU attention's weights are unnormalised: token 0's share of the row's weight.
+          const double a0 = relu ? (total > 0 ? row[0] / total : 0.0) : row[0];
+          (free_query ? sum_free : sum_rule)[size_t(l * H + h)] += a0;
+          (free_query ? none_free : none_rule)[size_t(l * H + h)] += relu ? 0.0 : std::max(0.0, 1.0 - total);
         }
       const CapturedTensor& v = cap.at(layer_tap(l, "v"));
       for (int64_t g = 0; g < Hkv; ++g) {

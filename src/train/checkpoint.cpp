@@ -98,6 +98,7 @@ std::string trained_config_json(const TrainModelConfig& m, int32_t bos_id, int32
   if (!llama) {
     j["position_encoding"] = rc.rope.style == RopeStyle::None ? "none" : "rope";
     j["attention_sinks"] = rc.sink_logits;
+    if (rc.relu_attention) j["attention_normalization"] = "relu";
     if (rc.prior.kind == PriorKind::Alibi) j["attention_prior"] = {{"type", "alibi"}};
     if (rc.prior.kind == PriorKind::Goat)
       j["attention_prior"] = {{"type", "goat"},

@@ -9,7 +9,7 @@ namespace sinklab {
 
 namespace {
 
-constexpr const char* kVariantNames[] = {"vanilla", "sink-token", "sink-logit", "goat", "alibi", "softmax-off-by-one"};
+constexpr const char* kVariantNames[] = {"vanilla", "sink-token", "sink-logit", "goat", "alibi", "softmax-off-by-one", "relu-attention"};
 
 // Reads the keys of one JSON object into fields, rejecting unknown keys.
 class Reader {
@@ -44,10 +44,10 @@ class Reader {
 const char* attn_variant_name(AttnVariant v) { return kVariantNames[int(v)]; }
 
 AttnVariant attn_variant_from_name(const std::string& name) {
-  for (int i = 0; i < 6; ++i)
+  for (int i = 0; i < 7; ++i)
     if (name == kVariantNames[i]) return AttnVariant(i);
   throw Error("unknown attention variant '" + name +
-              "' (known: vanilla, sink-token, sink-logit, goat, alibi, softmax-off-by-one)");
+              "' (known: vanilla, sink-token, sink-logit, goat, alibi, softmax-off-by-one, relu-attention)");
 }
 
 TrainConfig parse_train_config(const std::string& text, const std::string& source) {

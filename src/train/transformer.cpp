@@ -61,6 +61,7 @@ ModelConfig TrainModelConfig::runtime_config() const {
   }
   c.tied_embeddings = tied_embeddings;
   c.sink_logits = variant == AttnVariant::SinkLogit || variant == AttnVariant::OffByOne;
+  c.relu_attention = variant == AttnVariant::ReluAttention;
   c.layer_window.assign(size_t(n_layers), 0);
   if (variant == AttnVariant::Alibi) c.prior.kind = PriorKind::Alibi;
   if (variant == AttnVariant::Goat) {
@@ -239,6 +240,7 @@ double TrainModel::run(const int32_t* inputs, const int32_t* targets, int64_t B,
     if (c.variant == AttnVariant::SinkLogit || c.variant == AttnVariant::OffByOne)
       s.sink_logits = values_.data() + param(layer_name(l, "self_attn.sinks")).offset;
     if (c.variant == AttnVariant::Alibi) s.alibi_slopes = W.alibi.data();
+    if (c.variant == AttnVariant::ReluAttention) s.normalization = AttnNormalization::Relu;
     if (goat) {
       s.goat = GoatRelative{c.goat_rank, c.goat_base, value(layer_name(l, "self_attn.prior.lambda_sym")),
                             value(layer_name(l, "self_attn.prior.lambda_asym"))};

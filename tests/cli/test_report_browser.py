@@ -13,7 +13,8 @@ from cli_util import ASSETS, MODEL, binary
 
 TEXT = ASSETS / "text" / "tinystories_valid_excerpt.txt"
 CHROMIUM = os.environ.get("SINKLAB_CHROMIUM", "/usr/bin/chromium")
-SECTIONS = ["title", "sec-verdict", "sec-sinks", "sec-maps", "sec-massive", "sec-values", "sec-propagation", "sec-experts"]
+SECTIONS = ["title", "sec-verdict", "sec-sinks", "sec-maps", "sec-massive", "sec-values", "sec-propagation", "sec-experts",
+            "sec-task"]
 
 pytestmark = [
     pytest.mark.skipif(not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)),

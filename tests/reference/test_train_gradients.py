@@ -36,6 +36,8 @@ CASES = {
     "goat_untied_mqa": (dict(variant="goat", n_kv_heads=1, tied_embeddings=False, goat_rank=3, goat_abs_rank=2,
                              goat_u_hidden=6, seq_len=8), 2, 15),
     "alibi": (dict(variant="alibi"), 2, 15),
+    "relu_attention_gqa": (dict(variant="relu-attention", n_kv_heads=2), 2, 13),
+    "softmax_off_by_one": (dict(variant="softmax-off-by-one"), 2, 11),
     "alibi_6_heads_gqa": (dict(variant="alibi", dim=48, n_heads=6, n_kv_heads=3), 2, 12),
 }
 
@@ -69,7 +71,7 @@ def expected_shapes(cfg):
         shapes[p + "self_attn.k_proj.weight"] = (Hkv * hd, D)
         shapes[p + "self_attn.v_proj.weight"] = (Hkv * hd, D)
         shapes[p + "self_attn.o_proj.weight"] = (D, H * hd)
-        if cfg["variant"] == "sink-logit":
+        if cfg["variant"] in ("sink-logit", "softmax-off-by-one"):
             shapes[p + "self_attn.sinks"] = (H,)
         if cfg["variant"] == "goat":
             R, A, Hu = cfg["goat_rank"], cfg["goat_abs_rank"], cfg["goat_u_hidden"]
@@ -98,7 +100,8 @@ def random_params(cfg, rng):
         if name.endswith("norm.weight") or name.endswith("layernorm.weight"):
             x = rng.uniform(0.5, 1.5, shape)
         elif name.endswith("sinks"):
-            x = rng.uniform(-2.0, 3.0, shape)
+            # softmax-off-by-one's sink logits are 0 by definition (never trained)
+            x = np.zeros(shape) if cfg["variant"] == "softmax-off-by-one" else rng.uniform(-2.0, 3.0, shape)
         elif name.endswith("embed_tokens.weight"):
             x = rng.normal(0.0, 0.5, shape)
         elif "q_proj" in name or "k_proj" in name:
@@ -205,7 +208,9 @@ def attention(cfg, q, k, v, P, drop):
         dist = (idx[:, None] - idx[None, :]).abs().to(torch.float64)
         z = z - slopes[:, None, None] * dist
     z = z.masked_fill(idx[None, :] > idx[:, None], float("-inf"))
-    if variant == "sink-logit" and "sink" not in drop:
+    if variant == "relu-attention" and "relu" not in drop:
+        p = torch.relu(z)  # unnormalised; masked logits are -inf, so their weight is 0
+    elif variant in ("sink-logit", "softmax-off-by-one") and "sink" not in drop:
         sink_column = P["sinks"][None, :, None, None].expand(B, H, T, 1)
         p = torch.softmax(torch.cat([z, sink_column], -1), -1)[..., :T]
     else:
@@ -285,6 +290,10 @@ def test_loss_and_gradients(case):
     for name, want in want_grads.items():
         assert grads[name].dtype == np.float32 and grads[name].shape == want.shape, name
         assert np.isfinite(grads[name]).all(), name
+        if cfg["variant"] == "softmax-off-by-one" and name.endswith("sinks"):
+            # fixed at 0, never trained: no gradient although the loss depends on it
+            assert np.abs(want).max() > 0 and not grads[name].any(), name
+            continue
         errors[name] = max_rel_error(grads[name], want)
     worst = max(errors, key=errors.get)
     print(f"{case}: loss {loss:.6f} (torch {want_loss:.6f}), worst gradient {worst}: {errors[worst]:.2e}")
@@ -306,14 +315,18 @@ def test_gradients_start_fresh_and_forward_loss_agrees(case):
 
 # Each variant's own term changes the loss by far more than the tolerance, so
 # dropping it from the reference would fail the comparison above.
-@pytest.mark.parametrize("case,term", [("vanilla_rope", "rope"), ("sink_logit", "sink"), ("goat_gqa", "kappa"),
-                                       ("goat_gqa", "u"), ("alibi", "alibi")])
-def test_each_variant_term_matters(case, term):
+# Softmax-off-by-one's fixed zero logit weighs little against these logits: it
+# changes the loss by ~16x the loss tolerance, still enough for the comparison to fail.
+@pytest.mark.parametrize("case,term,margin", [("vanilla_rope", "rope", 100), ("sink_logit", "sink", 100),
+                                              ("goat_gqa", "kappa", 100), ("goat_gqa", "u", 100),
+                                              ("alibi", "alibi", 100), ("relu_attention_gqa", "relu", 100),
+                                              ("softmax_off_by_one", "sink", 10)])
+def test_each_variant_term_matters(case, term, margin):
     cfg, _, values, inputs, targets = prepared(case)
     leaves = {n: torch.tensor(v.astype(np.float64)) for n, v in values.items()}
     full = reference_loss(cfg, leaves, inputs, targets).item()
     dropped = reference_loss(cfg, leaves, inputs, targets, drop=(term,)).item()
-    assert abs(full - dropped) > 100 * LOSS_RTOL * abs(full), (full, dropped)
+    assert abs(full - dropped) > margin * LOSS_RTOL * abs(full), (full, dropped)
 
 
 def test_alibi_slopes_match_press():

@@ -32,6 +32,7 @@ struct InspectFlags {
   bool no_bos = false;
   bool json = false;
   std::vector<std::string> ablate;
+  std::string run;  // a training run's folder with probes.json (default: the model's folder)
 };
 
 std::string read_text(const std::string& path) {
@@ -99,7 +100,33 @@ int run_inspect_command(const InspectFlags& f) {
     j["task"] = task_config_to_json(task);
     j["sink_emergence"] = emergence;
   }
+  // The training run's probes (beside the model, or --run DIR): their curves
+  // become DIR/emergence.html, linked from the report.
+  const std::filesystem::path model_dir = std::filesystem::is_directory(model->path())
+                                              ? std::filesystem::path(model->path())
+                                              : std::filesystem::path(model->path()).parent_path();
+  const std::filesystem::path probes = (f.run.empty() ? model_dir : std::filesystem::path(f.run)) / "probes.json";
+  nlohmann::json probe_doc;
+  if (std::filesystem::is_regular_file(probes)) {
+    std::ifstream in(probes);
+    try {
+      probe_doc = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(probes.string() + ": not valid JSON (" + e.what() + ")");
+    }
+    check(probe_doc.is_object() && probe_doc.contains("records") && probe_doc["records"].is_array(),
+          probes.string() + ": not a probe record of `sinklab train --probe-every`");
+    j["emergence_page"] = "emergence.html";
+    j["emergence_records"] = probe_doc["records"].size();
+  } else {
+    check(f.run.empty(), "--run: '" + f.run + "' holds no probes.json (train with --probe-every N)");
+  }
   write_inspect_report(f.out, j);
+  if (!probe_doc.is_null()) {
+    std::ofstream page(std::filesystem::path(f.out) / "emergence.html", std::ios::binary);
+    page << emergence_html(probe_doc);
+    check(bool(page), f.out + "/emergence.html: cannot write");
+  }
   const std::filesystem::path dir(f.out);
   if (f.json) {
     std::fputs((j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n").c_str(), stdout);
@@ -133,6 +160,10 @@ Command inspect_command() {
         ->check(CLI::Range(1, 1024));
     sub->add_flag("--no-bos", f->no_bos, "Do not prepend the BOS token");
     add_ablate_flag(*sub, f->ablate);
+    sub->add_option("--run", f->run,
+                    "Training run folder whose probes.json (sinklab train --probe-every) is drawn as emergence "
+                    "curves in OUT/emergence.html and linked from the report (default: the model's folder, when it "
+                    "holds one)");
     sub->add_flag("--json", f->json, "Print the report JSON to stdout instead of the summary");
     return sub;
   };

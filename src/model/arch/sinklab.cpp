@@ -20,6 +20,7 @@ constexpr VariantRow kVariants[] = {
     {"goat", "GOAT attention prior, no RoPE"},
     {"alibi", "ALiBi attention prior, no RoPE"},
     {"softmax-off-by-one", "a sink logit fixed at 0 in every head (softmax off by one)"},
+    {"relu-attention", "ReLU attention weights, unnormalised (no softmax: a head needs no sink)"},
 };
 }  // namespace
 
@@ -45,6 +46,9 @@ void sinklab_variant_from_hf(const nlohmann::json& cfg, ModelConfig& c) {
                 known + ")");
   }
   const bool sinks = v == "sink-logit" || v == "softmax-off-by-one", goat = v == "goat", alibi = v == "alibi";
+  check(c.relu_attention == (v == "relu-attention"),
+        std::string("config.json: '") + key + "' is '" + v + "' but attention_normalization is " +
+            (c.relu_attention ? "relu" : "softmax"));
   check(c.sink_logits == sinks && (c.prior.kind == PriorKind::Goat) == goat &&
             (c.prior.kind == PriorKind::Alibi) == alibi,
         std::string("config.json: '") + key + "' is '" + v + "' but the config has " +
@@ -58,6 +62,10 @@ void sinklab_variant_from_hf(const nlohmann::json& cfg, ModelConfig& c) {
 namespace {
 void sinklab_from_hf(const nlohmann::json& cfg, ModelConfig& c) {
   c.sink_logits = cfg.value("attention_sinks", false);
+  const std::string norm = cfg.value("attention_normalization", std::string("softmax"));
+  check(norm == "softmax" || norm == "relu", "config.json: attention_normalization must be \"softmax\" or \"relu\"");
+  c.relu_attention = norm == "relu";
+  check(!c.relu_attention || !c.sink_logits, "config.json: ReLU attention cannot have attention_sinks");
   c.qk_norm = cfg.value("qk_norm", false);
   if (cfg.value("position_encoding", std::string("rope")) == "none") c.rope.style = RopeStyle::None;
   if (cfg.contains("attention_prior") && !cfg["attention_prior"].is_null()) {

@@ -114,7 +114,8 @@ TEST_P(TrainVariant, RuntimeReproducesTrainingLoss) {
 
 INSTANTIATE_TEST_SUITE_P(Variants, TrainVariant,
                          ::testing::Values(AttnVariant::Vanilla, AttnVariant::SinkToken, AttnVariant::SinkLogit,
-                                           AttnVariant::Goat, AttnVariant::Alibi, AttnVariant::OffByOne),
+                                           AttnVariant::Goat, AttnVariant::Alibi, AttnVariant::OffByOne,
+                                           AttnVariant::ReluAttention),
                          [](const auto& info) {
                            std::string s = attn_variant_name(info.param);
                            std::replace(s.begin(), s.end(), '-', '_');

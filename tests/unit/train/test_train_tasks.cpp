@@ -263,3 +263,68 @@ TEST(TrainTask, SinkFormsUnderAdamWAndNotUnderSgd) {
   EXPECT_LT(sgd.alpha_free, 0.2) << "SGD is the control: it should not grow the sink";
   EXPECT_LT(sgd.loss, 2.5) << "the SGD control must still learn the task (ln 64 = 4.16)";
 }
+
+// Softmax-off-by-one: the checkpoint holds sink logits of exactly 0 after training.
+TEST(TrainTask, SoftmaxOffByOneKeepsItsSinkLogitsAtZero) {
+  TrainConfig cfg;
+  cfg.model.dim = 16;
+  cfg.model.n_layers = 2;
+  cfg.model.n_heads = 2;
+  cfg.model.n_kv_heads = 2;
+  cfg.model.seq_len = 16;
+  cfg.model.variant = AttnVariant::OffByOne;
+  cfg.data = bb();
+  cfg.train.batch_size = 4;
+  cfg.train.steps = 5;
+  cfg.train.lr = 1e-2f;
+  cfg.train.warmup_steps = 0;
+  cfg.train.eval_batches = 0;
+  cfg.train.out_dir = fresh_dir("offbyone");
+  cfg.train.threads = 1;
+  const TrainResult r = train(cfg);
+  EXPECT_LT(r.losses.back(), r.losses.front());
+  const auto model = Model::load(cfg.train.out_dir);
+  EXPECT_TRUE(model->config().sink_logits);
+  EXPECT_EQ(model->config().variant, "softmax-off-by-one");
+  for (int l = 0; l < 2; ++l)
+    for (float s : model->sink_logits(l)) EXPECT_EQ(s, 0.f) << "layer " << l;
+  fs::remove_all(cfg.train.out_dir);
+}
+
+// fixed_first_token: <|endoftext|> opens every training window and becomes the checkpoint's BOS.
+TEST(TrainTask, FixedFirstTokenBecomesTheBos) {
+  const std::string dir = fresh_dir("fixed_first");
+  fs::create_directories(dir);
+  std::string text;
+  for (int i = 0; i < 3000; ++i) text += (i % 7 == 0 ? "the king said. " : i % 3 ? "a garden of light " : "she walked ");
+  std::ofstream(dir + "/text.txt") << text;
+  TrainConfig cfg;
+  cfg.model.dim = 16;
+  cfg.model.n_layers = 1;
+  cfg.model.n_heads = 2;
+  cfg.model.n_kv_heads = 2;
+  cfg.model.seq_len = 16;
+  cfg.train.train_text = dir + "/text.txt";
+  cfg.train.tokenizer_vocab = 300;
+  cfg.train.fixed_first_token = true;
+  cfg.train.batch_size = 2;
+  cfg.train.steps = 2;
+  cfg.train.eval_batches = 1;
+  cfg.train.probe_every = 1;
+  cfg.train.probe_sequences = 2;
+  cfg.train.out_dir = dir + "/run";
+  cfg.train.threads = 1;
+  train(cfg);
+  const auto model = Model::load(cfg.train.out_dir);
+  ASSERT_NE(model->tokenizer(), nullptr);
+  const int32_t eot = model->tokenizer()->special_token_id("<|endoftext|>");
+  ASSERT_GE(eot, 0);
+  EXPECT_EQ(model->tokenizer()->bos_id(), eot);
+  EXPECT_EQ(model->tokenizer()->encode("the king", true).front(), eot);
+  // A text run's probes: every query free, the windows led by the fixed token.
+  std::ifstream in(cfg.train.out_dir + "/probes.json");
+  const nlohmann::json doc = nlohmann::json::parse(in);
+  EXPECT_EQ(doc.at("probe").at("first_token").get<int32_t>(), eot);
+  EXPECT_EQ(doc.at("records").back().at("emergence").at("rule_queries").get<int64_t>(), 0);
+  fs::remove_all(dir);
+}
