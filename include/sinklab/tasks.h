@@ -28,7 +28,7 @@ namespace sinklab {
 
 struct TaskConfig {
   std::string task;             // "bigram-backcopy" or "assoc-recall"; empty = none (text data)
-  int64_t vocab = 64;           // the task's own tokens (ids 1..vocab); BOS is id 0
+  int64_t vocab = 64;           // the task's own tokens (ids 1..vocab, at most 1024); BOS is id 0
   int64_t triggers = 3;         // bigram-backcopy: how many of the most frequent tokens trigger a copy
   uint64_t chain_seed = 1;      // the bigram chain / token roles
   double chain_sharpness = 2.0; // bigram-backcopy: spread of the log transition weights (0 = uniform)

@@ -31,11 +31,14 @@ BigramBackcopy::BigramBackcopy(const TaskConfig& c) : SyntheticTask(c) {
   }
   // Triggers: the most frequent tokens of the chain's stationary distribution.
   std::vector<double> pi(static_cast<size_t>(V), 1.0 / double(V)), next(static_cast<size_t>(V));
-  for (int it = 0; it < 1000; ++it) {
+  for (int it = 0; it < 1000; ++it) {  // power iteration, until it stops moving
     std::fill(next.begin(), next.end(), 0.0);
     for (int64_t i = 0; i < V; ++i)
       for (int64_t j = 0; j < V; ++j) next[size_t(j)] += pi[size_t(i)] * prob_[size_t(i * V + j)];
+    double moved = 0;
+    for (int64_t j = 0; j < V; ++j) moved += std::fabs(next[size_t(j)] - pi[size_t(j)]);
     pi.swap(next);
+    if (moved < 1e-13) break;
   }
   std::vector<int32_t> order(static_cast<size_t>(V));
   std::iota(order.begin(), order.end(), 1);

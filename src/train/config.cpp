@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "sinklab/json_text.h"
 #include "sinklab/train.h"
 
 namespace sinklab {
@@ -53,7 +54,7 @@ AttnVariant attn_variant_from_name(const std::string& name) {
 TrainConfig parse_train_config(const std::string& text, const std::string& source) {
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(text);
+    j = parse_json_text(text, source);
   } catch (const nlohmann::json::exception& e) {
     throw Error(source + ": not valid JSON (" + e.what() + ")");
   }

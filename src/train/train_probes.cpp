@@ -5,6 +5,7 @@
 
 #include "checkpoint.h"
 #include "sinklab/formats.h"
+#include "sinklab/json_text.h"
 #include "sinklab/probe.h"
 #include "sinklab/report.h"
 
@@ -83,12 +84,7 @@ void ProbeRecorder::resume(int64_t start) {
   if (every_ <= 0 || start == 0) return;
   const std::string path = dir_ + "/probes.json";
   if (!std::filesystem::exists(path)) return;
-  nlohmann::json old;
-  try {
-    old = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(path + ": not valid JSON (" + e.what() + "); delete it to start the probe record anew");
-  }
+  const nlohmann::json old = parse_json_text(read_file(path), path + " (delete it to start the probe record anew)");
   check(old.is_object() && old.contains("records") && old["records"].is_array(),
         path + ": not a probe record (no 'records' array)");
   for (const auto& r : old["records"])

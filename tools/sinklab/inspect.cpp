@@ -15,6 +15,7 @@
 #include "ablate_args.h"
 #include "commands.h"
 #include "model_args.h"
+#include "sinklab/json_text.h"
 #include "sinklab/report.h"
 #include "sinklab/train.h"
 
@@ -108,12 +109,9 @@ int run_inspect_command(const InspectFlags& f) {
   const std::filesystem::path probes = (f.run.empty() ? model_dir : std::filesystem::path(f.run)) / "probes.json";
   nlohmann::json probe_doc;
   if (std::filesystem::is_regular_file(probes)) {
-    std::ifstream in(probes);
-    try {
-      probe_doc = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(probes.string() + ": not valid JSON (" + e.what() + ")");
-    }
+    std::ifstream in(probes, std::ios::binary);
+    probe_doc = parse_json_text(std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()),
+                                probes.string());
     check(probe_doc.is_object() && probe_doc.contains("records") && probe_doc["records"].is_array(),
           probes.string() + ": not a probe record of `sinklab train --probe-every`");
     j["emergence_page"] = "emergence.html";

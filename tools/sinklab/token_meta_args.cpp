@@ -1,3 +1,4 @@
+#include "sinklab/json_text.h"
 #include "token_meta_args.h"
 
 #include <algorithm>
@@ -76,12 +77,7 @@ TokenMetaSource::TokenMetaSource(const MetaArgs& a) : file_(a.file), group_token
     t.index = int64_t(rows_.size());
     bool has_round = false;
     if (line[0] == '{') {
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::exception& e) {
-        throw Error(where + ": not valid JSON (" + e.what() + ")");
-      }
+      const nlohmann::json j = parse_json_text(line, where);
       for (const auto& [key, value] : j.items()) {
         if (key == "modality") {
           check(value.is_string() || value.is_number_integer(), where + ": modality must be a string or an integer");

@@ -8,6 +8,7 @@
 #include <limits>
 #include <set>
 
+#include "sinklab/json_text.h"
 #include "model/formats/atomic_writer.h"
 #include "model/formats/byte_reader.h"
 #include "sinklab/formats.h"
@@ -53,8 +54,7 @@ json parse_json_rejecting_duplicate_keys(std::string_view text, const std::strin
     }
     return true;
   };
-  json j = json::parse(text.begin(), text.end(), cb, /*allow_exceptions=*/false);
-  if (j.is_discarded()) throw Error(what + ": header is not valid JSON");
+  json j = parse_json_text(text, what + " header", cb);
   if (!duplicate.empty()) throw Error(what + ": duplicate tensor name '" + duplicate + "' in header");
   return j;
 }
@@ -157,8 +157,7 @@ json read_json_file(const fs::path& p) {
   std::string text(size_t(size), '\0');
   in.read(text.data(), std::streamsize(size));
   if (!in) throw Error(p.string() + ": read failed");
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) throw Error(p.string() + ": not valid JSON");
+  json j = parse_json_text(text, p.string());
   return j;
 }
 

@@ -3,6 +3,7 @@
 // the file and the JSON location.
 #include <nlohmann/json.hpp>
 
+#include "sinklab/json_text.h"
 #include "hf_tokenizer.h"
 
 namespace sinklab::tok {
@@ -362,12 +363,7 @@ class ConfigReader {
 HfPipeline parse_tokenizer_json(std::string_view text, const std::string& source,
                                 const TokenizerJsonOptions& options, int32_t& bos_id,
                                 int32_t& eos_id) {
-  json root;
-  try {
-    root = json::parse(text.begin(), text.end());
-  } catch (const json::exception& e) {
-    throw Error("tokenizer.json '" + source + "': not valid JSON (" + e.what() + ")");
-  }
+  const json root = parse_json_text(text, "tokenizer.json '" + source + "'");
   try {
     return ConfigReader(source, options).read(root, bos_id, eos_id);
   } catch (const json::exception& e) {

@@ -191,7 +191,8 @@ TEST(FormatsSafetensors, HostileHeaders) {
                "duplicate tensor name 'a'");
   expect_error(make_file(R"({"__metadata__": {"k": 3}})", 0), "__metadata__");
   expect_error(make_file(R"({"__metadata__": "x"})", 0), "__metadata__");
-  expect_error(make_file(std::string(2000, '[') + std::string(2000, ']'), 0), "must be a JSON object");
+  expect_error(make_file(std::string(2000, '[') + std::string(2000, ']'), 0), "nested deeper than 256 levels");
+  expect_error(make_file(std::string(200, '[') + std::string(200, ']'), 0), "must be a JSON object");
 }
 
 TEST(FormatsSafetensors, WriterValidatesAndIsAtomic) {

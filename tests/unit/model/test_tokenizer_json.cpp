@@ -274,8 +274,9 @@ TEST(TokenizerJson, HostileJson) {
   expect_json_error("{" + ok_model + R"(, "decoder": {"type": "Strip", "content": " ", "start": -1}})", "start");
   expect_json_error("{" + ok_model + R"(, "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>"}}]}})",
                     "\"<s>\" is not in the vocabulary");
-  // Deep nesting is parsed without exhausting the stack and then rejected.
-  expect_json_error(std::string(100000, '[') + std::string(100000, ']'), "expected a JSON object");
+  // Deep nesting is rejected while parsing, before anything recursive sees it.
+  expect_json_error(std::string(100000, '[') + std::string(100000, ']'), "nested deeper than 256 levels");
+  expect_json_error(std::string(200, '[') + std::string(200, ']'), "expected a JSON object");
 }
 
 TEST(TokenizerJson, HostileFilesNameThePath) {

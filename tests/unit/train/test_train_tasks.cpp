@@ -328,3 +328,18 @@ TEST(TrainTask, FixedFirstTokenBecomesTheBos) {
   EXPECT_EQ(doc.at("records").back().at("emergence").at("rule_queries").get<int64_t>(), 0);
   fs::remove_all(dir);
 }
+
+TEST(TrainConfigParse, DeeplyNestedConfigsAreOneClearError) {
+  std::string deep;
+  for (int i = 0; i < 70000; ++i) deep += "{\"a\":";
+  deep += "1" + std::string(70000, '}');
+  for (const std::string& text : {"{\"model\": " + deep + "}", "{\"data\": " + std::string(1000000, '[') + "}"}) {
+    try {
+      parse_train_config(text, "cfg.json");
+      ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("cfg.json: JSON nested deeper than 256 levels"), std::string::npos)
+          << e.what();
+    }
+  }
+}
