@@ -1,6 +1,7 @@
 // The training loop: tokenizer and data, steps of accumulated micro-batches
 // (spread over MPI ranks), the optimizer, evaluation, sink probes, logs and resumable checkpoints.
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -117,6 +118,7 @@ TrainResult train(const TrainConfig& config_in, const std::function<void(const T
   TrainModel model(cfg.model, o.seed);
   Optimizer opt(model, o);
   const int64_t start = ckpt.restore(model, opt);
+  int64_t saved_step = start > 0 ? start : -1;  // the last checkpoint on disk
   ProbeRecorder probes(cfg, data.task.get(), data.first_token, data.tokens.valid, data.config_json);
   probes.resume(start);
 
@@ -168,6 +170,14 @@ TrainResult train(const TrainConfig& config_in, const std::function<void(const T
     if (scored != tokens_per_step)
       for (float& g : model.grads()) g = float(double(g) * tokens_per_step / scored);
     const double norm = clip_grad_norm(model.grads(), o.grad_clip);
+    // A diverged run stops before it updates (or saves) anything non-finite.
+    check(std::isfinite(sums[0]) && std::isfinite(norm),
+          "train: the loss or its gradient became non-finite at step " + std::to_string(step + 1) + " (loss " +
+              std::to_string(sums[0] / scored) + ", gradient norm " + std::to_string(norm) + "); stopped: " +
+              (saved_step >= 0 ? "the checkpoint of step " + std::to_string(saved_step) + " in " + o.out_dir +
+                                     " is kept"
+                               : std::string("no checkpoint was written")) +
+              " (try a lower train.lr)");
     const float lr = learning_rate(o, step);
     opt.step(model, lr);
     const double loss = sums[0] / scored;
@@ -199,7 +209,13 @@ TrainResult train(const TrainConfig& config_in, const std::function<void(const T
         if (ev.is_eval) line["eval_loss"] = ev.eval_loss;
         log << line.dump() << "\n" << std::flush;
       }
-      if ((o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0) || last) ckpt.save(model, opt, step + 1);
+      if ((o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0) || last) {
+        for (float w : model.values())
+          check(std::isfinite(w), "train: a weight became non-finite after step " + std::to_string(step + 1) +
+                                      "; stopped without saving it (try a lower train.lr)");
+        ckpt.save(model, opt, step + 1);
+        saved_step = step + 1;
+      }
       if (probes.due(step + 1, o.steps)) probes.record(model, step + 1, loss, double(step + 1) * tokens_per_step);
       if ((step + 1) % o.log_every == 0 || ev.is_eval || last) {
         if (on_event) on_event(ev);

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "sinklab/formats.h"
 #include "sinklab/model.h"
 #include "sinklab/train.h"
 
@@ -342,4 +343,39 @@ TEST(TrainConfigParse, DeeplyNestedConfigsAreOneClearError) {
           << e.what();
     }
   }
+}
+
+// A diverging run (lr 1e30) stops with an error at the first non-finite loss and
+// leaves only finite checkpoints behind.
+TEST(TrainTask, DivergenceStopsWithAnErrorAndKeepsTheLastFiniteCheckpoint) {
+  TrainConfig cfg;
+  cfg.model.dim = 16;
+  cfg.model.n_layers = 1;
+  cfg.model.n_heads = 1;
+  cfg.model.n_kv_heads = 1;
+  cfg.model.seq_len = 16;
+  cfg.data = bb();
+  cfg.train.batch_size = 2;
+  cfg.train.steps = 50;
+  cfg.train.lr = 1e30f;
+  cfg.train.warmup_steps = 0;
+  cfg.train.grad_clip = 0.f;
+  cfg.train.eval_batches = 0;
+  cfg.train.checkpoint_every = 1;
+  cfg.train.out_dir = fresh_dir("diverge");
+  cfg.train.threads = 1;
+  try {
+    train(cfg);
+    ADD_FAILURE() << "a run at lr 1e30 finished without an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("non-finite"), std::string::npos) << e.what();
+  }
+  ASSERT_TRUE(fs::exists(cfg.train.out_dir + "/model.safetensors")) << "step 1 was finite and checkpointed";
+  const TensorFile f = load_safetensors(cfg.train.out_dir + "/model.safetensors");
+  for (const auto& [name, e] : f.tensors()) {
+    std::vector<float> w(size_t(e.numel()));
+    dequantize(e, w.data());
+    for (float x : w) ASSERT_TRUE(std::isfinite(x)) << name;
+  }
+  fs::remove_all(cfg.train.out_dir);
 }
