@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "checked_self.h"
 #include "numpy_views.h"
 #include "sinklab/intervene.h"
 #include "sinklab/model.h"
@@ -49,7 +50,11 @@ class PyModel {
   PyModel(const std::string& path, py::object tokenizer, const std::string& dtype, bool mmap) {
     LoadOptions opts;
     opts.mmap = mmap;
+    // A path with an embedded NUL would be cut there by the file system calls.
+    if (path.find('\0') != std::string::npos) throw py::value_error("path contains a NUL character");
     if (!tokenizer.is_none()) opts.tokenizer_path = to_string(tokenizer, "tokenizer");
+    if (opts.tokenizer_path.find('\0') != std::string::npos)
+      throw py::value_error("tokenizer path contains a NUL character");
     if (dtype != "f32" && dtype != "bf16") throw py::value_error("dtype must be 'f32' or 'bf16', got '" + dtype + "'");
     opts.weight_dtype = dtype_from_name(dtype);
     py::gil_scoped_release unlocked;
@@ -448,21 +453,21 @@ void register_model(py::module_& m) {
   py::class_<PyModel>(m, "Model", kModelDoc)
       .def(py::init<const std::string&, py::object, const std::string&, bool>(), py::arg("path"),
            py::arg("tokenizer") = py::none(), py::arg("dtype") = "f32", py::arg("mmap") = true)
-      .def("tokenize", &PyModel::tokenize, "Text (str or bytes) to a list of token ids.", py::arg("text"),
+      .def("tokenize", checked_method("Model", &PyModel::tokenize), "Text (str or bytes) to a list of token ids.", py::arg("text"),
            py::arg("add_bos") = true)
-      .def("detokenize", &PyModel::detokenize,
+      .def("detokenize", checked_method("Model", &PyModel::detokenize),
            "Token ids to text (special tokens dropped; invalid UTF-8 becomes U+FFFD).", py::arg("ids"))
-      .def("logits", &PyModel::logits,
+      .def("logits", checked_method("Model", &PyModel::logits),
            "float32 array [len(ids), vocab]: row i holds the next-token logits after ids[:i+1], "
            "computed in one fresh session.",
            py::arg("ids"))
-      .def("generate", &PyModel::generate, kGenerateDoc, py::arg("prompt"), py::kw_only(), py::arg("n") = 64,
+      .def("generate", checked_method("Model", &PyModel::generate), kGenerateDoc, py::arg("prompt"), py::kw_only(), py::arg("n") = 64,
            py::arg("temperature") = 0.f, py::arg("top_k") = 0, py::arg("top_p") = 1.f, py::arg("min_p") = 0.f,
            py::arg("repeat_penalty") = 1.f, py::arg("repeat_last_n") = 64, py::arg("seed") = 0,
            py::arg("add_bos") = true, py::arg("context") = 0)
-      .def_property_readonly("config", &PyModel::config, "Architecture and size as a dict.")
-      .def("describe", &PyModel::describe, "Multi-line summary: architecture, shapes, dtypes, memory.")
-      .def("__repr__", &PyModel::repr);
+      .def_property_readonly("config", checked_method("Model", &PyModel::config), "Architecture and size as a dict.")
+      .def("describe", checked_method("Model", &PyModel::describe), "Multi-line summary: architecture, shapes, dtypes, memory.")
+      .def("__repr__", checked_method("Model", &PyModel::repr));
 
   m.def("sink_scores", &sink_scores_py,
         "Sink scores (Gu et al.): dict with alpha [layers, heads, keys] (mean attention on key k over "
@@ -477,25 +482,30 @@ void register_model(py::module_& m) {
         "Attention rollout influence on the last token and per-layer rank collapse / Dirichlet energy.",
         py::arg("model"), py::arg("ids"), py::kw_only(), py::arg("ablate") = py::none());
   py::class_<PySession>(m, "Session", kSessionDoc)
-      .def(py::init<const PyModel&, const std::string&, py::object, py::object, py::object, int64_t, py::handle>(),
+      .def(py::init([](py::handle model, const std::string& cache, py::object sink, py::object window,
+                       py::object positions, int64_t context, py::handle ablate) {
+             if (!py::isinstance<PyModel>(model)) throw py::type_error("model must be a sinklab.Model");
+             return std::make_unique<PySession>(*initialised_self<PyModel>(model, "Model"), cache, std::move(sink),
+                                                std::move(window), std::move(positions), context, ablate);
+           }),
            py::arg("model"), py::arg("cache") = "dense", py::arg("sink") = py::none(),
            py::arg("window") = py::none(), py::arg("positions") = py::none(), py::arg("context") = 0,
            py::arg("ablate") = py::none(),
            py::keep_alive<1, 2>())
-      .def("feed", &PySession::feed,
+      .def("feed", checked_method("Session", &PySession::feed),
            "Runs token ids (int, list or 1-D array) through the model. modality ('text', 'vision', "
            "'audio' or 0/1/2) and round or chunk (ids that never decrease) are one value for all ids or "
            "one per id; the modal and chunked caches read them.",
            py::arg("ids"), py::kw_only(), py::arg("modality") = py::none(), py::arg("round") = py::none(),
            py::arg("chunk") = py::none())
-      .def("next_logits", &PySession::next_logits, "float32 [vocab]: next-token logits after the last fed token.")
-      .def("evict_stats", &PySession::evict_stats,
+      .def("next_logits", checked_method("Session", &PySession::next_logits), "float32 [vocab]: next-token logits after the last fed token.")
+      .def("evict_stats", checked_method("Session", &PySession::evict_stats),
            "dict: fed, cached, capacity, evicted, rows_rotated (shift), bytes (KV storage).")
-      .def("cached_indices", &PySession::cached_indices, "Stream indices of the cached tokens, in cache order.")
-      .def("reset", &PySession::reset, "Empties the cache.")
-      .def_property_readonly("positions", &PySession::positions)
-      .def_property_readonly("n_past", &PySession::n_past)
-      .def_property_readonly("capacity", &PySession::capacity);
+      .def("cached_indices", checked_method("Session", &PySession::cached_indices), "Stream indices of the cached tokens, in cache order.")
+      .def("reset", checked_method("Session", &PySession::reset), "Empties the cache.")
+      .def_property_readonly("positions", checked_method("Session", &PySession::positions))
+      .def_property_readonly("n_past", checked_method("Session", &PySession::n_past))
+      .def_property_readonly("capacity", checked_method("Session", &PySession::capacity));
 }
 
 }  // namespace sinklab::python

@@ -56,7 +56,9 @@ TensorView float32_view(py::handle obj, const std::string& name, int ndim, KeepA
   for (int i = 0; i < ndim; ++i)
     if (a.shape(i) == 0)
       throw py::value_error(name + " must not be empty, got shape " + shape_str(a));
-  if (!is_f32 || !viewable_in_place(a))
+  // Non-native byte order (say '>f4') is converted, never read as if it were native.
+  const bool native = dt.attr("isnative").cast<bool>();
+  if (!is_f32 || !native || !viewable_in_place(a))
     a = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(a);
   if (!a) throw py::error_already_set();
   keep.push_back(a);

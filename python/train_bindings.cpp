@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "checked_self.h"
 #include "numpy_views.h"
 #include "sinklab/attention.h"
 #include "sinklab/train.h"
@@ -132,13 +133,13 @@ class PyTrainModel {
 void register_train(py::module_& m) {
   py::class_<PyTrainModel>(m, "TrainModel", kTrainModelDoc)
       .def(py::init<const py::dict&, uint64_t>(), py::arg("config"), py::arg("seed") = 1)
-      .def_property_readonly("config", &PyTrainModel::config, "The full model config (defaults filled in).")
-      .def("params", &PyTrainModel::params, "A copy of every parameter: dict name -> float32 array.")
-      .def("set_params", &PyTrainModel::set_params, py::arg("values"),
+      .def_property_readonly("config", checked_method("TrainModel", &PyTrainModel::config), "The full model config (defaults filled in).")
+      .def("params", checked_method("TrainModel", &PyTrainModel::params), "A copy of every parameter: dict name -> float32 array.")
+      .def("set_params", checked_method("TrainModel", &PyTrainModel::set_params), py::arg("values"),
            "Sets the named parameters (a subset is fine) from arrays of their exact shapes.")
-      .def("forward_backward", &PyTrainModel::forward_backward, kForwardBackwardDoc, py::arg("inputs"),
+      .def("forward_backward", checked_method("TrainModel", &PyTrainModel::forward_backward), kForwardBackwardDoc, py::arg("inputs"),
            py::arg("targets"), py::arg("grad_scale") = 1.0)
-      .def("forward_loss", &PyTrainModel::forward_loss, py::arg("inputs"), py::arg("targets"),
+      .def("forward_loss", checked_method("TrainModel", &PyTrainModel::forward_loss), py::arg("inputs"), py::arg("targets"),
            "Forward only: (loss_sum, n_scored).");
   m.def(
       "alibi_slopes",

@@ -154,3 +154,39 @@ def test_library_errors_keep_working_afterwards():
         with pytest.raises(sinklab.Error):
             sinklab.attention(q, k, v, impl="reference", window=-1)
     assert np.isfinite(sinklab.attention(q, k, v, impl="reference")).all()
+
+
+# Objects made with __new__ (no __init__) raise TypeError instead of crashing.
+@pytest.mark.parametrize("code", [
+    "sinklab.Model.__new__(sinklab.Model).config",
+    "sinklab.Model.__new__(sinklab.Model).tokenize('a')",
+    "repr(sinklab.Model.__new__(sinklab.Model))",
+    "sinklab.Session.__new__(sinklab.Session).feed([1])",
+    "sinklab.Session.__new__(sinklab.Session).n_past",
+    "sinklab.Session(sinklab.Model.__new__(sinklab.Model))",
+    "sinklab.TrainModel.__new__(sinklab.TrainModel).params()",
+    "sinklab.TrainModel.__new__(sinklab.TrainModel).config",
+])
+def test_uninitialised_objects_raise_type_error(code):
+    with pytest.raises(TypeError, match="never initialised"):
+        eval(code)
+
+
+def test_session_needs_a_model():
+    with pytest.raises(TypeError, match="model must be a sinklab.Model"):
+        sinklab.Session(3)
+
+
+def test_embedded_nul_in_a_path_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="NUL"):
+        sinklab.Model(str(tmp_path) + "\x00junk")
+
+
+def test_big_endian_arrays_are_converted_not_misread():
+    q, k, v = inputs()
+    want = sinklab.attention(q, k, v, impl="reference")[0]
+    got = sinklab.attention(q.astype(">f4"), k.astype(">f4"), v.astype(">f4"), impl="reference")[0]
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, want, rtol=0, atol=0)
+    got64 = sinklab.attention(q.astype(">f8"), k.astype(">f8"), v.astype(">f8"), impl="reference")[0]
+    np.testing.assert_allclose(got64, want, rtol=1e-6)
