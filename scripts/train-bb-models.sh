@@ -10,7 +10,7 @@ for name in bb-vanilla-3l bb-sink-logit-3l; do
   build/bin/sinklab train --config configs/$name.json -q "$@"
   mkdir -p models/$name
   for f in model.safetensors config.json task.json probes.json probes.html; do cp runs/$name/$f models/$name/$f; done
-  build/bin/sinklab inspect -m models/$name --out /tmp/sinklab-$name-inspect > models/$name/inspect.txt
+  build/bin/sinklab inspect -m models/$name --force --out /tmp/sinklab-$name-inspect > models/$name/inspect.txt
   /usr/bin/python3 - "$name" <<'PY'
 import json, sys
 name = sys.argv[1]

@@ -31,7 +31,7 @@ def test_inspect_shows_the_sink_of_the_shipped_model(tmp_path):
 
 def free_nll(model, tmp_path, *cache):
     out = tmp_path / "ppl.json"
-    r = run("ppl", "-m", model, "--task-stream", 1024, "-t", 1, "--json", out, *cache)
+    r = run("ppl", "-m", model, "--task-stream", 1024, "-t", 1, "--json", out, "--force", *cache)
     assert r.returncode == 0, r.stderr
     assert "task nll: free queries" in r.stdout
     j = json.loads(out.read_text())

@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "model_args.h"
+#include "output_guard.h"
 #include "sinklab/export.h"
 
 namespace sinklab::cli {
@@ -15,6 +16,7 @@ struct ConvertFlags {
   ModelArgs model;
   std::string output;
   std::string type = "f32";
+  OutputGuard guard;
 };
 
 }  // namespace
@@ -26,7 +28,10 @@ Command convert_command() {
     CLI::App* sub = app.add_subcommand(
         "convert", "Write a model as a GGUF v3 file (llama.cpp tensor names and metadata keys)");
     add_model_flags(*sub, flags->model, false);
-    sub->add_option("-o,--output", flags->output, "GGUF file to write (replaced atomically)")->required();
+    sub->add_option("-o,--output", flags->output,
+                    "GGUF file to write (a new file; an existing one only with --force, never an input)")
+        ->required();
+    flags->guard.add_force_flag(*sub);
     sub->add_option("--type", flags->type,
                     "Element type of the weight matrices: f32, f16, bf16 or q8_0 (norms, biases, sink "
                     "logits and routers stay f32; q8_0 keeps f32 where a row is not a multiple of 32)")
@@ -36,6 +41,9 @@ Command convert_command() {
   cmd.run = [flags]() {
     GgufExportOptions opts;
     opts.type = gguf_export_type_from_name(flags->type);
+    flags->guard.input(resolve_model_path(flags->model.model_path));
+    flags->guard.input(flags->model.tokenizer_path);
+    flags->guard.check_file(flags->output, "-o/--output");
     const auto model = load_model(flags->model);
     const GgufExportSummary s = export_gguf(*model, flags->output, opts);
     std::printf("wrote %s: architecture %s, %lld tensors (%lld %s, %lld f32)%s\n", flags->output.c_str(),

@@ -14,6 +14,7 @@
 
 #include "ablate_args.h"
 #include "commands.h"
+#include "output_guard.h"
 #include "model_args.h"
 #include "sinklab/json_text.h"
 #include "sinklab/report.h"
@@ -34,6 +35,7 @@ struct InspectFlags {
   bool json = false;
   std::vector<std::string> ablate;
   std::string run;  // a training run's folder with probes.json (default: the model's folder)
+  OutputGuard guard;
 };
 
 std::string read_text(const std::string& path) {
@@ -67,9 +69,29 @@ std::string emergence_summary(const SinkEmergence& e) {
   return out;
 }
 
-int run_inspect_command(const InspectFlags& f) {
+int run_inspect_command(InspectFlags& f) {
   const std::shared_ptr<const Model> model = load_model(f.model);
   const TaskConfig task = load_task_config_beside(model->path());
+  // The training run's probes (beside the model, or --run DIR): their curves
+  // become DIR/emergence.html, linked from the report.
+  const std::filesystem::path model_dir = std::filesystem::is_directory(model->path())
+                                              ? std::filesystem::path(model->path())
+                                              : std::filesystem::path(model->path()).parent_path();
+  const std::filesystem::path probes = (f.run.empty() ? model_dir : std::filesystem::path(f.run)) / "probes.json";
+  nlohmann::json probe_doc;
+  if (std::filesystem::is_regular_file(probes)) {
+    std::ifstream in(probes, std::ios::binary);
+    probe_doc = parse_json_text(std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()),
+                                probes.string());
+    check(probe_doc.is_object() && probe_doc.contains("records") && probe_doc["records"].is_array(),
+          probes.string() + ": not a probe record of `sinklab train --probe-every`");
+  } else {
+    check(f.run.empty(), "--run: '" + f.run + "' holds no probes.json (train with --probe-every N)");
+  }
+  std::vector<std::string> outputs = {"report.json", "report.html"};
+  if (!probe_doc.is_null()) outputs.push_back("emergence.html");
+  for (const std::string& in : {model->path(), f.model.tokenizer_path, f.text_file, probes.string()}) f.guard.input(in);
+  f.guard.check_folder_files(f.out, outputs, "--out");
   check(!f.text_file.empty() || task.enabled(),
         "-f/--file is required (model '" + model->path() + "' has no task.json to draw probe sequences from)");
   std::vector<int32_t> ids;
@@ -101,29 +123,13 @@ int run_inspect_command(const InspectFlags& f) {
     j["task"] = task_config_to_json(task);
     j["sink_emergence"] = emergence;
   }
-  // The training run's probes (beside the model, or --run DIR): their curves
-  // become DIR/emergence.html, linked from the report.
-  const std::filesystem::path model_dir = std::filesystem::is_directory(model->path())
-                                              ? std::filesystem::path(model->path())
-                                              : std::filesystem::path(model->path()).parent_path();
-  const std::filesystem::path probes = (f.run.empty() ? model_dir : std::filesystem::path(f.run)) / "probes.json";
-  nlohmann::json probe_doc;
-  if (std::filesystem::is_regular_file(probes)) {
-    std::ifstream in(probes, std::ios::binary);
-    probe_doc = parse_json_text(std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()),
-                                probes.string());
-    check(probe_doc.is_object() && probe_doc.contains("records") && probe_doc["records"].is_array(),
-          probes.string() + ": not a probe record of `sinklab train --probe-every`");
+  if (!probe_doc.is_null()) {
     j["emergence_page"] = "emergence.html";
     j["emergence_records"] = probe_doc["records"].size();
-  } else {
-    check(f.run.empty(), "--run: '" + f.run + "' holds no probes.json (train with --probe-every N)");
   }
   write_inspect_report(f.out, j);
   if (!probe_doc.is_null()) {
-    std::ofstream page(std::filesystem::path(f.out) / "emergence.html", std::ios::binary);
-    page << emergence_html(probe_doc);
-    check(bool(page), f.out + "/emergence.html: cannot write");
+    write_output_text((std::filesystem::path(f.out) / "emergence.html").string(), emergence_html(probe_doc), "--out");
   }
   const std::filesystem::path dir(f.out);
   if (f.json) {
@@ -163,6 +169,7 @@ Command inspect_command() {
                     "curves in OUT/emergence.html and linked from the report (default: the model's folder, when it "
                     "holds one)");
     sub->add_flag("--json", f->json, "Print the report JSON to stdout instead of the summary");
+    f->guard.add_force_flag(*sub);
     return sub;
   };
   c.run = [f]() -> int { return run_inspect_command(*f); };

@@ -13,6 +13,7 @@
 #include "ablate_args.h"
 #include "bench_harness.h"
 #include "commands.h"
+#include "output_guard.h"
 #include "model_args.h"
 #include "sinklab/litm.h"
 
@@ -26,18 +27,16 @@ struct LitmFlags {
   std::vector<std::string> ablate;
   std::string json, html;
   int threads = 0;
+  OutputGuard guard;
 };
-
-void write_text(const std::string& path, const std::string& text, const char* flag) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  check(out.good(), std::string(flag) + ": cannot write '" + path + "'");
-  out << text;
-  out.close();
-  check(out.good(), std::string(flag) + ": cannot write '" + path + "' (disk full?)");
-}
 
 int run_litm_command(LitmFlags& f) {
   bench::set_threads(f.threads);
+  f.guard.input(resolve_model_path(f.model.model_path));
+  f.guard.input(f.model.tokenizer_path);
+  if (!f.json.empty()) f.guard.check_file(f.json, "--json");
+  if (!f.html.empty()) f.guard.check_file(f.html, "--html");
+  check(f.json.empty() || f.html.empty() || f.json != f.html, "--json and --html name the same file");
   f.options.conditions = {{}};
   if (!f.ablate.empty()) f.options.conditions.push_back(f.ablate);
   const std::shared_ptr<const Model> model = load_model(f.model);
@@ -56,8 +55,9 @@ int run_litm_command(LitmFlags& f) {
   });
   std::fputs(litm_table(r).c_str(), stdout);
   const nlohmann::json j = litm_json(*model, r);
-  if (!f.json.empty()) write_text(f.json, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", "--json");
-  if (!f.html.empty()) write_text(f.html, litm_html(j), "--html");
+  if (!f.json.empty())
+    write_output_text(f.json, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", "--json");
+  if (!f.html.empty()) write_output_text(f.html, litm_html(j), "--html");
   return 0;
 }
 
@@ -89,6 +89,7 @@ Command litm_command() {
     add_ablate_flag(*sub, f->ablate);
     sub->add_option("--json", f->json, "Write the result JSON to this file");
     sub->add_option("--html", f->html, "Write a self-contained HTML page with the U-curves to this file");
+    f->guard.add_force_flag(*sub);
     sub->add_option("-t,--threads", f->threads, "Threads; 0 = every hardware thread (default 0)")
         ->check(CLI::Range(0, 4096));
     return sub;

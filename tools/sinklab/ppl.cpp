@@ -15,6 +15,7 @@
 #include "ablate_args.h"
 #include "bench_harness.h"
 #include "commands.h"
+#include "output_guard.h"
 #include "model_args.h"
 #include "sinklab/intervene.h"
 #include "sinklab/tasks.h"
@@ -37,6 +38,7 @@ struct PplFlags {
   int threads = 0;
   std::string kl_base;  // cache spec of the reference configuration for --kl-base
   std::vector<std::string> ablate;  // intervention specs; the --kl-base run has none
+  OutputGuard guard;
   int64_t task_stream = 0;          // tokens of a synthetic-task stream instead of -f
   uint64_t task_seed = 1;
 };
@@ -97,8 +99,13 @@ std::vector<int32_t> stream_ids(const PplFlags& f, const Model& model, std::vect
   return require_tokenizer(model).encode(text, true);
 }
 
-int run_ppl(const PplFlags& f) {
+int run_ppl(PplFlags& f) {
   bench::set_threads(f.threads);
+  if (!f.json.empty()) {
+    for (const std::string& in : {resolve_model_path(f.model.model_path), f.model.tokenizer_path, f.file, f.meta.file})
+      f.guard.input(in);
+    f.guard.check_file(f.json, "--json");
+  }
   SessionOptions so = session_options(f.cache);
   so.cache = with_group_size(so.cache, f.meta, /*strict=*/true);
   const TokenMetaSource meta(f.meta);
@@ -249,9 +256,7 @@ int run_ppl(const PplFlags& f) {
       out_json["nll_free"] = kind_count[0] > 0 ? nlohmann::ordered_json(mean_nll(0)) : nlohmann::ordered_json(nullptr);
       out_json["nll_rule"] = kind_count[1] > 0 ? nlohmann::ordered_json(mean_nll(1)) : nlohmann::ordered_json(nullptr);
     }
-    std::ofstream out(f.json);
-    check(out.good(), "--json: cannot write '" + f.json + "'");
-    out << out_json.dump(2) << "\n";
+    write_output_text(f.json, out_json.dump(2) + "\n", "--json");
   }
   return 0;
 }
@@ -280,6 +285,7 @@ Command ppl_command() {
                     "Also run the stream through this cache spec (e.g. dense) and report the mean "
                     "KL(base || this) of the next-token distributions (the base run has no --ablate)");
     sub->add_option("--json", f->json, "Write per-chunk NLL and perplexity to this JSON file");
+    f->guard.add_force_flag(*sub);
     sub->add_option("--chunk", f->chunk, "Tokens per --json chunk (default 1024)")
         ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
     sub->add_option("--max-tokens", f->max_tokens, "Use only the first N tokens of the text; 0 = all")

@@ -1,6 +1,7 @@
 // `sinklab train --config FILE.json`: trains (or resumes) a small decoder with
 // one of the attention variants; under mpirun the ranks share each step.
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 
@@ -19,7 +20,21 @@ struct TrainFlags {
   bool quiet = false;
   bool print_config = false;
   int64_t probe_every = -1;
+  bool force = false;
 };
+
+// A run folder is new, empty, or holds this trainer's checkpoint (resume);
+// anything else (a model folder, say) is only written with --force.
+void check_out_dir(const std::string& dir, bool force) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return;
+  check(fs::is_directory(dir, ec), "train: output '" + dir + "' exists and is not a folder");
+  if (fs::exists(fs::path(dir) / "trainer_state.json", ec) || fs::is_empty(dir, ec)) return;
+  check(force, "train: output folder '" + dir +
+                   "' holds files but no checkpoint of `sinklab train` to resume; choose a new folder or pass "
+                   "--force to write into it (its model files are replaced)");
+}
 
 void print_progress(const TrainEvent& ev, bool quiet) {
   if (quiet && !ev.is_eval && ev.step != ev.steps) return;
@@ -55,6 +70,8 @@ Command train_command() {
                     "by query kind, value drain and massive ratio per layer, in OUT/probes.json and OUT/probes.html")
         ->check(CLI::NonNegativeNumber);
     sub->add_flag("-q,--quiet", f->quiet, "Print only evaluations and the last step");
+    sub->add_flag("--force", f->force,
+                  "Write into an output folder that holds files but no checkpoint to resume (a model folder)");
     sub->add_flag("--print-config", f->print_config, "Print the resolved config and exit");
     return sub;
   };
@@ -68,6 +85,7 @@ Command train_command() {
       std::fputs(train_config_to_json(cfg).c_str(), stdout);
       return 0;
     }
+    check_out_dir(cfg.train.out_dir, f->force);
     for (const std::string* path : {&cfg.train.train_text, &cfg.train.valid_text, &cfg.train.tokenizer})
       check(path->empty() || std::ifstream(*path).good(), f->config + ": cannot open '" + *path + "'");
     const World world = world_init();

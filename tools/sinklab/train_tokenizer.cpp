@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "output_guard.h"
 #include "sinklab/tokenizer.h"
 
 namespace sinklab::cli {
@@ -22,7 +23,7 @@ struct TrainTokenizerFlags {
   std::vector<std::string> specials;
   std::string pattern = "gpt2";
   int64_t min_count = 2;
-  bool force = false;
+  OutputGuard guard;
 };
 
 std::string read_corpus(const std::string& path) {
@@ -32,24 +33,6 @@ std::string read_corpus(const std::string& path) {
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) throw Error("train-tokenizer: cannot read corpus '" + path + "'");
   return text;
-}
-
-// Writes next to the target and renames, so a failure never leaves half a file.
-void write_file(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(text.data(), std::streamsize(text.size()));
-    out.close();
-    if (!out) {
-      std::error_code ignored;
-      std::filesystem::remove(tmp, ignored);
-      throw Error("train-tokenizer: cannot write '" + tmp + "'");
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) throw Error("train-tokenizer: cannot rename '" + tmp + "' to '" + path + "': " + ec.message());
 }
 
 PretokenizerPattern pattern_from_name(const std::string& name) {
@@ -77,12 +60,12 @@ Command train_tokenizer_command() {
         ->capture_default_str();
     sub->add_option("--min-count", flags->min_count, "Stop merging when the best pair occurs fewer times")
         ->capture_default_str();
-    sub->add_flag("--force", flags->force, "Replace an existing output file");
+    flags->guard.add_force_flag(*sub);
     return sub;
   };
   cmd.run = [flags]() {
-    if (!flags->force && std::filesystem::exists(flags->output))
-      throw Error("train-tokenizer: '" + flags->output + "' exists (use --force to replace it)");
+    flags->guard.input(flags->corpus);
+    flags->guard.check_file(flags->output, "-o/--output");
     const std::string text = read_corpus(flags->corpus);
     BpeTrainOptions opts;
     opts.vocab_size = flags->vocab;
@@ -95,7 +78,7 @@ Command train_tokenizer_command() {
     // Loading it back checks the file before it replaces anything.
     const auto tokenizer = tokenizer_from_json_string(json, flags->output);
     const size_t merges = nlohmann::json::parse(json)["model"]["merges"].size();
-    write_file(flags->output, json);
+    write_output_text(flags->output, json, "-o/--output");
     std::printf("wrote %s: vocab %d (%zu special, 256 bytes, %zu merges), %zu corpus bytes, %.2f s\n",
                 flags->output.c_str(), tokenizer->vocab_size(), flags->specials.size(), merges, text.size(),
                 seconds);

@@ -1,0 +1,115 @@
+"""Outputs never replace what they must not: an existing file only with
+--force, never an input of the same command (compared by inode, symlinks
+too), never a device, FIFO or folder, and an unwritable output is refused
+before any computation."""
+import hashlib
+import json
+import os
+import shutil
+import stat
+
+import pytest
+
+from cli_util import SOURCE, assert_one_clear_error, run
+
+BB = SOURCE / "models" / "bb-vanilla-3l"
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture()
+def model(tmp_path):
+    dst = tmp_path / "model"
+    shutil.copytree(BB, dst)
+    return dst
+
+
+def test_convert_refuses_existing_outputs_and_its_own_inputs(model, tmp_path):
+    weights = model / "model.safetensors"
+    before = digest(weights)
+    # Onto its own input: refused even with --force; the input is unchanged.
+    for extra in ((), ("--force",)):
+        assert_one_clear_error(run("convert", "-m", model, "-o", weights, *extra), "is an input of this command")
+    link = tmp_path / "link.gguf"
+    os.symlink(weights, link)
+    assert_one_clear_error(run("convert", "-m", model, "-o", link, "--force"), "is an input of this command")
+    assert digest(weights) == before
+    # An unrelated existing file needs --force; then it is replaced.
+    other = tmp_path / "other.gguf"
+    other.write_text("precious")
+    assert_one_clear_error(run("convert", "-m", model, "-o", other), "already exists; pass --force")
+    assert other.read_text() == "precious"
+    r = run("convert", "-m", model, "-o", other, "--force")
+    assert r.returncode == 0, r.stderr
+    assert other.read_bytes()[:4] == b"GGUF"
+    # A symlink to another file: --force replaces the link, never its target.
+    target = tmp_path / "target.txt"
+    target.write_text("keep me")
+    link2 = tmp_path / "link2.gguf"
+    os.symlink(target, link2)
+    r = run("convert", "-m", model, "-o", link2, "--force")
+    assert r.returncode == 0, r.stderr
+    assert target.read_text() == "keep me" and not link2.is_symlink()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="replacing /dev/null needs root to be a real danger")
+def test_convert_never_replaces_a_device_node(model):
+    assert_one_clear_error(run("convert", "-m", model, "-o", "/dev/null", "--force"), "is a device node")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_special_files_and_unwritable_folders_are_refused_up_front(model, tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert_one_clear_error(run("convert", "-m", model, "-o", fifo, "--force"), "is a FIFO")
+    assert_one_clear_error(run("convert", "-m", model, "-o", tmp_path, "--force"), "is a directory")
+    assert_one_clear_error(run("ppl", "-m", model, "--task-stream", 100000, "--json", tmp_path / "no" / "x.json"),
+                           "does not exist")
+
+
+def test_ppl_json_never_overwrites_the_model(model, tmp_path):
+    weights = model / "model.safetensors"
+    before = digest(weights)
+    for extra in ((), ("--force",)):
+        assert_one_clear_error(run("ppl", "-m", model, "--task-stream", 64, "--json", weights, *extra),
+                               "is an input of this command")
+    assert digest(weights) == before
+    out = tmp_path / "ppl.json"
+    assert run("ppl", "-m", model, "--task-stream", 64, "--json", out).returncode == 0
+    assert_one_clear_error(run("ppl", "-m", model, "--task-stream", 64, "--json", out), "already exists")
+    assert run("ppl", "-m", model, "--task-stream", 64, "--json", out, "--force").returncode == 0
+    assert json.loads(out.read_text())["predicted"] == 63
+
+
+def test_inspect_out_needs_force_to_replace_a_report(model, tmp_path):
+    out = tmp_path / "rep"
+    assert run("inspect", "-m", model, "--out", out).returncode == 0
+    assert_one_clear_error(run("inspect", "-m", model, "--out", out), "already exists; pass --force")
+    assert run("inspect", "-m", model, "--out", out, "--force").returncode == 0
+
+
+def test_train_tokenizer_outputs(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the king said unto them and she walked in the garden of light " * 200)
+    before = digest(corpus)
+    assert_one_clear_error(run("train-tokenizer", "-f", corpus, "-o", corpus, "--force", "--vocab", 300),
+                           "is an input of this command")
+    assert digest(corpus) == before
+    out = tmp_path / "tok.json"
+    out.write_text("{}")
+    assert_one_clear_error(run("train-tokenizer", "-f", corpus, "-o", out, "--vocab", 300), "already exists")
+    assert run("train-tokenizer", "-f", corpus, "-o", out, "--vocab", 300, "--force").returncode == 0
+    assert json.loads(out.read_text())["model"]["type"] == "BPE"
+
+
+def test_train_refuses_a_model_folder_without_a_checkpoint(model):
+    cfg = {"model": {"dim": 16, "n_layers": 1, "n_heads": 1, "seq_len": 16},
+           "data": {"task": "bigram-backcopy", "vocab": 16},
+           "train": {"batch_size": 2, "steps": 2, "eval_batches": 0, "out_dir": str(model)}}
+    path = model.parent / "cfg.json"
+    path.write_text(json.dumps(cfg))
+    before = digest(model / "model.safetensors")
+    assert_one_clear_error(run("train", "--config", path), "holds files but no checkpoint")
+    assert digest(model / "model.safetensors") == before
