@@ -69,8 +69,11 @@ def train(spec, runs, steps, threads):
     with open(path, "w") as f:
         json.dump(cfg, f, indent=1)
     out = os.path.join(runs, name)
-    state = os.path.join(out, "trainer_state.json")
-    if os.path.exists(state) and json.load(open(state))["step"] >= steps:
+    pointer = os.path.join(out, "checkpoint.json")
+    if os.path.exists(pointer) and json.load(open(pointer))["step"] >= steps:
+        return out
+    legacy = os.path.join(out, "trainer_state.json")  # run folders of older sinklab builds
+    if os.path.exists(legacy) and json.load(open(legacy))["step"] >= steps:
         return out
     print(f"  training {name} ({steps} steps)", flush=True)
     run([SINKLAB, "train", "--config", path, "-q"])

@@ -1,8 +1,10 @@
-// The files of a training run's folder: checkpoints (weights, optimizer state,
-// step, the configs and tokenizer or task beside them) and small text files
-// written through a temporary file and a rename.
+// The files of a training run's folder: checkpoints written as one set
+// (checkpoints/step-N/ with weights, optimizer state, step, configs and a
+// manifest of sizes and hashes; checkpoint.json points at the current set) and
+// small text files written through a temporary file and a rename.
 #pragma once
 
+#include <filesystem>
 #include <string>
 
 #include "sinklab/train.h"
@@ -20,8 +22,14 @@ struct Checkpointer {
   std::string config_json;
 
   void save(const TrainModel& model, const Optimizer& opt, int64_t step) const;
+  // Removes what an interrupted save left behind (temporary files and sets).
+  void clean_leftovers() const;
   // Restores model, optimizer and the step from dir; returns the next step (0 without a checkpoint).
   int64_t restore(TrainModel& model, Optimizer& opt) const;
+
+ private:
+  // Loads weights, optimizer and step from one set's files (checked before).
+  int64_t restore_set(const std::filesystem::path& set, int64_t pointer_step, TrainModel& model, Optimizer& opt) const;
 };
 
 }  // namespace sinklab::train_detail

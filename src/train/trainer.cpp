@@ -117,6 +117,7 @@ TrainResult train(const TrainConfig& config_in, const std::function<void(const T
   Checkpointer ckpt{cfg, o.out_dir, data.tokenizer_json, data.config_json};
   TrainModel model(cfg.model, o.seed);
   Optimizer opt(model, o);
+  if (world.rank == 0) ckpt.clean_leftovers();
   const int64_t start = ckpt.restore(model, opt);
   int64_t saved_step = start > 0 ? start : -1;  // the last checkpoint on disk
   ProbeRecorder probes(cfg, data.task.get(), data.first_token, data.tokens.valid, data.config_json);

@@ -44,8 +44,9 @@ def test_train_writes_a_checkpoint_every_command_loads(tmp_path):
     r = run("train", "--config", config(tmp_path, out), "-t", "1")
     assert r.returncode == 0, r.stderr
     assert "step 5/5" in r.stderr and "trained 5 steps" in r.stdout
-    for name in ("model.safetensors", "config.json", "tokenizer.json", "optimizer.safetensors",
-                 "trainer_state.json", "train_config.json", "log.jsonl"):
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "train_config.json", "log.jsonl",
+                 "checkpoint.json", "checkpoints/step-00000005/optimizer.safetensors",
+                 "checkpoints/step-00000005/trainer_state.json", "checkpoints/step-00000005/manifest.json"):
         assert (out / name).exists(), name
     assert len(losses(out)) == 5
     info = run("info", "-m", out, "--json")

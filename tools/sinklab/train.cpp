@@ -30,7 +30,9 @@ void check_out_dir(const std::string& dir, bool force) {
   std::error_code ec;
   if (!fs::exists(dir, ec)) return;
   check(fs::is_directory(dir, ec), "train: output '" + dir + "' exists and is not a folder");
-  if (fs::exists(fs::path(dir) / "trainer_state.json", ec) || fs::is_empty(dir, ec)) return;
+  if (fs::exists(fs::path(dir) / "checkpoint.json", ec) || fs::exists(fs::path(dir) / "trainer_state.json", ec) ||
+      fs::is_empty(dir, ec))
+    return;
   check(force, "train: output folder '" + dir +
                    "' holds files but no checkpoint of `sinklab train` to resume; choose a new folder or pass "
                    "--force to write into it (its model files are replaced)");
