@@ -13,6 +13,7 @@ ModelConfig config_from_gguf(const Metadata& m, const std::string& source) {
   c.arch = row.name;
   c.dim = m.get_int(p + "embedding_length");
   c.n_layers = m.get_int(p + "block_count");
+  check_layer_count(c.n_layers, source);  // before anything is sized by it
   c.n_heads = m.get_int(p + "attention.head_count");
   c.n_kv_heads = m.get_int(p + "attention.head_count_kv", c.n_heads);
   c.head_dim = m.get_int(p + "attention.key_length", c.n_heads > 0 ? c.dim / c.n_heads : 0);
@@ -95,6 +96,7 @@ ModelConfig config_from_llama2c(const Metadata& m) {
   c.dim = m.get_int("dim");
   c.hidden = m.get_int("hidden_dim");
   c.n_layers = m.get_int("n_layers");
+  check_layer_count(c.n_layers, "llama2.c header");
   c.n_heads = m.get_int("n_heads");
   c.n_kv_heads = m.get_int("n_kv_heads");
   c.vocab = m.get_int("vocab_size");

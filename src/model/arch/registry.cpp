@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <type_traits>
 
 namespace sinklab::arch {
 
@@ -52,13 +54,30 @@ std::string mlp_expert_name(int l, int e, ExpertPart part) {
 
 namespace {
 
+// A config field of type T: integers must be whole numbers that fit T (5.5
+// layers is an error, not 5), floats finite numbers, booleans booleans.
 template <typename T>
 T get_or(const nlohmann::json& j, const char* key, T fallback, const std::string& source) {
   if (!j.contains(key) || j[key].is_null()) return fallback;
+  const nlohmann::json& v = j[key];
+  const std::string where = source + ": config field '" + key + "'";
+  if constexpr (std::is_same_v<T, bool>) {
+    check(v.is_boolean(), where + " must be true or false");
+  } else if constexpr (std::is_integral_v<T>) {
+    check(v.is_number_integer(), where + " must be an integer, got " + v.dump());
+    if (v.is_number_unsigned())
+      check(v.get<uint64_t>() <= uint64_t(std::numeric_limits<T>::max()), where + " = " + v.dump() + " is too large");
+    else
+      check(v.get<int64_t>() >= int64_t(std::numeric_limits<T>::min()) &&
+                v.get<int64_t>() <= int64_t(std::numeric_limits<T>::max()),
+            where + " = " + v.dump() + " is out of range");
+  } else if constexpr (std::is_floating_point_v<T>) {
+    check(v.is_number() && std::isfinite(v.get<double>()), where + " must be a finite number");
+  }
   try {
-    return j[key].get<T>();
+    return v.get<T>();
   } catch (const nlohmann::json::exception&) {
-    throw Error(source + ": config field '" + key + "' has the wrong type");
+    throw Error(where + " has the wrong type");
   }
 }
 
@@ -75,6 +94,7 @@ void rope_scaling_from_hf(const nlohmann::json& cfg, RopeSpec& r, const std::str
   std::string type = get_or<std::string>(rs, "rope_type", "", source);
   if (type.empty()) type = get_or<std::string>(rs, "type", "default", source);
   r.factor = get_or<float>(rs, "factor", 1.f, source);
+  check(r.factor > 0, source + ": rope_scaling factor must be > 0");
   r.original_context = get_or<int>(rs, "original_max_position_embeddings", 0, source);
   if (type == "default") {
     r.scaling = RopeScaling::None;
@@ -97,12 +117,18 @@ void rope_scaling_from_hf(const nlohmann::json& cfg, RopeSpec& r, const std::str
   }
 }
 
-int32_t first_id(const nlohmann::json& cfg, const char* key) {
+// bos/eos: an id, or the first of a list; ids must fit the vocabulary's int32 range.
+int32_t first_id(const nlohmann::json& cfg, const char* key, const std::string& source) {
   if (!cfg.contains(key) || cfg[key].is_null()) return -1;
   const auto& v = cfg[key];
-  if (v.is_number_integer()) return v.get<int32_t>();
-  if (v.is_array() && !v.empty() && v[0].is_number_integer()) return v[0].get<int32_t>();
-  return -1;
+  const nlohmann::json* id = v.is_array() ? (v.empty() ? nullptr : &v[0]) : &v;
+  if (!id) return -1;
+  check(id->is_number_integer(), source + ": config field '" + key + "' must be a token id, got " + v.dump());
+  const int64_t x = id->is_number_unsigned() ? int64_t(std::min<uint64_t>(id->get<uint64_t>(), uint64_t(1) << 40))
+                                             : id->get<int64_t>();
+  check(x >= 0 && x < (int64_t(1) << 31), source + ": config field '" + key + "' = " + id->dump() +
+                                              " is not a valid token id");
+  return int32_t(x);
 }
 
 }  // namespace
@@ -125,15 +151,22 @@ ModelConfig config_from_hf(const nlohmann::json& cfg, const std::string& source)
   c.rope.style = RopeStyle::RotateHalf;
   c.rope.theta = get_or<float>(cfg, "rope_theta", 10000.f, source);
   const float partial = get_or<float>(cfg, "partial_rotary_factor", 1.f, source);
+  check(partial > 0 && partial <= 1, source + ": partial_rotary_factor must be in (0, 1]");
   if (partial < 1.f) c.rope.rotary_dim = int(std::lround(partial * double(c.head_dim)));
   rope_scaling_from_hf(cfg, c.rope, source);
   c.tied_embeddings = get_or<bool>(cfg, "tie_word_embeddings", false, source);
-  c.bos_id = first_id(cfg, "bos_token_id");
-  c.eos_id = first_id(cfg, "eos_token_id");
-  c.layer_window.assign(size_t(std::max<int64_t>(c.n_layers, 0)), 0);
+  c.bos_id = first_id(cfg, "bos_token_id", source);
+  c.eos_id = first_id(cfg, "eos_token_id", source);
+  check_layer_count(c.n_layers, source);  // before anything is sized by it
+  c.layer_window.assign(size_t(c.n_layers), 0);
   if (row.from_hf) row.from_hf(cfg, c);
   validate_config(c, source);
   return c;
+}
+
+void check_layer_count(int64_t n, const std::string& source) {
+  check(n > 0 && n <= kMaxLayers, source + ": layer count = " + std::to_string(n) + " is out of range (1.." +
+                                      std::to_string(kMaxLayers) + ")");
 }
 
 void validate_config(const ModelConfig& c, const std::string& source) {
@@ -143,7 +176,7 @@ void validate_config(const ModelConfig& c, const std::string& source) {
   };
   pos(c.vocab, "vocab size", int64_t(1) << 24);
   pos(c.dim, "hidden size", 1 << 16);
-  pos(c.n_layers, "layer count", 1024);
+  pos(c.n_layers, "layer count", kMaxLayers);
   pos(c.n_heads, "head count", 1024);
   pos(c.n_kv_heads, "kv head count", 1024);
   pos(c.head_dim, "head dim", 256);

@@ -42,6 +42,9 @@ void rope_freqs_from_gguf(const TensorFile& file, ModelConfig& c);
 // llama2.c header values (as the loader exposes them) -> ModelConfig.
 ModelConfig config_from_llama2c(const Metadata& meta);
 // Checks that the numbers are consistent; throws Error naming the field.
+// Most layers a model may have; checked before anything is sized by the count.
+inline constexpr int64_t kMaxLayers = 1024;
+void check_layer_count(int64_t n, const std::string& source);
 void validate_config(const ModelConfig& c, const std::string& source);
 
 // Rows (one file each).
