@@ -1,5 +1,8 @@
 // Training configs: JSON in, validated structs out, and back to JSON.
+#include <cmath>
 #include <fstream>
+#include <limits>
+#include <type_traits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -18,14 +21,32 @@ class Reader {
   Reader(const nlohmann::json& j, std::string where) : j_(j), where_(std::move(where)) {
     check(j_.is_object(), where_ + " must be a JSON object");
   }
+  // Integers must be whole numbers that fit the field (n_layers 5.5 is an
+  // error, not 5), booleans booleans, floats finite numbers.
   template <typename T>
   void get(const char* key, T& field) {
     seen_.push_back(key);
     if (!j_.contains(key)) return;
+    const nlohmann::json& v = j_.at(key);
+    const std::string name = where_ + ": '" + key + "'";
+    if constexpr (std::is_same_v<T, bool>) {
+      check(v.is_boolean(), name + " must be true or false");
+    } else if constexpr (std::is_integral_v<T>) {
+      check(v.is_number_integer(), name + " must be an integer, got " + v.dump());
+      if constexpr (std::is_signed_v<T>)
+        check(v.is_number_unsigned() ? v.get<uint64_t>() <= uint64_t(std::numeric_limits<T>::max())
+                                     : v.get<int64_t>() >= int64_t(std::numeric_limits<T>::min()) &&
+                                           v.get<int64_t>() <= int64_t(std::numeric_limits<T>::max()),
+              name + " = " + v.dump() + " is out of range");
+      else
+        check(v.is_number_unsigned() || v.get<int64_t>() >= 0, name + " must be >= 0");
+    } else if constexpr (std::is_floating_point_v<T>) {
+      check(v.is_number() && std::isfinite(v.get<double>()), name + " must be a finite number");
+    }
     try {
-      field = j_.at(key).get<T>();
+      field = v.get<T>();
     } catch (const nlohmann::json::exception&) {
-      throw Error(where_ + ": '" + key + "' has the wrong type");
+      throw Error(name + " has the wrong type");
     }
   }
   void finish() const {
@@ -132,6 +153,11 @@ TrainConfig parse_train_config(const std::string& text, const std::string& sourc
   positive(m.vocab >= 0, "model.vocab must be >= 0 (0 = the tokenizer's size)");
   positive(m.dim > 0 && m.n_layers > 0 && m.n_heads > 0 && m.n_kv_heads > 0 && m.seq_len > 1,
            "model.dim, n_layers, n_heads, n_kv_heads must be > 0 and seq_len > 1");
+  // Caps checked before anything is sized by them.
+  positive(m.n_layers <= 1024 && m.dim <= 65536 && m.n_heads <= 1024 && m.hidden <= (1 << 20) &&
+               m.seq_len <= (1 << 20) && m.vocab <= (1 << 24),
+           "model: n_layers <= 1024, dim <= 65536, n_heads <= 1024, hidden <= 1048576, seq_len <= 1048576, "
+           "vocab <= 16777216");
   positive(m.dim % m.n_heads == 0, "model.dim must be a multiple of n_heads");
   positive(m.n_heads % m.n_kv_heads == 0, "model.n_kv_heads must divide n_heads");
   positive(m.dim / m.n_heads <= 256, "model.dim / n_heads (the head dim) must be <= 256");
@@ -151,6 +177,9 @@ TrainConfig parse_train_config(const std::string& text, const std::string& sourc
            "train.probe_every must be >= 0 and probe_sequences in 1..4096");
   positive(!t.out_dir.empty(), "train.out_dir is required");
   positive(t.batch_size > 0 && t.grad_accum > 0 && t.steps > 0, "train.batch_size, grad_accum and steps must be > 0");
+  positive(t.batch_size <= (1 << 20) && t.grad_accum <= (1 << 20) && t.batch_size * m.seq_len <= (int64_t(1) << 28),
+           "train.batch_size and grad_accum <= 1048576, batch_size * seq_len <= 268435456 tokens per micro-batch");
+  positive(std::isfinite(t.lr) && t.lr < 1e3f, "train.lr must be a finite number below 1000");
   positive(t.lr > 0 && t.min_lr_ratio >= 0 && t.min_lr_ratio <= 1 && t.warmup_steps >= 0,
            "train.lr > 0, min_lr_ratio in [0, 1], warmup_steps >= 0");
   positive(t.weight_decay >= 0 && t.beta1 >= 0 && t.beta1 < 1 && t.beta2 >= 0 && t.beta2 < 1 && t.adam_eps > 0 &&

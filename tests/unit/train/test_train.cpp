@@ -204,7 +204,7 @@ TEST(TrainConfigParse, RejectsBadConfigsWithClearErrors) {
   expect_error(R"({"model": {"dim": 30, "n_heads": 4}, )" + train + "}", "multiple of n_heads");
   expect_error(R"({"model": {"variant": "magic"}, )" + train + "}", "unknown attention variant 'magic'");
   expect_error(R"({"model": {"dims": 64}, )" + train + "}", "unknown key 'dims'");
-  expect_error(R"({"model": {"dim": "big"}, )" + train + "}", "'dim' has the wrong type");
+  expect_error(R"({"model": {"dim": "big"}, )" + train + "}", "'dim' must be an integer");
   expect_error(R"({"model": {}, "train": {"out_dir": "o"}})", "train_text");
   expect_error(R"({"model": {}, "train": {"train_text": "a", "out_dir": "o", "lr": -1}})", "lr > 0");
   const TrainConfig ok = parse_train_config(R"({"model": {"variant": "goat"}, )" + train + "}", "cfg.json");

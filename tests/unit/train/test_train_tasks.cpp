@@ -466,3 +466,24 @@ TEST(TrainCheckpoint, ADamagedSetIsRefused) {
   }
   fs::remove_all(dir);
 }
+
+TEST(TrainConfigParse, FractionalOrHugeValuesAreErrors) {
+  auto err = [](const std::string& model, const std::string& train = "") {
+    try {
+      parse_train_config(R"({"model": {)" + model + R"(}, "data": {"task": "bigram-backcopy"}, "train": {"out_dir": "x")" +
+                             train + "}}",
+                         "cfg");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(err(R"("n_layers": 5.5)").find("'n_layers' must be an integer"), std::string::npos);
+  EXPECT_NE(err(R"("n_layers": 1000000000)").find("n_layers <= 1024"), std::string::npos);
+  EXPECT_NE(err(R"("n_layers": 1e30)").find("must be an integer"), std::string::npos);
+  EXPECT_NE(err(R"("dim": 99999999999999999999)").find("must be an integer"), std::string::npos);
+  EXPECT_NE(err(R"("dim": 9223372036854775807)").find("dim <= 65536"), std::string::npos);
+  EXPECT_NE(err(R"("rope": 1)").find("must be true or false"), std::string::npos);
+  EXPECT_NE(err("\"dim\": 64", R"(, "batch_size": 100000000)").find("batch_size"), std::string::npos);
+  EXPECT_NE(err("\"dim\": 64", R"(, "lr": 1e30)").find("train.lr"), std::string::npos);
+}
