@@ -113,3 +113,19 @@ def test_train_refuses_a_model_folder_without_a_checkpoint(model):
     before = digest(model / "model.safetensors")
     assert_one_clear_error(run("train", "--config", path), "holds files but no checkpoint")
     assert digest(model / "model.safetensors") == before
+
+
+def test_inputs_that_are_not_regular_files_get_one_clear_error(tmp_path):
+    loop_a, loop_b = tmp_path / "a", tmp_path / "b"
+    os.symlink(loop_b, loop_a)
+    os.symlink(loop_a, loop_b)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert_one_clear_error(run("ppl", "-m", loop_a, "-f", SOURCE / "README.md"), "loop of symbolic links")
+    assert_one_clear_error(run("ppl", "-m", BB, "-f", loop_a), "loop of symbolic links")
+    assert_one_clear_error(run("ppl", "-m", BB, "-f", tmp_path), "is a directory, not a file")
+    assert_one_clear_error(run("ppl", "-m", BB, "-f", "/dev/zero"), "is a device")
+    assert_one_clear_error(run("ppl", "-m", BB, "-f", fifo, timeout=20), "is a FIFO")
+    assert_one_clear_error(run("ppl", "-m", fifo, "-f", SOURCE / "README.md", timeout=20), "is a FIFO")
+    assert_one_clear_error(run("inspect", "-m", BB, "-f", tmp_path, "--out", tmp_path / "o"), "is a directory")
+    assert_one_clear_error(run("train-tokenizer", "-f", fifo, "-o", tmp_path / "t.json", timeout=20), "is a FIFO")

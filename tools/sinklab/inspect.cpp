@@ -14,6 +14,7 @@
 
 #include "ablate_args.h"
 #include "commands.h"
+#include "input_files.h"
 #include "output_guard.h"
 #include "model_args.h"
 #include "sinklab/json_text.h"
@@ -39,11 +40,7 @@ struct InspectFlags {
 };
 
 std::string read_text(const std::string& path) {
-  std::error_code ec;
-  check(std::filesystem::is_regular_file(path, ec), "-f/--file: text file '" + path + "' does not exist");
-  std::ifstream in(path, std::ios::binary);
-  check(bool(in), "-f/--file: cannot read '" + path + "'");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string text = read_text_file(path, "-f/--file: text file");
   check(text.find_first_not_of(" \t\r\n") != std::string::npos,
         "-f/--file: text file '" + path + "' is empty (nothing to inspect)");
   return text;

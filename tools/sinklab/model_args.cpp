@@ -1,5 +1,7 @@
 #include "model_args.h"
 
+#include "input_files.h"
+
 #include <filesystem>
 
 namespace sinklab::cli {
@@ -35,11 +37,8 @@ std::string resolve_model_path(const std::string& given) {
 
 std::shared_ptr<const Model> load_model(const ModelArgs& args) {
   const std::string path = resolve_model_path(args.model_path);
-  std::error_code ec;
-  check(fs::exists(path, ec), "model '" + path + "' does not exist");
-  if (!args.tokenizer_path.empty())
-    check(fs::is_regular_file(args.tokenizer_path, ec),
-          "--tokenizer: file '" + args.tokenizer_path + "' does not exist");
+  check_input_path(path, "model", /*folder_ok=*/true);
+  if (!args.tokenizer_path.empty()) check_input_path(args.tokenizer_path, "--tokenizer: file");
   LoadOptions opts;
   opts.tokenizer_path = args.tokenizer_path;
   opts.weight_dtype = dtype_from_name(args.dtype);

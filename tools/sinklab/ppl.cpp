@@ -15,6 +15,7 @@
 #include "ablate_args.h"
 #include "bench_harness.h"
 #include "commands.h"
+#include "input_files.h"
 #include "output_guard.h"
 #include "model_args.h"
 #include "sinklab/intervene.h"
@@ -90,9 +91,7 @@ std::vector<int32_t> stream_ids(const PplFlags& f, const Model& model, std::vect
     *kinds = std::move(s.kind);
     return std::move(s.tokens);
   }
-  std::ifstream in(f.file, std::ios::binary);
-  check(in.good(), "-f: cannot read text file '" + f.file + "'");
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string text = read_text_file(f.file, "-f: text file");
   check(!text.empty(), "-f: text file '" + f.file + "' is empty");
   const int64_t bad = first_invalid_utf8(text);
   check(bad < 0, "-f: text file '" + f.file + "' is not valid UTF-8 (byte offset " + std::to_string(bad) + ")");

@@ -1,3 +1,4 @@
+#include "input_files.h"
 #include "sinklab/json_text.h"
 #include "token_meta_args.h"
 
@@ -63,6 +64,7 @@ std::string with_group_size(const std::string& spec, const MetaArgs& a, bool str
 
 TokenMetaSource::TokenMetaSource(const MetaArgs& a) : file_(a.file), group_tokens_(a.group_tokens) {
   if (file_.empty()) return;
+  check_input_path(file_, "--meta: file");
   std::ifstream in(file_);
   check(in.good(), "--meta: cannot read file '" + file_ + "'");
   std::string line;

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "input_files.h"
 #include "sinklab/train.h"
 
 namespace sinklab::cli {
@@ -78,6 +79,7 @@ Command train_command() {
     return sub;
   };
   c.run = [f]() {
+    check_input_path(f->config, "--config: file");
     TrainConfig cfg = load_train_config(f->config);
     if (!f->out.empty()) cfg.train.out_dir = f->out;
     if (f->steps > 0) cfg.train.steps = f->steps;
@@ -89,7 +91,7 @@ Command train_command() {
     }
     check_out_dir(cfg.train.out_dir, f->force);
     for (const std::string* path : {&cfg.train.train_text, &cfg.train.valid_text, &cfg.train.tokenizer})
-      check(path->empty() || std::ifstream(*path).good(), f->config + ": cannot open '" + *path + "'");
+      if (!path->empty()) check_input_path(*path, f->config + ": file");
     const World world = world_init();
     if (world.rank == 0)
       std::fprintf(stderr, "sinklab train: %s variant, %lld steps of %lld x %lld x %lld tokens, %d rank(s) -> %s\n",

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "input_files.h"
 #include "output_guard.h"
 #include "sinklab/tokenizer.h"
 
@@ -25,15 +26,6 @@ struct TrainTokenizerFlags {
   int64_t min_count = 2;
   OutputGuard guard;
 };
-
-std::string read_corpus(const std::string& path) {
-  if (std::filesystem::is_directory(path)) throw Error("train-tokenizer: corpus '" + path + "' is a directory");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("train-tokenizer: cannot open corpus '" + path + "'");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw Error("train-tokenizer: cannot read corpus '" + path + "'");
-  return text;
-}
 
 PretokenizerPattern pattern_from_name(const std::string& name) {
   if (name == "gpt2") return PretokenizerPattern::Gpt2;
@@ -66,7 +58,7 @@ Command train_tokenizer_command() {
   cmd.run = [flags]() {
     flags->guard.input(flags->corpus);
     flags->guard.check_file(flags->output, "-o/--output");
-    const std::string text = read_corpus(flags->corpus);
+    const std::string text = read_text_file(flags->corpus, "train-tokenizer: corpus");
     BpeTrainOptions opts;
     opts.vocab_size = flags->vocab;
     opts.special_tokens = flags->specials;
