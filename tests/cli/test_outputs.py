@@ -129,3 +129,31 @@ def test_inputs_that_are_not_regular_files_get_one_clear_error(tmp_path):
     assert_one_clear_error(run("ppl", "-m", fifo, "-f", SOURCE / "README.md", timeout=20), "is a FIFO")
     assert_one_clear_error(run("inspect", "-m", BB, "-f", tmp_path, "--out", tmp_path / "o"), "is a directory")
     assert_one_clear_error(run("train-tokenizer", "-f", fifo, "-o", tmp_path / "t.json", timeout=20), "is a FIFO")
+
+
+def test_max_tokens_reads_only_what_it_needs(tmp_path):
+    """A 24 MB text with --max-tokens 100 is scored from a prefix: the same
+    perplexity as the first 64 KB alone, in bounded memory (a data limit of
+    400 MB that reading and tokenizing the whole text would exceed)."""
+    import resource
+    chunk = (SOURCE / "README.md").read_text(encoding="utf-8")
+    big = tmp_path / "big.txt"
+    with open(big, "w", encoding="utf-8") as f:
+        while f.tell() < 24 << 20:
+            f.write(chunk)
+    small = tmp_path / "small.txt"
+    small.write_text(chunk[:65536], encoding="utf-8")
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_DATA, (400 << 20, 400 << 20))
+
+    import subprocess
+    from cli_util import binary
+    out = {}
+    for name, path in (("big", big), ("small", small)):
+        r = subprocess.run([binary(), "ppl", "-m", str(SOURCE / "models" / "default"), "-f", str(path),
+                            "--max-tokens", "100", "--cache", "sink", "--sink", "4", "--window", "124", "-t", "1"],
+                           capture_output=True, text=True, timeout=120, preexec_fn=limited)
+        assert r.returncode == 0, r.stderr
+        out[name] = r.stdout.split("perplexity: ")[1].split()[0]
+    assert out["big"] == out["small"]

@@ -4,7 +4,11 @@
 // are regular files.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
+
+#include "sinklab/tokenizer.h"
 
 namespace sinklab::cli {
 
@@ -14,5 +18,13 @@ void check_input_path(const std::string& path, const std::string& what, bool fol
 
 // The bytes of a regular text file (checked as above).
 std::string read_text_file(const std::string& path, const std::string& what);
+
+// The first `max_tokens` token ids of a text file (all of them when
+// max_tokens <= 0), reading only as much of the file as they need: a prefix
+// that ends at a UTF-8 boundary and holds clearly more tokens than asked for,
+// so the ids kept are those of the whole text. Throws Error for an empty,
+// tokenless or non-UTF-8 text, naming `what`.
+std::vector<int32_t> read_first_tokens(const Tokenizer& tok, const std::string& path, const std::string& what,
+                                       int64_t max_tokens, bool add_bos);
 
 }  // namespace sinklab::cli

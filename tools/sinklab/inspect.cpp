@@ -39,13 +39,6 @@ struct InspectFlags {
   OutputGuard guard;
 };
 
-std::string read_text(const std::string& path) {
-  const std::string text = read_text_file(path, "-f/--file: text file");
-  check(text.find_first_not_of(" \t\r\n") != std::string::npos,
-        "-f/--file: text file '" + path + "' is empty (nothing to inspect)");
-  return text;
-}
-
 // Per layer: the head with the most attention on token 0 from free queries,
 // with its attention from rule queries, the value drain and the massive ratio.
 std::string emergence_summary(const SinkEmergence& e) {
@@ -95,9 +88,7 @@ int run_inspect_command(InspectFlags& f) {
   std::unique_ptr<SyntheticTask> task_gen;
   SinkEmergence emergence;
   if (!f.text_file.empty()) {
-    const std::string text = read_text(f.text_file);
-    const Tokenizer& tok = require_tokenizer(*model);
-    ids = tok.encode(text, !f.no_bos);
+    ids = read_first_tokens(require_tokenizer(*model), f.text_file, "-f/--file: text file", f.tokens, !f.no_bos);
     check(!ids.empty(), "-f/--file: text file '" + f.text_file + "' gives no tokens");
   } else {
     task_gen = make_task(task, model->path() + " (task.json)");

@@ -91,11 +91,8 @@ std::vector<int32_t> stream_ids(const PplFlags& f, const Model& model, std::vect
     *kinds = std::move(s.kind);
     return std::move(s.tokens);
   }
-  const std::string text = read_text_file(f.file, "-f: text file");
-  check(!text.empty(), "-f: text file '" + f.file + "' is empty");
-  const int64_t bad = first_invalid_utf8(text);
-  check(bad < 0, "-f: text file '" + f.file + "' is not valid UTF-8 (byte offset " + std::to_string(bad) + ")");
-  return require_tokenizer(model).encode(text, true);
+  // With --max-tokens only the needed prefix of the file is read and tokenized.
+  return read_first_tokens(require_tokenizer(model), f.file, "-f: text file", f.max_tokens, true);
 }
 
 int run_ppl(PplFlags& f) {
