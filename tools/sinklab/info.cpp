@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "sinklab/tasks.h"
 #include "sinklab/formats.h"
 #include "model_args.h"
 
@@ -60,6 +61,9 @@ nlohmann::json model_json(const Model& model) {
   // sinklab-trained checkpoints name their attention variant (config.json sinklab_variant).
   const char* variant = attention_variant_description(c.variant);
   j["attention_variant"] = variant ? nlohmann::json({{"name", c.variant}, {"description", variant}}) : nlohmann::json();
+  // A model trained on a synthetic task carries it in task.json.
+  const TaskConfig task = load_task_config_beside(model.path());
+  j["task"] = task.enabled() ? task_config_to_json(task) : nlohmann::json();
   static const char* prior_names[] = {"none", "goat", "alibi"};
   j["prior"] = {{"kind", prior_names[int(c.prior.kind)]}};
   if (c.prior.kind == PriorKind::Goat)
@@ -103,7 +107,11 @@ Command info_command() {
   };
   c.run = [f]() -> int {
     const std::shared_ptr<const Model> model = load_model(f->model);
-    const std::string text = f->json ? model_json(*model).dump(2) + "\n" : model->describe();
+    std::string text = f->json ? model_json(*model).dump(2) + "\n" : model->describe();
+    const TaskConfig task = load_task_config_beside(model->path());
+    if (!f->json && task.enabled())
+      text += "task:         " + task.task + " over " + std::to_string(task.vocab) +
+              " tokens (task.json; `sinklab inspect -m` and `ppl --task-stream` use it)\n";
     std::fputs(text.c_str(), stdout);
     return 0;
   };
