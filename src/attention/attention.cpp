@@ -59,6 +59,28 @@ void copy_out(float* dst, const std::vector<double>& src) {
     for (size_t i = 0; i < src.size(); ++i) dst[i] = float(src[i]);
 }
 
+// A query row holding NaN makes every one of its logits NaN; the online softmax
+// would take that for a fully hidden row (o = 0). The row's output is NaN, as
+// in the float64 reference and in PyTorch. One scan of q: O(n_q * head_dim).
+void propagate_nan_queries(const attn::Dims& d, const TensorView& q, const TensorView& o, const TensorView& lse) {
+  for (int64_t b = 0; b < d.batch; ++b)
+    for (int64_t h = 0; h < d.n_heads; ++h)
+      for (int64_t i = 0; i < d.n_q; ++i) {
+        const void* row = q.at(b, h, i);
+        bool nan = false;
+        for (int64_t e = 0; e < d.head_dim && !nan; ++e) nan = std::isnan(attn::load_scalar(q.dtype, row, e));
+        if (!nan) continue;
+        void* out = o.at(b, h, i);
+        for (int64_t e = 0; e < d.v_dim; ++e) {
+          if (o.dtype == DType::BF16)
+            static_cast<bf16*>(out)[e] = f32_to_bf16(NAN);
+          else
+            static_cast<float*>(out)[e] = NAN;
+        }
+        if (!lse.empty()) *static_cast<float*>(lse.at(b, h, i)) = NAN;
+      }
+}
+
 }  // namespace
 
 void attention_forward(const AttnSpec& spec, const TensorView& q, const TensorView& k,
@@ -75,6 +97,7 @@ void attention_forward(const AttnSpec& spec, const TensorView& q, const TensorVi
   }
   const attn::SingleThreadedBlas blas_guard;
   attn::flash_forward(spec, d, q, k, v, o, lse, stats);
+  propagate_nan_queries(d, q, o, lse);
 }
 
 void attention_backward(const AttnSpec& spec, const TensorView& q, const TensorView& k,

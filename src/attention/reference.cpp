@@ -1,5 +1,6 @@
 // The float64 oracle: materialises every logit and probability. Slow and
 // simple on purpose; every other implementation is tested against it.
+#include <algorithm>
 #include <cmath>
 
 #include "common.h"
@@ -129,8 +130,10 @@ struct Problem {
     for (double x : z) m = std::max(m, x);
     if (s.sink_logits) m = std::max(m, double(s.sink_logits[h]));
     if (m == -INFINITY) {
-      std::fill(p.begin(), p.end(), 0.0);
-      return -INFINITY;
+      // Every logit hidden gives a zero row; every visible logit NaN (a NaN in q) gives NaN.
+      const bool nan = std::any_of(z.begin(), z.end(), [](double x) { return std::isnan(x); });
+      std::fill(p.begin(), p.end(), nan ? NAN : 0.0);
+      return nan ? NAN : -INFINITY;
     }
     double l = s.sink_logits ? std::exp(double(s.sink_logits[h]) - m) : 0.0;
     for (double x : z) l += std::exp(x - m);

@@ -119,3 +119,32 @@ TEST(ReluAttention, ClearErrors) {
 }
 
 }  // namespace
+
+namespace {
+
+// A NaN in one query row makes that row's output NaN (not the zero row of a
+// fully hidden query), in the reference and the flash kernels, prefill and
+// decode; the other rows stay finite.
+TEST(AttentionNaN, ANaNQueryRowGivesANaNOutputRow) {
+  for (int64_t nq : {int64_t(1), N}) {
+    Inputs x(11);
+    x.q.resize(size_t(H * nq * D));
+    x.q[size_t((1 * nq + (nq - 1)) * D + 3)] = NAN;  // head 1, last query
+    const TensorView qv(x.q.data(), DType::F32, {1, H, nq, D});
+    for (AttnImpl impl : {AttnImpl::Reference, AttnImpl::Flash}) {
+      std::vector<float> o(size_t(H * nq * D), 7.f), lse(size_t(H * nq), 7.f);
+      attention_forward(AttnSpec{}, qv, x.kv(), x.vv(), TensorView(o.data(), DType::F32, {1, H, nq, D}),
+                        TensorView(lse.data(), DType::F32, {1, H, nq}), nullptr, impl);
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t i = 0; i < nq; ++i) {
+          const bool poisoned = h == 1 && i == nq - 1;
+          for (int64_t e = 0; e < D; ++e)
+            EXPECT_EQ(std::isnan(o[size_t((h * nq + i) * D + e)]), poisoned)
+                << "impl " << int(impl) << " nq " << nq << " h " << h << " i " << i;
+          EXPECT_EQ(std::isnan(lse[size_t(h * nq + i)]), poisoned);
+        }
+    }
+  }
+}
+
+}  // namespace
