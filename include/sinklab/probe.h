@@ -30,6 +30,11 @@ struct CapturedTensor {
   const float* row(int64_t r) const { return data.data() + r * cols; }
 };
 
+// Throws Error when materialising the attention probabilities of `layers`
+// layers over n_tokens tokens (heads x n^2 floats each) would not fit in this
+// machine's memory; capture_taps checks it for every blk.L.attn_probs asked for.
+void check_attention_capture_fits(const ModelConfig& config, int64_t n_tokens, int64_t layers, const char* what);
+
 // Resets the session, feeds ids and returns a copy of every named tensor (exact
 // names, no '*'). Throws Error when ids is empty or a name never fired (an
 // unknown tap name, or a layer the model does not have).

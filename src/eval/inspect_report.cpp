@@ -148,6 +148,9 @@ InspectReport run_inspect(const std::shared_ptr<const Model>& model, std::span<c
   const std::vector<Intervention> ablate = parse_interventions(options.ablate);
   std::vector<int32_t> fed = intervention_prefix(ablate, model->config());
   fed.insert(fed.end(), text_ids.begin(), text_ids.end());
+  // The sink scores capture every layer's attention matrix at once: refuse
+  // what cannot fit before any probe runs.
+  check_attention_capture_fits(model->config(), int64_t(fed.size()), model->config().n_layers, "inspect");
   const std::span<const int32_t> ids = fed;
   check(options.first_k >= 1, "inspect: --first-k must be at least 1");
   check(std::isfinite(options.eps) && options.eps >= 0 && options.eps <= 1, "inspect: --eps must be in [0, 1]");

@@ -1,5 +1,7 @@
 #include <algorithm>
 
+#include <unistd.h>
+
 #include "common.h"
 #include "sinklab/probe.h"
 
@@ -45,11 +47,29 @@ void check_fired(const std::vector<std::string>& names, const std::vector<bool>&
 
 }  // namespace probe_detail
 
+void check_attention_capture_fits(const ModelConfig& config, int64_t n_tokens, int64_t layers, const char* what) {
+  // Attention probabilities are materialised: heads x n x n floats per layer
+  // captured, plus the float64 reference rows that compute them.
+  const double n = double(n_tokens), heads = double(config.n_heads);
+  const double bytes = heads * n * n * (4.0 * double(layers) + 12.0);
+  const double ram = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
+  check(ram <= 0 || bytes <= 0.8 * ram,
+        std::string(what) + ": the attention probabilities of " + std::to_string(layers) + " layer(s) over " +
+            std::to_string(n_tokens) + " tokens need " + std::to_string(int64_t(bytes / (1 << 20))) +
+            " MiB (heads x tokens^2 floats each, materialised), more than this machine's " +
+            std::to_string(int64_t(ram / (1 << 20))) + " MiB can hold; use fewer tokens");
+}
+
 std::map<std::string, CapturedTensor> capture_taps(Session& session, std::span<const int32_t> ids,
                                                    const std::vector<std::string>& names) {
   using namespace probe_detail;
   check_ids(ids, "capture_taps");
   check(!names.empty(), "capture_taps: no tap names given");
+  int64_t prob_layers = 0;
+  for (const std::string& name : names)
+    prob_layers += name.size() > 11 && name.compare(name.size() - 11, 11, ".attn_probs") == 0;
+  if (prob_layers > 0) check_attention_capture_fits(session.model().config(), int64_t(ids.size()), prob_layers,
+                                                    "capture_taps");
   std::map<std::string, CapturedTensor> out;
   std::vector<bool> fired(names.size(), false);
   TapGuard guard(session);

@@ -157,3 +157,10 @@ def test_max_tokens_reads_only_what_it_needs(tmp_path):
         assert r.returncode == 0, r.stderr
         out[name] = r.stdout.split("perplexity: ")[1].split()[0]
     assert out["big"] == out["small"]
+
+
+def test_inspect_refuses_attention_matrices_that_cannot_fit(tmp_path):
+    text = tmp_path / "long.txt"
+    text.write_text("x " * 300000)
+    r = run("inspect", "-m", SOURCE / "models" / "default", "-f", text, "--tokens", 200000, "--out", tmp_path / "o")
+    assert_one_clear_error(r, "attention probabilities", "200000 tokens", "use fewer tokens")
