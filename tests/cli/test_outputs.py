@@ -164,3 +164,11 @@ def test_inspect_refuses_attention_matrices_that_cannot_fit(tmp_path):
     text.write_text("x " * 300000)
     r = run("inspect", "-m", SOURCE / "models" / "default", "-f", text, "--tokens", 200000, "--out", tmp_path / "o")
     assert_one_clear_error(r, "attention probabilities", "200000 tokens", "use fewer tokens")
+
+
+def test_bench_json_follows_the_same_rules(tmp_path):
+    out = tmp_path / "bench.json"
+    out.write_text("{}")
+    assert_one_clear_error(run("bench", "train", "--quick", "--json", out), "already exists; pass --force")
+    assert out.read_text() == "{}"
+    assert_one_clear_error(run("bench", "model", "--json", tmp_path, "--force"), "is a directory")

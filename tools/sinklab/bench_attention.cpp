@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "output_guard.h"
 #include "bench_harness.h"
 #include "commands.h"
 
@@ -49,6 +50,7 @@ struct BenchAttentionFlags {
   int64_t decode_keys = 65536;
   std::string impl = "flash";
   std::string json_path;
+  OutputGuard guard;
 };
 
 CLI::App* add_attention(CLI::App& bench, BenchAttentionFlags& f) {
@@ -76,6 +78,7 @@ CLI::App* add_attention(CLI::App& bench, BenchAttentionFlags& f) {
                 "harness at small N) (default flash)")
       ->check(CLI::IsMember({"flash", "reference"}));
   a->add_option("--json", f.json_path, "Also write every number to this JSON file");
+  f.guard.add_force_flag(*a);
   a->footer(kAttentionFooter);
   return a;
 }
@@ -98,6 +101,7 @@ std::string command_line(const BenchAttentionFlags& f) {
 }
 
 int run_attention(const BenchAttentionFlags& f) {
+  if (!f.json_path.empty()) f.guard.check_file(f.json_path, "--json");
   bench::SuiteOptions o;
   o.quick = f.quick;
   if (f.quick) {

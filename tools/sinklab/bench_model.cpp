@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "output_guard.h"
 #include "bench_harness.h"
 #include "commands.h"
 #include "sinklab/formats.h"
@@ -53,6 +54,7 @@ struct BenchModelFlags {
   std::vector<std::string> dtypes{"f32", "bf16"};
   bool mmap = false;
   std::string json_path;
+  OutputGuard guard;
 };
 
 constexpr const char* kFooter = R"(What it measures (batch 1, one Session, f32 activations and KV cache):
@@ -103,6 +105,7 @@ CLI::App* add_flags(CLI::App& bench, BenchModelFlags& f) {
               "process memory, as --no-mmap; mapped pages that the OS reclaims are re-read from disk "
               "in the middle of a decode step)");
   a->add_option("--json", f.json_path, "Also write every number to this JSON file");
+  f.guard.add_force_flag(*a);
   a->footer(kFooter);
   return a;
 }
@@ -346,6 +349,7 @@ const char* decode_verdict(const DtypeResult& r) {
 bool decode_passes(const DtypeResult& r) { return decode_rates_credible(r) && r.decode_fraction >= kDecodeTarget; }
 
 int run_bench_model(BenchModelFlags f) {
+  if (!f.json_path.empty()) f.guard.check_file(f.json_path, "--json");
   if (f.quick) {
     if (!f.app->count("--prompt-tokens")) f.prompt_tokens = 128;
     if (!f.app->count("--decode-tokens")) f.decode_tokens = 32;
@@ -446,9 +450,7 @@ int run_bench_model(BenchModelFlags f) {
                               {"decode_pass", decode_passes(r)},
                               {"decode_verdict", decode_verdict(r)},
                               {"reps", r.decode.reps}});
-    std::ofstream out(f.json_path);
-    out << j.dump(2) << "\n";
-    check(bool(out), "bench model: cannot write --json file '" + f.json_path + "'");
+    write_output_text(f.json_path, j.dump(2) + "\n", "--json");
     std::printf("wrote %s\n", f.json_path.c_str());
   }
   return 0;

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "output_guard.h"
 #include "bench_harness.h"
 #include "commands.h"
 #include "model_args.h"
@@ -47,6 +48,7 @@ struct BenchStreamFlags {
   int64_t recompute_tokens = 0;  // 0 = by cache size
   int threads = 1;
   std::string json_path;
+  OutputGuard guard;
 };
 
 constexpr const char* kFooter = R"(What it measures (batch 1, one Session, f32 KV cache, reindex positions):
@@ -98,6 +100,7 @@ CLI::App* add_flags(CLI::App& bench, BenchStreamFlags& f) {
   a->add_option("--threads", f.threads, "Threads for sinklab and OpenBLAS; 0 = all (default 1)")
       ->check(CLI::Range(0, 4096));
   a->add_option("--json", f.json_path, "Also write every number to this JSON file");
+  f.guard.add_force_flag(*a);
   a->footer(kFooter);
   return a;
 }
@@ -308,6 +311,7 @@ std::string load_average() {
 }
 
 int run_bench_stream(BenchStreamFlags f) {
+  if (!f.json_path.empty()) f.guard.check_file(f.json_path, "--json");
   if (f.quick) {
     if (!f.app->count("--marks")) f.marks = {1000, 10000};
     if (!f.app->count("--windows")) f.windows = {256, 1024};
@@ -386,9 +390,7 @@ int run_bench_stream(BenchStreamFlags f) {
                               {"speedup", s.recompute_us / s.sink_us},
                               {"sink_tokens_timed", s.sink_tokens},
                               {"recompute_tokens_timed", s.recompute_tokens}});
-    std::ofstream out(f.json_path);
-    out << j.dump(2) << "\n";
-    check(bool(out), "bench stream: cannot write --json file '" + f.json_path + "'");
+    write_output_text(f.json_path, j.dump(2) + "\n", "--json");
     std::printf("wrote %s\n", f.json_path.c_str());
   }
   return 0;

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "output_guard.h"
 #include "bench_harness.h"
 #include "commands.h"
 #include "sinklab/train.h"
@@ -30,9 +31,11 @@ struct BenchTrainFlags {
   int threads = 0;
   bool quick = false;
   std::string json;
+  OutputGuard guard;
 };
 
 int run_bench_train(const BenchTrainFlags& f) {
+  if (!f.json.empty()) f.guard.check_file(f.json, "--json");
   bench::set_threads(f.threads);
   TrainModelConfig mc;
   mc.vocab = f.quick ? 1024 : f.vocab;
@@ -83,7 +86,7 @@ int run_bench_train(const BenchTrainFlags& f) {
                         {"threads", bench::threads()}, {"params", model.n_params()},
                         {"step_ms", t.median_s * 1e3}, {"tokens_per_s", tokens / t.median_s},
                         {"useful_gflops", gflops}, {"sgemm_gflops", sgemm.gflops}, {"fraction_of_sgemm", frac}};
-    std::ofstream(f.json) << j.dump(2) << "\n";
+    write_output_text(f.json, j.dump(2) + "\n", "--json");
   }
   return 0;
 }
@@ -106,6 +109,7 @@ CLI::App* add_bench_train(CLI::App& bench, std::function<int()>& run) {
   a->add_option("-t,--threads", f->threads, "Threads; 0 = all (default 0)")->check(CLI::NonNegativeNumber);
   a->add_flag("--quick", f->quick, "A tiny model and 2 steps (smoke run)");
   a->add_option("--json", f->json, "Write the results to this JSON file");
+  f->guard.add_force_flag(*a);
   run = [f]() { return run_bench_train(*f); };
   return a;
 }
