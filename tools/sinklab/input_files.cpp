@@ -67,7 +67,7 @@ std::string read_prefix(const std::string& path, const std::string& what, int64_
 }  // namespace
 
 std::vector<int32_t> read_first_tokens(const Tokenizer& tok, const std::string& path, const std::string& what,
-                                       int64_t max_tokens, bool add_bos) {
+                                       int64_t max_tokens, bool add_bos, bool require_utf8) {
   check_input_path(path, what);
   // Margin of tokens past the kept ones: the cut can only change the piece it falls in.
   constexpr int64_t kMargin = 64;
@@ -80,7 +80,8 @@ std::vector<int32_t> read_first_tokens(const Tokenizer& tok, const std::string& 
     check(!whole || text.find_first_not_of(" \t\r\n") != std::string::npos,
           what + " '" + path + "' is empty (nothing but white space)");
     const int64_t bad = first_invalid_utf8(text);
-    check(bad < 0, what + " '" + path + "' is not valid UTF-8 (byte offset " + std::to_string(bad) + ")");
+    check(bad < 0 || !require_utf8,
+          what + " '" + path + "' is not valid UTF-8 (byte offset " + std::to_string(bad) + ")");
     std::vector<int32_t> ids = tok.encode(text, add_bos);
     if (whole || int64_t(ids.size()) > max_tokens + kMargin) {
       if (max_tokens > 0 && int64_t(ids.size()) > max_tokens) ids.resize(size_t(max_tokens));

@@ -60,6 +60,7 @@ std::string emergence_summary(const SinkEmergence& e) {
 }
 
 int run_inspect_command(InspectFlags& f) {
+  if (!f.text_file.empty()) check_input_path(f.text_file, "-f/--file: text file");
   const std::shared_ptr<const Model> model = load_model(f.model);
   const TaskConfig task = load_task_config_beside(model->path());
   // The training run's probes (beside the model, or --run DIR): their curves
@@ -88,7 +89,9 @@ int run_inspect_command(InspectFlags& f) {
   std::unique_ptr<SyntheticTask> task_gen;
   SinkEmergence emergence;
   if (!f.text_file.empty()) {
-    ids = read_first_tokens(require_tokenizer(*model), f.text_file, "-f/--file: text file", f.tokens, !f.no_bos);
+    // Any bytes are data here (invalid UTF-8 becomes byte tokens), as the report shows them.
+    ids = read_first_tokens(require_tokenizer(*model), f.text_file, "-f/--file: text file", f.tokens, !f.no_bos,
+                            /*require_utf8=*/false);
     check(!ids.empty(), "-f/--file: text file '" + f.text_file + "' gives no tokens");
   } else {
     task_gen = make_task(task, model->path() + " (task.json)");

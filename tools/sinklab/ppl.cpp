@@ -92,11 +92,13 @@ std::vector<int32_t> stream_ids(const PplFlags& f, const Model& model, std::vect
     return std::move(s.tokens);
   }
   // With --max-tokens only the needed prefix of the file is read and tokenized.
+  check_input_path(f.file, "-f: text file");
   return read_first_tokens(require_tokenizer(model), f.file, "-f: text file", f.max_tokens, true);
 }
 
 int run_ppl(PplFlags& f) {
   bench::set_threads(f.threads);
+  if (!f.file.empty()) check_input_path(f.file, "-f: text file");
   if (!f.json.empty()) {
     for (const std::string& in : {resolve_model_path(f.model.model_path), f.model.tokenizer_path, f.file, f.meta.file})
       f.guard.input(in);
