@@ -83,6 +83,7 @@ const sections = [
     chart(body, series, {y0: 0, y1: 1});
   }],
   ["logit", body => {
+    if (!recs.length || !recs[0].emergence.sink_logit_free) { h("p", {class: "note"}, body, "Not recorded in this run's probes."); return; }
     const series = [];
     const best = (e, l) => { let b = 0; for (let hh = 1; hh < H; hh++) if ((e.sink_logit_free[l * H + hh] ?? -1) > (e.sink_logit_free[l * H + b] ?? -1)) b = hh; return b; };
     for (let l = 0; l < L; l++) {
