@@ -39,6 +39,21 @@ inline void check(bool cond, MakeMessage&& message) {
 
 const char* version();
 
+// ---------------------------------------------------------------- hashes ----
+// splitmix64: one step of the mixer seeded generators use (the same numbers on
+// every platform and standard library).
+inline uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+// FNV-1a over bytes, continuing from h (cache keys, file checksums).
+inline uint64_t fnv1a64(std::string_view bytes, uint64_t h = 1469598103934665603ull) {
+  for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
 // ---------------------------------------------------------------- dtypes ----
 enum class DType : uint8_t { F32, BF16, F16 };
 

@@ -6,16 +6,17 @@
 #include <cstdint>
 #include <numbers>
 
+#include "sinklab/core.h"
+
 namespace sinklab::tasks {
 
 class Rng {
  public:
   explicit Rng(uint64_t seed) : state_(seed) {}
   uint64_t next() {
-    uint64_t x = (state_ += 0x9e3779b97f4a7c15ull);
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
+    const uint64_t x = splitmix64(state_);
+    state_ += 0x9e3779b97f4a7c15ull;
+    return x;
   }
   double uniform() { return double(next() >> 11) * 0x1.0p-53; }  // [0, 1)
   int64_t below(int64_t n) { return int64_t(uniform() * double(n)); }  // 0..n-1

@@ -40,12 +40,6 @@ namespace {
 constexpr const char* kPointer = "checkpoint.json";  // the one pointer to the current set
 constexpr const char* kSets = "checkpoints";         // step-NNNNNNNN folders
 
-uint64_t fnv1a64(const std::string& bytes) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
-
 std::string hex(uint64_t x) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(x));

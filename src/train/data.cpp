@@ -5,39 +5,20 @@
 
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "sinklab/train.h"
 
 namespace sinklab {
 
 namespace {
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  check(bool(f), path + ": cannot open the text file");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-uint64_t fnv1a(std::string_view s, uint64_t h = 1469598103934665603ull) {
-  for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ull;
-  return h;
-}
-
 // Encodes `path`, reusing a cache file keyed by the text and tokenizer.
 std::vector<int32_t> encode_cached(const std::string& path, const Tokenizer& tok, const std::string& cache_dir) {
-  const std::string text = read_text(path);
+  const std::string text = train_detail::read_file(path);
   check(first_invalid_utf8(text) < 0, path + ": the text is not valid UTF-8 (at byte " +
                                           std::to_string(first_invalid_utf8(text)) + ")");
-  uint64_t key = fnv1a(text);
-  for (int32_t i = 0; i < tok.vocab_size(); ++i) key = fnv1a(tok.token_text(i), key);
+  uint64_t key = fnv1a64(text);
+  for (int32_t i = 0; i < tok.vocab_size(); ++i) key = fnv1a64(tok.token_text(i), key);
   std::ostringstream name;
   name << cache_dir << "/tokens-" << std::hex << key << ".bin";
   std::vector<int32_t> ids;

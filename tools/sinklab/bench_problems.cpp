@@ -13,13 +13,6 @@ namespace sinklab::bench {
 
 namespace {
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
 // Uniform in [-1, 1) from the index, so any thread can fill any element.
 float uniform_at(uint64_t seed, uint64_t i) {
   const uint64_t x = splitmix64(seed * 0x632be59bd9b4e019ull + i);

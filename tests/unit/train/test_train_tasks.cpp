@@ -32,6 +32,26 @@ TaskConfig bb(const char* loss = "all") {
   return c;
 }
 
+// A tiny Bigram-Backcopy run: dim 16, `layers` layers of `heads` heads (as many
+// kv heads), training length `seq`, no warm-up, no evaluation, one thread.
+TrainConfig tiny_run(const std::string& name, int64_t layers, int64_t heads, int64_t seq, int64_t batch,
+                     int64_t steps) {
+  TrainConfig cfg;
+  cfg.model.dim = 16;
+  cfg.model.n_layers = layers;
+  cfg.model.n_heads = heads;
+  cfg.model.n_kv_heads = heads;
+  cfg.model.seq_len = seq;
+  cfg.data = bb();
+  cfg.train.batch_size = batch;
+  cfg.train.steps = steps;
+  cfg.train.warmup_steps = 0;
+  cfg.train.eval_batches = 0;
+  cfg.train.out_dir = fresh_dir(name);
+  cfg.train.threads = 1;
+  return cfg;
+}
+
 TEST(TaskBatch, RuleLossScoresOnlyCopiesAndSinkTokenLeads) {
   const auto task = make_task(bb("rule"));
   const auto* chain = dynamic_cast<const BigramBackcopy*>(task.get());
@@ -101,23 +121,12 @@ TEST(Optimizer, SgdWithMomentumAndConstantSchedule) {
 
 TEST(TrainTask, ProbesDuringTrainingEqualInspectOnTheCheckpoint) {
   for (const char* variant : {"vanilla", "sink-token", "sink-logit"}) {
-    TrainConfig cfg;
-    cfg.model.dim = 16;
-    cfg.model.n_layers = 2;
-    cfg.model.n_heads = 2;
-    cfg.model.n_kv_heads = 2;
-    cfg.model.seq_len = 24;
+    TrainConfig cfg = tiny_run(std::string("probe_") + variant, 2, 2, 24, 4, 12);
     cfg.model.variant = attn_variant_from_name(variant);
-    cfg.data = bb();
-    cfg.train.batch_size = 4;
-    cfg.train.steps = 12;
     cfg.train.lr = 1e-2f;
-    cfg.train.warmup_steps = 0;
     cfg.train.eval_batches = 1;
     cfg.train.probe_every = 5;
     cfg.train.probe_sequences = 3;
-    cfg.train.out_dir = fresh_dir(std::string("probe_") + variant);
-    cfg.train.threads = 1;
     train(cfg);
     std::ifstream in(cfg.train.out_dir + "/probes.json");
     ASSERT_TRUE(in.good());
@@ -149,22 +158,11 @@ TEST(TrainTask, ProbesDuringTrainingEqualInspectOnTheCheckpoint) {
 }
 
 TEST(TrainTask, ResumeKeepsTheProbeRecord) {
-  TrainConfig cfg;
-  cfg.model.dim = 16;
-  cfg.model.n_layers = 1;
-  cfg.model.n_heads = 1;
-  cfg.model.n_kv_heads = 1;
-  cfg.model.seq_len = 16;
-  cfg.data = bb();
-  cfg.train.batch_size = 2;
-  cfg.train.steps = 6;
-  cfg.train.warmup_steps = 0;
+  TrainConfig cfg = tiny_run("resume", 1, 1, 16, 2, 6);
   cfg.train.eval_batches = 1;
   cfg.train.probe_every = 3;
   cfg.train.probe_sequences = 2;
   cfg.train.checkpoint_every = 3;
-  cfg.train.out_dir = fresh_dir("resume");
-  cfg.train.threads = 1;
   train(cfg);
   cfg.train.steps = 9;
   train(cfg);
@@ -267,21 +265,9 @@ TEST(TrainTask, SinkFormsUnderAdamWAndNotUnderSgd) {
 
 // Softmax-off-by-one: the checkpoint holds sink logits of exactly 0 after training.
 TEST(TrainTask, SoftmaxOffByOneKeepsItsSinkLogitsAtZero) {
-  TrainConfig cfg;
-  cfg.model.dim = 16;
-  cfg.model.n_layers = 2;
-  cfg.model.n_heads = 2;
-  cfg.model.n_kv_heads = 2;
-  cfg.model.seq_len = 16;
+  TrainConfig cfg = tiny_run("offbyone", 2, 2, 16, 4, 5);
   cfg.model.variant = AttnVariant::OffByOne;
-  cfg.data = bb();
-  cfg.train.batch_size = 4;
-  cfg.train.steps = 5;
   cfg.train.lr = 1e-2f;
-  cfg.train.warmup_steps = 0;
-  cfg.train.eval_batches = 0;
-  cfg.train.out_dir = fresh_dir("offbyone");
-  cfg.train.threads = 1;
   const TrainResult r = train(cfg);
   EXPECT_LT(r.losses.back(), r.losses.front());
   const auto model = Model::load(cfg.train.out_dir);
@@ -348,22 +334,10 @@ TEST(TrainConfigParse, DeeplyNestedConfigsAreOneClearError) {
 // A diverging run (lr 1e30) stops with an error at the first non-finite loss and
 // leaves only finite checkpoints behind.
 TEST(TrainTask, DivergenceStopsWithAnErrorAndKeepsTheLastFiniteCheckpoint) {
-  TrainConfig cfg;
-  cfg.model.dim = 16;
-  cfg.model.n_layers = 1;
-  cfg.model.n_heads = 1;
-  cfg.model.n_kv_heads = 1;
-  cfg.model.seq_len = 16;
-  cfg.data = bb();
-  cfg.train.batch_size = 2;
-  cfg.train.steps = 50;
+  TrainConfig cfg = tiny_run("diverge", 1, 1, 16, 2, 50);
   cfg.train.lr = 1e30f;
-  cfg.train.warmup_steps = 0;
   cfg.train.grad_clip = 0.f;
-  cfg.train.eval_batches = 0;
   cfg.train.checkpoint_every = 1;
-  cfg.train.out_dir = fresh_dir("diverge");
-  cfg.train.threads = 1;
   try {
     train(cfg);
     ADD_FAILURE() << "a run at lr 1e30 finished without an error";
@@ -383,20 +357,9 @@ TEST(TrainTask, DivergenceStopsWithAnErrorAndKeepsTheLastFiniteCheckpoint) {
 namespace {
 
 TrainConfig checkpoint_run(const std::string& dir) {
-  TrainConfig cfg;
-  cfg.model.dim = 16;
-  cfg.model.n_layers = 2;
-  cfg.model.n_heads = 2;
-  cfg.model.n_kv_heads = 2;
-  cfg.model.seq_len = 16;
-  cfg.data = bb();
-  cfg.train.batch_size = 2;
-  cfg.train.steps = 6;
-  cfg.train.warmup_steps = 0;
-  cfg.train.eval_batches = 0;
+  TrainConfig cfg = tiny_run("unused", 2, 2, 16, 2, 6);
   cfg.train.checkpoint_every = 2;
   cfg.train.out_dir = dir;
-  cfg.train.threads = 1;
   return cfg;
 }
 
