@@ -172,3 +172,18 @@ def test_bench_json_follows_the_same_rules(tmp_path):
     assert_one_clear_error(run("bench", "train", "--quick", "--json", out), "already exists; pass --force")
     assert out.read_text() == "{}"
     assert_one_clear_error(run("bench", "model", "--json", tmp_path, "--force"), "is a directory")
+
+
+def test_inspect_default_folder_replaces_only_its_own_report(tmp_path):
+    import subprocess
+    from cli_util import binary
+
+    def inspect():
+        return subprocess.run([binary(), "inspect", "-m", str(BB)], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120)
+    assert inspect().returncode == 0
+    again = inspect()
+    assert again.returncode == 0, again.stderr  # the same command twice: its own report is replaced
+    (tmp_path / "inspect-report" / "report.json").write_text("{}")
+    assert_one_clear_error(inspect(), "already exists; pass --force")
+    assert (tmp_path / "inspect-report" / "report.json").read_text() == "{}"

@@ -36,8 +36,24 @@ struct InspectFlags {
   bool json = false;
   std::vector<std::string> ablate;
   std::string run;  // a training run's folder with probes.json (default: the model's folder)
+  bool out_given = false;
   OutputGuard guard;
 };
+
+// Whether `path` is a report.json that `sinklab inspect` wrote.
+bool is_inspect_report(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec) || std::filesystem::file_size(path, ec) > (int64_t(1) << 30))
+    return false;
+  std::ifstream in(path, std::ios::binary);
+  try {
+    const nlohmann::json j = parse_json_text(
+        std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()), path.string());
+    return j.is_object() && j.value("format", std::string()) == "sinklab-inspect-report";
+  } catch (const Error&) {
+    return false;
+  }
+}
 
 // Per layer: the head with the most attention on token 0 from free queries,
 // with its attention from rule queries, the value drain and the massive ratio.
@@ -82,6 +98,9 @@ int run_inspect_command(InspectFlags& f) {
   std::vector<std::string> outputs = {"report.json", "report.html"};
   if (!probe_doc.is_null()) outputs.push_back("emergence.html");
   for (const std::string& in : {model->path(), f.model.tokenizer_path, f.text_file, probes.string()}) f.guard.input(in);
+  // Without --out, the default folder's own earlier report may be replaced
+  // (so the same command can be run twice); anything else needs --force.
+  if (!f.out_given && is_inspect_report(std::filesystem::path(f.out) / "report.json")) f.guard.set_force(true);
   f.guard.check_folder_files(f.out, outputs, "--out");
   check(!f.text_file.empty() || task.enabled(),
         "-f/--file is required (model '" + model->path() + "' has no task.json to draw probe sequences from)");
@@ -148,7 +167,10 @@ Command inspect_command() {
                     "task's probe sequences are used and the sink is split by query kind)");
     sub->add_option("--tokens", f->tokens, "Inspect the first N tokens of the text (default 256)")
         ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
-    sub->add_option("--out", f->out, "Folder for report.json and report.html (default inspect-report)");
+    sub->add_option("--out", f->out,
+                    "Folder for report.json and report.html (default inspect-report, whose own earlier report is "
+                    "replaced; an existing report in a folder named here needs --force)")
+        ->each([f](const std::string&) { f->out_given = true; });
     sub->add_option("--eps", f->eps, "Sink threshold: a head is a sink of key k when alpha_k > eps (default 0.3)")
         ->check(CLI::Range(0.0, 1.0));
     sub->add_option("--first-k", f->first_k, "Report alpha_k and Sink_k for keys 0..K-1 (default 4)")

@@ -26,6 +26,7 @@ class OutputGuard {
   // it are checked as files.
   void check_folder_files(const std::string& dir, const std::vector<std::string>& names, const std::string& flag) const;
   bool force() const { return force_; }
+  void set_force(bool force) { force_ = force; }
 
  private:
   bool force_ = false;
