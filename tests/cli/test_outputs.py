@@ -179,7 +179,7 @@ def test_inspect_default_folder_replaces_only_its_own_report(tmp_path):
     from cli_util import binary
 
     def inspect():
-        return subprocess.run([binary(), "inspect", "-m", str(BB)], cwd=tmp_path, capture_output=True, text=True,
+        return subprocess.run([os.path.abspath(binary()), "inspect", "-m", str(BB)], cwd=tmp_path, capture_output=True, text=True,
                               timeout=120)
     assert inspect().returncode == 0
     again = inspect()
