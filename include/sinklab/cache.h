@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <iosfwd>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -236,5 +237,12 @@ class StreamingCache {
   std::vector<int32_t> stored_pos_;  // Shift: position each slot's key is rotated to
   int64_t rows_rotated_ = 0;
 };
+
+// Reads per-token metadata rows (the `--meta` file format): one row per
+// token, CSV "modality[,round]" (modality text|vision|audio or 0|1|2) or JSON
+// {"modality": ..., "round" or "chunk": ...}; blank lines and '#' comments are
+// skipped. Rows without a round get index / group_tokens (group_tokens > 0) or
+// the previous row's. Throws Error naming `source` and the line.
+std::vector<TokenMeta> parse_token_meta(std::istream& in, const std::string& source, int64_t group_tokens);
 
 }  // namespace sinklab
