@@ -118,14 +118,17 @@ void Checkpointer::save(const TrainModel& model, const Optimizer& opt, int64_t s
   write_file((fs::path(dir) / kPointer).string(),
              nlohmann::json({{"step", step}, {"set", std::string(kSets) + "/" + step_name(step)}}).dump() + "\n");
   written("(pointer switched)");
-  // The files users load, beside the sets (each replaced by a rename).
-  for (const char* n : {"model.safetensors", "config.json", "train_config.json"}) {
-    fs::copy_file(final_dir / n, fs::path(dir) / (std::string(n) + ".tmp"), fs::copy_options::overwrite_existing);
-    fs::rename(fs::path(dir) / (std::string(n) + ".tmp"), fs::path(dir) / n);
+  // The files users load, beside the sets, each replaced by a rename. A hard
+  // link shares the set's bytes (set files are never written again); a copy
+  // where the file system refuses links.
+  for (const char* n : {"model.safetensors", "config.json", "train_config.json", task ? "task.json" : "tokenizer.json"}) {
+    const fs::path tmp_link = fs::path(dir) / (std::string(n) + ".tmp");
+    std::error_code link_error;
+    fs::remove(tmp_link, link_error);
+    fs::create_hard_link(final_dir / n, tmp_link, link_error);
+    if (link_error) fs::copy_file(final_dir / n, tmp_link, fs::copy_options::overwrite_existing);
+    fs::rename(tmp_link, fs::path(dir) / n);
   }
-  const char* side = task ? "task.json" : "tokenizer.json";
-  fs::copy_file(final_dir / side, fs::path(dir) / (std::string(side) + ".tmp"), fs::copy_options::overwrite_existing);
-  fs::rename(fs::path(dir) / (std::string(side) + ".tmp"), fs::path(dir) / side);
   // Older sets go once the pointer has moved past them.
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(sets, ec))
