@@ -73,7 +73,7 @@ class PyModel {
   }
 
   py::str detokenize(py::handle ids) const {
-    const std::vector<int32_t> v = id_list(ids, "ids", /*allow_empty=*/true);
+    const std::vector<int32_t> v = token_ids(ids, "ids", /*allow_empty=*/true);
     const std::string bytes = tokenizer().decode(v);
     PyObject* s = PyUnicode_DecodeUTF8(bytes.data(), Py_ssize_t(bytes.size()), "replace");
     if (!s) throw py::error_already_set();
@@ -81,7 +81,7 @@ class PyModel {
   }
 
   py::array_t<float> logits(py::handle ids) const {
-    const std::vector<int32_t> v = id_list(ids, "ids", /*allow_empty=*/false);
+    const std::vector<int32_t> v = token_ids(ids, "ids");
     const int64_t vocab = model_->config().vocab;
     py::array_t<float> out(std::vector<ssize_t>{ssize_t(v.size()), ssize_t(vocab)});
     std::vector<float> all;
@@ -191,18 +191,6 @@ class PyModel {
     return m > 0 ? m : 4096;
   }
 
-  // A 1-D sequence of integer token ids (list, tuple or numpy array).
-  static std::vector<int32_t> id_list(py::handle ids, const std::string& name, bool allow_empty) {
-    if (py::len(ids) == 0) {
-      if (allow_empty) return {};
-      throw py::value_error(name + " must not be empty");
-    }
-    KeepAlive keep;
-    const py::array_t<int32_t> a = int32_array(ids, name, keep);
-    if (a.ndim() != 1) throw py::value_error(name + " must be one-dimensional, got shape " + shape_str(a));
-    return std::vector<int32_t>(a.data(), a.data() + a.size());
-  }
-
   std::shared_ptr<const Model> model_;
 };
 
@@ -280,7 +268,7 @@ class PySession {
   }
 
   void feed(py::handle ids, py::handle modality, py::handle round, py::handle chunk) {
-    const std::vector<int32_t> v = ids_of(ids);
+    const std::vector<int32_t> v = token_ids(ids, "ids", /*allow_empty=*/false, /*allow_scalar=*/true);
     if (!round.is_none() && !chunk.is_none()) throw py::value_error("give round or chunk, not both");
     const py::handle group = round.is_none() ? chunk : round;
     const char* group_name = round.is_none() ? "chunk" : "round";
@@ -359,15 +347,6 @@ class PySession {
     return out;
   }
 
-  static std::vector<int32_t> ids_of(py::handle ids) {
-    if (py::isinstance<py::int_>(ids)) return {ids.cast<int32_t>()};
-    if (py::len(ids) == 0) throw py::value_error("ids must not be empty");
-    KeepAlive keep;
-    const py::array_t<int32_t> a = int32_array(ids, "ids", keep);
-    if (a.ndim() != 1) throw py::value_error("ids must be one-dimensional, got shape " + shape_str(a));
-    return std::vector<int32_t>(a.data(), a.data() + a.size());
-  }
-
   std::unique_ptr<Session> session_;
   std::vector<int32_t> prefix_;                    // prepend interventions
   std::unique_ptr<AttachedInterventions> attached_;  // destroyed before session_
@@ -379,14 +358,6 @@ py::object json_to_python(const nlohmann::json& j) {
   return py::module_::import("json").attr("loads")(j.dump());
 }
 
-std::vector<int32_t> probe_ids(py::handle ids) {
-  if (py::len(ids) == 0) throw py::value_error("ids must not be empty");
-  KeepAlive keep;
-  const py::array_t<int32_t> a = int32_array(ids, "ids", keep);
-  if (a.ndim() != 1) throw py::value_error("ids must be one-dimensional, got shape " + shape_str(a));
-  return std::vector<int32_t>(a.data(), a.data() + a.size());
-}
-
 py::array_t<double> doubles(const std::vector<double>& v, std::vector<ssize_t> shape) {
   py::array_t<double> a(shape);
   std::copy(v.begin(), v.end(), a.mutable_data());
@@ -395,7 +366,7 @@ py::array_t<double> doubles(const std::vector<double>& v, std::vector<ssize_t> s
 
 py::dict sink_scores_py(const PyModel& m, py::handle ids, double eps, int max_keys, int first_k, py::handle ablate) {
   const std::vector<std::string> specs = ablate_specs(ablate);
-  const std::vector<int32_t> v = probe_ids(ids);
+  const std::vector<int32_t> v = token_ids(ids, "ids");
   SinkScoreOptions o;
   o.eps = eps;
   o.max_keys = max_keys;
@@ -419,7 +390,7 @@ py::dict sink_scores_py(const PyModel& m, py::handle ids, double eps, int max_ke
 // Runs a probe without the GIL and returns its JSON form as Python objects.
 template <typename Probe>
 py::object probe_as_python(py::handle ids, Probe probe) {
-  const std::vector<int32_t> v = probe_ids(ids);
+  const std::vector<int32_t> v = token_ids(ids, "ids");
   nlohmann::json j;
   {
     py::gil_scoped_release unlocked;

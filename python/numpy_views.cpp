@@ -140,6 +140,22 @@ py::array_t<int32_t> int32_array(py::handle obj, const std::string& name, KeepAl
   return out;
 }
 
+std::vector<int32_t> token_ids(py::handle ids, const std::string& name, bool allow_empty, bool allow_scalar) {
+  if (allow_scalar && py::isinstance<py::int_>(ids) && !py::isinstance<py::bool_>(ids))
+    return {int32_t(to_int(ids, name, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()))};
+  if (ids.is_none() || py::isinstance<py::str>(ids) || !py::hasattr(ids, "__len__"))
+    throw py::type_error(name + " must be a list, tuple or 1-D integer array of token ids, got " +
+                         type_name(ids));
+  if (py::len(ids) == 0) {
+    if (allow_empty) return {};
+    throw py::value_error(name + " must not be empty");
+  }
+  KeepAlive keep;
+  const py::array_t<int32_t> a = int32_array(ids, name, keep);
+  if (a.ndim() != 1) throw py::value_error(name + " must be one-dimensional, got shape " + shape_str(a));
+  return std::vector<int32_t>(a.data(), a.data() + a.size());
+}
+
 py::array_t<float> nan_array(const std::vector<int64_t>& shape) {
   py::array_t<float> a(std::vector<ssize_t>(shape.begin(), shape.end()));
   float* p = a.mutable_data();

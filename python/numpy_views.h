@@ -34,6 +34,12 @@ py::array_t<float> float32_array(py::handle obj, const std::string& name,
 // fit in int32.
 py::array_t<int32_t> int32_array(py::handle obj, const std::string& name, KeepAlive& keep);
 
+// Token ids: a list, tuple or 1-D integer array (a single int when
+// allow_scalar). TypeError for None or other objects, ValueError for an empty
+// sequence (unless allow_empty), a wrong rank or values outside int32.
+std::vector<int32_t> token_ids(py::handle ids, const std::string& name, bool allow_empty = false,
+                               bool allow_scalar = false);
+
 // A new contiguous float32 array filled with NaN, so that an element a kernel
 // forgets to write shows up instead of passing as stale memory.
 py::array_t<float> nan_array(const std::vector<int64_t>& shape);

@@ -157,6 +157,10 @@ AlignedPtr<T> committed_array(size_t n) {
 }
 
 // ------------------------------------------------------------ mapped file ----
+// Throws Error naming `what` and `path` unless path is a regular file that
+// exists (a FIFO, device or folder cannot be read twice or has no end).
+void check_regular_file(const std::string& path, const std::string& what);
+
 // Read-only memory map of a whole file. Throws Error naming the path on failure.
 class MappedFile {
  public:

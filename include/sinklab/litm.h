@@ -42,6 +42,10 @@ struct LitmOptions {
   int key_tokens = 2, value_tokens = 2;  // synthetic
   int first_id = 3;                      // synthetic ids are drawn from [first_id, vocab)
   std::vector<std::vector<std::string>> conditions = {{}};  // intervention sets; {} = baseline
+  // Prompts longer than the model's training context (max_seq) are refused
+  // unless this is set: positions past it are outside what the model learned,
+  // and the attention cost grows with the square of the prompt.
+  bool beyond_context = false;
 };
 
 struct LitmTrial {

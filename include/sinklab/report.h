@@ -41,6 +41,7 @@
 //                 have learned sink logits).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -113,9 +114,14 @@ const char* sink_verdict_definitions();
 const char* attention_sink_explanation();
 void to_json(nlohmann::json& j, const SinkVerdict& v);
 
-// Runs every probe on ids (throws Error for empty ids or bad options).
+// Called before each probe of run_inspect: its name, its index (0-based) and
+// the number of probes.
+using InspectProgress = std::function<void(const std::string& probe, int index, int count)>;
+
+// Runs every probe on ids (throws Error for empty ids or bad options, and
+// before any probe when the attention matrices would not fit in memory).
 InspectReport run_inspect(const std::shared_ptr<const Model>& model, std::span<const int32_t> ids,
-                          const InspectOptions& options = {});
+                          const InspectOptions& options = {}, const InspectProgress& progress = {});
 
 // The report.json document described above.
 nlohmann::json inspect_report_json(const Model& model, const InspectReport& report);

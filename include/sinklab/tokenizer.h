@@ -163,6 +163,38 @@ int64_t first_invalid_utf8(std::string_view text);
 enum class PretokenizerPattern { Gpt2, Llama3, Qwen2 };
 std::vector<std::string_view> pretokenize(std::string_view text, PretokenizerPattern pattern);
 
+// ---- Texts that arrive in pieces ----
+// Where the GPT-2 / Llama-3 / Qwen2 splits start a new word whatever the text
+// around it: before a space that sits between two non-space bytes, or after a
+// newline followed by a non-space byte. Returns the last such cut p with
+// lo < p <= hi - 1 (so text[p] exists), or std::string_view::npos.
+size_t last_word_cut(std::string_view text, size_t lo, size_t hi);
+
+// Encodes an unbounded text in bounded memory. Bytes are buffered until about
+// `chunk_bytes` are held; the buffer is then encoded up to a word cut where
+// this tokenizer gives the same ids as for the whole text (checked at each
+// cut by encoding the 256 bytes on each side together and apart; a cut where
+// the next piece drops its space serves dummy-prefix tokenizers). The ids of
+// the whole stream equal encode(text, false), which the tests check on real
+// tokenizers. A text with no usable cut in 16 x chunk_bytes (e.g. one
+// unbroken run of letters) is cut at a UTF-8 boundary, where ids may differ.
+class ChunkedEncoder {
+ public:
+  explicit ChunkedEncoder(const Tokenizer& tokenizer, size_t chunk_bytes = size_t(1) << 20);
+  // Takes more text; appends the ids of every chunk completed by it.
+  void feed(std::string_view bytes, std::vector<int32_t>& ids);
+  // Encodes what is left (the end of the text).
+  void finish(std::vector<int32_t>& ids);
+  size_t buffered_bytes() const { return buffer_.size(); }
+
+ private:
+  bool encode_through_cut(std::vector<int32_t>& ids);
+  const Tokenizer& tokenizer_;
+  size_t chunk_bytes_;
+  std::string buffer_;
+};
+// ---- end of texts that arrive in pieces ----
+
 // ---- BPE training ----
 struct BpeTrainOptions {
   int32_t vocab_size = 4096;                // specials + 256 byte symbols + merged tokens
@@ -178,6 +210,11 @@ struct BpeTrainOptions {
 // Error for a vocab_size that cannot hold the specials and the 256 byte
 // symbols, empty text and empty, duplicate or single-symbol special tokens.
 std::string train_bpe_tokenizer_json(std::string_view text, const BpeTrainOptions& opts);
+// The same, reading `path` in 1 MiB pieces cut at word cuts that no special
+// token crosses: memory follows the distinct words, not the file size. The
+// result equals train_bpe_tokenizer_json(whole file) (tested). Throws Error
+// naming the file when it cannot be read.
+std::string train_bpe_tokenizer_json_from_file(const std::string& path, const BpeTrainOptions& opts);
 // ---- end of BPE training ----
 
 }  // namespace sinklab

@@ -142,7 +142,7 @@ void write_file(const std::filesystem::path& path, const std::string& bytes) {
 }  // namespace
 
 InspectReport run_inspect(const std::shared_ptr<const Model>& model, std::span<const int32_t> text_ids,
-                          const InspectOptions& options) {
+                          const InspectOptions& options, const InspectProgress& progress) {
   check(model != nullptr, "inspect: model is null");
   check(!text_ids.empty(), "inspect: there are no tokens to inspect");
   const std::vector<Intervention> ablate = parse_interventions(options.ablate);
@@ -178,16 +178,30 @@ InspectReport run_inspect(const std::shared_ptr<const Model>& model, std::span<c
   session_options.context = int64_t(ids.size());
   Session session(model, session_options);
   const AttachedInterventions attached(session, ablate);
+  r.moe = model->config().moe.n_experts > 0;
+  const int n_probes = r.moe ? 6 : 5;
+  int probe_index = 0;
+  auto starting = [&](const char* name) {
+    if (progress) progress(name, probe_index, n_probes);
+    ++probe_index;
+  };
+  starting("sink scores");
   r.sinks = sink_scores(session, ids, so);
   r.top_heads = rank_heads(r.sinks);
+  starting("attention maps");
   r.maps = attention_maps(session, ids, r.top_heads, options.top_heads, options.map_size);
+  starting("massive activations");
   r.massive = massive_with_token0(session, ids, r.token0_max_abs);
   ValueNormOptions vo;
   vo.first_n = options.value_norm_tokens;
+  starting("value norms");
   r.value_norms = value_norms(session, ids, vo);
+  starting("propagation");
   r.propagation = propagation(session, ids);
-  r.moe = model->config().moe.n_experts > 0;
-  if (r.moe) r.super_experts = super_experts(session, {r.ids});
+  if (r.moe) {
+    starting("super experts");
+    r.super_experts = super_experts(session, {r.ids});
+  }
   return r;
 }
 

@@ -2,6 +2,8 @@
 // teacher-forced scorer, the runner over (condition, n, g) and JSON / table output.
 #include "sinklab/litm.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -167,6 +169,24 @@ LitmResult run_litm(const std::shared_ptr<const Model>& model, const LitmOptions
     conditions.push_back(parse_interventions(specs));
     longest_prefix = std::max(longest_prefix, intervention_prefix(conditions.back(), c).size());
     r.condition_names.push_back(specs.empty() ? "baseline" : describe_interventions(conditions.back()));
+  }
+  // One list per size first: its prompt length bounds the context, the memory of
+  // the planned lists and the attention work, all checked before anything runs.
+  {
+    double planned_bytes = 0;
+    for (int n : options.n_pairs) {
+      const int64_t len = int64_t(longest_prefix) +
+                          int64_t(make_litm_trial(*model, options, n, 0, trial_seed(options.seed, n, 0, 0)).prompt.size());
+      check(options.beyond_context || c.max_seq <= 0 || len <= c.max_seq,
+            "litm: --pairs " + std::to_string(n) + " makes prompts of " + std::to_string(len) +
+                " tokens, more than the model's context of " + std::to_string(c.max_seq) +
+                " (use fewer pairs, or allow it with --beyond-context)");
+      planned_bytes += 1.5 * double(len) * 4.0 * double(options.positions) * double(options.trials);
+    }
+    const double ram = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
+    check(ram <= 0 || planned_bytes <= 0.5 * ram,
+          "litm: the planned lists alone need about " + std::to_string(int64_t(planned_bytes / (1 << 20))) +
+              " MiB, more than half of this machine's memory; use fewer --pairs, --positions or --trials");
   }
   // Every trial first, so that the session holds the longest and every condition sees the same lists.
   struct Planned {

@@ -103,6 +103,7 @@ Propagation propagation(Session& session, std::span<const int32_t> ids, const Pr
   check_ids(ids, "propagation");
   const ModelConfig& c = session.model().config();
   const int64_t n = int64_t(ids.size()), H = c.n_heads, L = c.n_layers;
+  check_attention_capture_fits(c, n, L, "propagation");  // every layer's averaged matrix is kept
   Propagation out;
   out.n_tokens = n;
   // Head-averaged attention of every layer [L, n, n].

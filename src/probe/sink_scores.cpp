@@ -45,6 +45,7 @@ SinkScores sink_scores(Session& session, std::span<const int32_t> ids, const Sin
   const ModelConfig& c = session.model().config();
   const std::vector<int> layers = resolve_layers(c, opts.layers, "sink_scores");
   const int64_t n = int64_t(ids.size());
+  check_attention_capture_fits(c, n, 1, "sink_scores");  // one layer's matrix at a time
   SinkScores s;
   s.eps = opts.eps;
   s.first_k = opts.first_k;

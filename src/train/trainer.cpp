@@ -82,7 +82,7 @@ RunData prepare_data(TrainConfig& cfg) {
     BpeTrainOptions bo;
     bo.vocab_size = o.tokenizer_vocab;
     bo.special_tokens = {kEndOfText, kSinkToken};
-    base_json = train_bpe_tokenizer_json(read_file(o.train_text), bo);
+    base_json = train_bpe_tokenizer_json_from_file(o.train_text, bo);
   }
   d.tokenizer = tokenizer_from_json_string(base_json, o.tokenizer.empty() ? kept : o.tokenizer);
   const Tokenizer& tok = *d.tokenizer;

@@ -184,3 +184,17 @@ def test_missing_text_file(tmp_path):
 def test_bad_flags(tmp_path, flags, words):
     r = run("inspect", "-m", MODEL, "-f", TEXT, "--out", tmp_path / "o", *flags)
     assert_one_clear_error(r, *words)
+
+
+@needs_assets
+def test_long_input_states_its_cost_and_progress(tmp_path):
+    book = ASSETS / "text" / "frankenstein.txt"
+    r = run("inspect", "-m", MODEL, "-f", book, "--tokens", 1100, "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr
+    assert "1100 tokens; the attention probes materialise" in r.stderr
+    for i, probe in enumerate(["sink scores", "attention maps", "massive activations", "value norms",
+                               "propagation"]):
+        assert f"probe {i + 1}/5 {probe}" in r.stderr, r.stderr
+    # Short inputs stay quiet.
+    r = run("inspect", "-m", MODEL, "-f", book, "--tokens", 64, "--out", tmp_path / "p")
+    assert r.returncode == 0 and "probe 1/5" not in r.stderr, r.stderr

@@ -190,3 +190,28 @@ def test_big_endian_arrays_are_converted_not_misread():
     np.testing.assert_allclose(got, want, rtol=0, atol=0)
     got64 = sinklab.attention(q.astype(">f8"), k.astype(">f8"), v.astype(">f8"), impl="reference")[0]
     np.testing.assert_allclose(got64, want, rtol=1e-6)
+
+
+DEFAULT_MODEL = __import__("pathlib").Path(__file__).resolve().parents[2] / "models" / "default"
+
+
+@pytest.mark.parametrize("call", [
+    lambda m, s, ids: s.feed(ids),
+    lambda m, s, ids: sinklab.sink_scores(m, ids),
+    lambda m, s, ids: sinklab.propagation(m, ids),
+    lambda m, s, ids: sinklab.massive_activations(m, ids),
+    lambda m, s, ids: m.detokenize(ids),
+])
+@pytest.mark.parametrize("ids, exc, message", [
+    (None, TypeError, "got NoneType"),
+    ("hello", TypeError, "got str"),
+    ((i for i in [1, 2]), TypeError, "got generator"),
+    ([1.5, 2.0], TypeError, "integer array"),
+    ([[1, 2]], ValueError, "one-dimensional"),
+    ([2 ** 40], ValueError, "does not fit in int32"),
+])
+def test_token_ids_are_checked_the_same_everywhere(call, ids, exc, message):
+    m = sinklab.Model(str(DEFAULT_MODEL))
+    s = sinklab.Session(m)
+    with pytest.raises(exc, match=message):
+        call(m, s, ids)

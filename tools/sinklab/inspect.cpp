@@ -3,6 +3,7 @@
 // a short summary and writes DIR/report.json and a self-contained DIR/report.html.
 // A model trained on a synthetic task (task.json beside it) is inspected on the
 // task's probe sequences instead, with the sink split by query kind.
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -75,6 +76,9 @@ std::string emergence_summary(const SinkEmergence& e) {
   return out;
 }
 
+// Inputs from this many tokens on show the probes' cost and progress on stderr.
+constexpr size_t kLongInspectTokens = 1024;
+
 int run_inspect_command(InspectFlags& f) {
   if (!f.text_file.empty()) check_input_path(f.text_file, "-f/--file: text file");
   const std::shared_ptr<const Model> model = load_model(f.model);
@@ -124,7 +128,17 @@ int run_inspect_command(InspectFlags& f) {
   opts.first_k = int(std::min<int64_t>(f.first_k, int64_t(ids.size())));
   opts.text_source = task_gen ? "task " + task.task + " (probe sequence 0)" : f.text_file;
   opts.ablate = f.ablate;
-  InspectReport report = run_inspect(model, ids, opts);
+  // Long inputs say what they cost (heads x n^2 attention per layer) and how far along they are.
+  const bool long_input = ids.size() >= kLongInspectTokens;
+  const auto started = std::chrono::steady_clock::now();
+  InspectReport report = run_inspect(model, ids, opts, [&](const std::string& probe, int index, int count) {
+    if (!long_input) return;
+    if (index == 0)  // the memory check has passed
+      std::fprintf(stderr, "inspect: %zu tokens; the attention probes materialise %lld heads x %zu^2 floats per layer\n",
+                   ids.size(), static_cast<long long>(model->config().n_heads), ids.size());
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    std::fprintf(stderr, "inspect: probe %d/%d %s (%.1f s)\n", index + 1, count, probe.c_str(), s);
+  });
   if (task_gen && report.tokens.empty())
     for (int32_t id : report.ids)
       report.tokens.push_back(id < task_gen->vocab_size() ? task_gen->token_text(id) : "<sink>");

@@ -86,6 +86,8 @@ Command litm_command() {
         ->check(CLI::Range(1, 64));
     sub->add_option("--first-id", o.first_id, "synthetic: draw ids from [first-id, vocab) (default 3)")
         ->check(CLI::Range(0, 1 << 30));
+    sub->add_flag("--beyond-context", o.beyond_context,
+                  "Allow prompts longer than the model's training context (refused by default)");
     add_ablate_flag(*sub, f->ablate);
     sub->add_option("--json", f->json, "Write the result JSON to this file");
     sub->add_option("--html", f->html, "Write a self-contained HTML page with the U-curves to this file");

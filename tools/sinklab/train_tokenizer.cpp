@@ -58,21 +58,22 @@ Command train_tokenizer_command() {
   cmd.run = [flags]() {
     flags->guard.input(flags->corpus);
     flags->guard.check_file(flags->output, "-o/--output");
-    const std::string text = read_text_file(flags->corpus, "train-tokenizer: corpus");
+    check_input_path(flags->corpus, "train-tokenizer: corpus");
+    const auto corpus_bytes = std::filesystem::file_size(flags->corpus);
     BpeTrainOptions opts;
     opts.vocab_size = flags->vocab;
     opts.special_tokens = flags->specials;
     opts.pattern = pattern_from_name(flags->pattern);
     opts.min_pair_count = flags->min_count;
     const auto start = std::chrono::steady_clock::now();
-    const std::string json = train_bpe_tokenizer_json(text, opts);
+    const std::string json = train_bpe_tokenizer_json_from_file(flags->corpus, opts);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     // Loading it back checks the file before it replaces anything.
     const auto tokenizer = tokenizer_from_json_string(json, flags->output);
     const size_t merges = nlohmann::json::parse(json)["model"]["merges"].size();
     write_output_text(flags->output, json, "-o/--output");
     std::printf("wrote %s: vocab %d (%zu special, 256 bytes, %zu merges), %zu corpus bytes, %.2f s\n",
-                flags->output.c_str(), tokenizer->vocab_size(), flags->specials.size(), merges, text.size(),
+                flags->output.c_str(), tokenizer->vocab_size(), flags->specials.size(), merges, size_t(corpus_bytes),
                 seconds);
     if (tokenizer->vocab_size() < flags->vocab)
       std::printf("note: fewer tokens than --vocab %d: no pair occurs %lld times or more\n", flags->vocab,

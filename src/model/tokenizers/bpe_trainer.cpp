@@ -5,6 +5,7 @@
 // pair (each pair remembers its words), and a max-heap with lazy
 // invalidation finds the next pair.
 #include <algorithm>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <queue>
 #include <unordered_map>
@@ -83,6 +84,23 @@ std::vector<std::string_view> cut_at_specials(std::string_view text, const std::
   return pieces;
 }
 
+using WordCounts = std::unordered_map<std::string, int64_t>;
+
+void count_words(std::string_view text, const BpeTrainOptions& opts, WordCounts& counts) {
+  for (std::string_view piece : cut_at_specials(text, opts.special_tokens))
+    for (std::string_view w : pretokenize(piece, opts.pattern)) ++counts[std::string(w)];
+}
+
+// Whether a special token occurs across position p of text.
+bool special_crosses(std::string_view text, size_t p, const std::vector<std::string>& specials) {
+  for (const std::string& s : specials) {
+    const size_t from = p >= s.size() ? p - s.size() + 1 : 0;
+    const size_t at = text.substr(0, std::min(text.size(), p + s.size() - 1)).find(s, from);
+    if (at != std::string_view::npos && at < p) return true;
+  }
+  return false;
+}
+
 struct Word {
   std::vector<int32_t> symbols;
   int64_t count = 0;
@@ -106,7 +124,7 @@ struct HeapOrder {
 
 class BpeTrainer {
  public:
-  BpeTrainer(std::string_view text, const BpeTrainOptions& opts) : opts_(opts) {
+  BpeTrainer(const WordCounts& counts, const BpeTrainOptions& opts) : opts_(opts) {
     // Symbol ids 0..255: the byte alphabet in code point order (GPT-2's vocab order).
     std::vector<int> bytes(256);
     for (int b = 0; b < 256; ++b) bytes[size_t(b)] = b;
@@ -117,7 +135,7 @@ class BpeTrainer {
       add_token(tok::byte_level_char(uint8_t(bytes[size_t(i)])));
     }
     for (const std::string& s : opts.special_tokens) specials_.insert(s);
-    count_words(text);
+    add_words(counts);
   }
 
   void train() {
@@ -195,10 +213,7 @@ class BpeTrainer {
     return id;
   }
 
-  void count_words(std::string_view text) {
-    std::unordered_map<std::string_view, int64_t> counts;
-    for (std::string_view piece : cut_at_specials(text, opts_.special_tokens))
-      for (std::string_view w : pretokenize(piece, opts_.pattern)) ++counts[w];
+  void add_words(const WordCounts& counts) {
     // Sorted words make every later step independent of hash order.
     std::vector<std::pair<std::string_view, int64_t>> sorted(counts.begin(), counts.end());
     std::sort(sorted.begin(), sorted.end());
@@ -287,7 +302,45 @@ class BpeTrainer {
 
 std::string train_bpe_tokenizer_json(std::string_view text, const BpeTrainOptions& opts) {
   check_options(text, opts);
-  BpeTrainer trainer(text, opts);
+  WordCounts counts;
+  count_words(text, opts, counts);
+  BpeTrainer trainer(counts, opts);
+  trainer.train();
+  return trainer.to_json();
+}
+
+std::string train_bpe_tokenizer_json_from_file(const std::string& path, const BpeTrainOptions& opts) {
+  check_options("-", opts);
+  check_regular_file(path, "BPE training text");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open the training text");
+  constexpr size_t kBlock = size_t(1) << 20;
+  WordCounts counts;
+  std::string buffer, block(kBlock, '\0');
+  int64_t total = 0;
+  for (;;) {
+    in.read(block.data(), std::streamsize(kBlock));
+    const size_t got = size_t(in.gcount());
+    if (in.bad()) throw Error(path + ": read error in the training text");
+    total += int64_t(got);
+    buffer.append(block.data(), got);
+    const bool at_end = got < kBlock;
+    if (at_end) break;
+    // Count up to the last word cut no special token crosses; a text without
+    // one for 16 blocks is cut where it stands (a word may split there).
+    size_t cut = buffer.size();
+    for (size_t p = buffer.size(); (p = last_word_cut(buffer, 0, p)) != std::string_view::npos;)
+      if (!special_crosses(buffer, p, opts.special_tokens)) {
+        cut = p;
+        break;
+      }
+    if (cut == buffer.size() && buffer.size() < 16 * kBlock) continue;
+    count_words(std::string_view(buffer).substr(0, cut), opts, counts);
+    buffer.erase(0, cut);
+  }
+  if (total == 0) throw Error("BPE training: the training text " + path + " is empty");
+  count_words(buffer, opts, counts);
+  BpeTrainer trainer(counts, opts);
   trainer.train();
   return trainer.to_json();
 }

@@ -153,3 +153,34 @@ TEST(LitmRun, ConditionsSeeTheSameListsAndJsonHasEveryCell) {
   EXPECT_EQ(html.find("http://"), html.find("http://www.w3.org/2000/svg"));  // no other URL
   EXPECT_NE(litm_table(r).find("condition 2: sink:keys=1"), std::string::npos);
 }
+
+TEST(LitmRun, RefusesPromptsPastTheContextAndPlansPastMemoryBeforeRunning) {
+  auto model = tiny_model();
+  const int64_t context = model->config().max_seq;
+  ASSERT_GT(context, 0);
+  LitmOptions o;
+  o.n_pairs = {3, int(context / 4)};  // 5 tokens per pair: the second size is past the context
+  o.trials = 1;
+  int64_t calls = 0;
+  auto count = [&](int64_t, int64_t) { ++calls; };
+  try {
+    run_litm(model, o, count);
+    FAIL() << "a prompt past the context was run";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--beyond-context"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(calls, 0);
+  o.beyond_context = true;
+  o.positions = 1;
+  EXPECT_NO_THROW(run_litm(model, o, count));
+  o = LitmOptions{};
+  o.n_pairs = {3};
+  o.positions = 1000;
+  o.trials = 1000000;  // ~10^9 planned lists
+  try {
+    run_litm(model, o, count);
+    FAIL() << "a plan larger than memory was started";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("planned lists"), std::string::npos) << e.what();
+  }
+}

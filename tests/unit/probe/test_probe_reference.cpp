@@ -163,3 +163,21 @@ TEST(ProbeErrors, BadInputIsAnError) {
   EXPECT_THROW(sink_scores(session, kIds, bad), Error);
   EXPECT_NO_THROW(sink_scores(session, kIds));
 }
+
+TEST(ProbeErrors, QuadraticProbesRefuseInputsPastMemoryBeforeRunning) {
+  auto model = random_model();
+  // heads x n^2 floats: a million tokens would need terabytes.
+  const std::vector<int32_t> huge(1'000'000, 1);
+  for (auto probe : {+[](const std::shared_ptr<const Model>& m, std::span<const int32_t> ids) { sink_scores(m, ids); },
+                     +[](const std::shared_ptr<const Model>& m, std::span<const int32_t> ids) {
+                       Session s(m);  // the probe refuses before it feeds
+                       propagation(s, ids);
+                     }}) {
+    try {
+      probe(model, huge);
+      FAIL() << "a probe started on a million tokens";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("more than this machine's"), std::string::npos) << e.what();
+    }
+  }
+}
