@@ -161,6 +161,12 @@ AlignedPtr<T> committed_array(size_t n) {
 // exists (a FIFO, device or folder cannot be read twice or has no end).
 void check_regular_file(const std::string& path, const std::string& what);
 
+// Reads a regular file in blocks of `block_bytes`, calling fn(block) for each
+// in order until the file ends or fn returns false; memory stays at one block.
+// Throws Error naming `what` and the path when it cannot be read.
+void read_file_blocks(const std::string& path, const std::string& what, size_t block_bytes,
+                      const std::function<bool(std::string_view)>& fn);
+
 // Read-only memory map of a whole file. Throws Error naming the path on failure.
 class MappedFile {
  public:

@@ -193,6 +193,39 @@ class ChunkedEncoder {
   size_t chunk_bytes_;
   std::string buffer_;
 };
+// UTF-8 checking across the blocks of a stream: a character cut by one
+// block's end is completed by the next.
+class Utf8StreamCheck {
+ public:
+  // Stream offset of the first invalid byte seen so far, or -1.
+  int64_t feed(std::string_view block);
+  // The same at the end of the stream, where a cut character is invalid.
+  int64_t finish();
+
+ private:
+  std::string carry_;   // the start of a character the next block may complete
+  int64_t offset_ = 0;  // of carry_[0] in the stream
+  int64_t bad_ = -1;
+};
+
+struct TextFileEncoding {
+  int64_t max_tokens = 0;     // stop reading once this many ids are known (0 = the whole file)
+  bool add_bos = false;
+  bool require_utf8 = true;   // invalid UTF-8 is an Error naming its byte offset
+  std::string what = "text";  // names the file in messages
+};
+
+struct EncodedTextFile {
+  std::vector<int32_t> ids;   // at most max_tokens (BOS included)
+  int64_t bytes_read = 0;
+  bool blank = true;          // nothing but white space in what was read
+};
+
+// Reads `path` in 1 MiB blocks through a ChunkedEncoder: memory is the ids plus
+// a few blocks, and with max_tokens only the blocks those ids need are read.
+// The ids equal tokenizer.encode(whole text, add_bos) cut to max_tokens.
+EncodedTextFile encode_text_file(const Tokenizer& tokenizer, const std::string& path,
+                                 const TextFileEncoding& options = {});
 // ---- end of texts that arrive in pieces ----
 
 // ---- BPE training ----

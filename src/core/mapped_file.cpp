@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 
 #include "sinklab/core.h"
 
@@ -16,6 +17,21 @@ void check_regular_file(const std::string& path, const std::string& what) {
   if (!S_ISREG(st.st_mode))
     throw Error(what + " " + path + ": not a regular file (" +
                 (S_ISDIR(st.st_mode) ? "a folder" : S_ISFIFO(st.st_mode) ? "a FIFO" : "a device or socket") + ")");
+}
+
+void read_file_blocks(const std::string& path, const std::string& what, size_t block_bytes,
+                      const std::function<bool(std::string_view)>& fn) {
+  check_regular_file(path, what);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(what + " " + path + ": cannot open");
+  std::string block(block_bytes, '\0');
+  for (;;) {
+    in.read(block.data(), std::streamsize(block_bytes));
+    if (in.bad()) throw Error(what + " " + path + ": read error");
+    const size_t got = size_t(in.gcount());
+    if (got > 0 && !fn(std::string_view(block.data(), got))) return;
+    if (got < block_bytes) return;
+  }
 }
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {

@@ -12,52 +12,20 @@ namespace sinklab {
 
 namespace {
 
-constexpr size_t kReadBlock = size_t(1) << 20;
-
-// Calls fn(block) for each block of the file, in order.
-template <class Fn>
-void for_each_block(const std::string& path, Fn&& fn) {
-  check_regular_file(path, "training text");
-  std::ifstream in(path, std::ios::binary);
-  check(bool(in), path + ": cannot open the training text");
-  std::string block(kReadBlock, '\0');
-  for (;;) {
-    in.read(block.data(), std::streamsize(kReadBlock));
-    check(!in.bad(), path + ": read error in the training text");
-    const size_t got = size_t(in.gcount());
-    if (got) fn(std::string_view(block.data(), got));
-    if (got < kReadBlock) return;
-  }
-}
-
-// Length of `t` without a last character that the next block may complete.
-size_t complete_prefix(std::string_view t) {
-  size_t q = t.size();
-  for (int i = 0; i < 3 && q > 0 && (static_cast<unsigned char>(t[q - 1]) & 0xC0) == 0x80; ++i) --q;
-  if (q == 0) return t.size();
-  const auto lead = static_cast<unsigned char>(t[q - 1]);
-  const size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-  return t.size() - (q - 1) < need ? q - 1 : t.size();
-}
-
-// FNV-1a of the file's bytes; throws when they are not valid UTF-8. The text
-// is read a block at a time: memory stays at one block whatever the size.
+// FNV-1a of the file's bytes; throws when they are not valid UTF-8. Memory
+// stays at one block whatever the size.
 uint64_t checked_text_hash(const std::string& path) {
   uint64_t key = fnv1a64("");
-  std::string carry;  // the bytes of a character cut by a block's end
-  int64_t offset = 0;  // of carry[0] in the file
-  for_each_block(path, [&](std::string_view block) {
+  Utf8StreamCheck utf8;
+  auto check_utf8 = [&](int64_t bad) {
+    check(bad < 0, path + ": the text is not valid UTF-8 (at byte " + std::to_string(bad) + ")");
+  };
+  read_file_blocks(path, "training text", size_t(1) << 20, [&](std::string_view block) {
     key = fnv1a64(block, key);
-    std::string text = carry;
-    text.append(block);
-    const size_t complete = complete_prefix(text);
-    const int64_t bad = first_invalid_utf8(std::string_view(text).substr(0, complete));
-    check(bad < 0, path + ": the text is not valid UTF-8 (at byte " + std::to_string(offset + bad) + ")");
-    carry = text.substr(complete);
-    offset += int64_t(complete);
+    check_utf8(utf8.feed(block));
+    return true;
   });
-  const int64_t bad = first_invalid_utf8(carry);
-  check(bad < 0, path + ": the text is not valid UTF-8 (at byte " + std::to_string(offset + bad) + ")");
+  check_utf8(utf8.finish());
   return key;
 }
 
@@ -80,9 +48,10 @@ std::vector<int32_t> encode_cached(const std::string& path, const Tokenizer& tok
       if (in) return ids;
     }
   }
-  ChunkedEncoder encoder(tok);
-  for_each_block(path, [&](std::string_view block) { encoder.feed(block, ids); });
-  encoder.finish(ids);
+  TextFileEncoding how;
+  how.require_utf8 = false;  // checked above
+  how.what = "training text";
+  ids = encode_text_file(tok, path, how).ids;
   std::filesystem::create_directories(cache_dir);
   // Ranks of one MPI run may write the same cache at once: each writes its own
   // temporary file, and the renames replace one identical file with another.

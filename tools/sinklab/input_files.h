@@ -16,13 +16,9 @@ namespace sinklab::cli {
 // regular file (or, with folder_ok, a folder).
 void check_input_path(const std::string& path, const std::string& what, bool folder_ok = false);
 
-// The bytes of a regular text file (checked as above).
-std::string read_text_file(const std::string& path, const std::string& what);
-
 // The first `max_tokens` token ids of a text file (all of them when
-// max_tokens <= 0), reading only as much of the file as they need: a prefix
-// that ends at a UTF-8 boundary and holds clearly more tokens than asked for,
-// so the ids kept are those of the whole text. Throws Error for an empty text
+// max_tokens <= 0), read and encoded in blocks (encode_text_file): only the
+// blocks those ids need are read, and the ids are those of the whole text. Throws Error for an empty text
 // or (with require_utf8) one that is not valid UTF-8, naming `what`.
 std::vector<int32_t> read_first_tokens(const Tokenizer& tok, const std::string& path, const std::string& what,
                                        int64_t max_tokens, bool add_bos, bool require_utf8 = true);

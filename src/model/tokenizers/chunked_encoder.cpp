@@ -114,3 +114,68 @@ bool ChunkedEncoder::encode_through_cut(std::vector<int32_t>& ids) {
 }
 
 }  // namespace sinklab
+
+namespace sinklab {
+
+namespace {
+
+// Length of `t` without a last character that more bytes may complete.
+size_t complete_prefix(std::string_view t) {
+  size_t q = t.size();
+  for (int i = 0; i < 3 && q > 0 && (static_cast<unsigned char>(t[q - 1]) & 0xC0) == 0x80; ++i) --q;
+  if (q == 0) return t.size();
+  const auto lead = static_cast<unsigned char>(t[q - 1]);
+  if (lead < 0xC2 || lead > 0xF4) return t.size();  // not a lead byte: nothing to wait for
+  const size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+  return t.size() - (q - 1) < need ? q - 1 : t.size();
+}
+
+}  // namespace
+
+int64_t Utf8StreamCheck::feed(std::string_view block) {
+  if (bad_ >= 0) return bad_;
+  std::string text = std::move(carry_);
+  text.append(block);
+  const size_t complete = complete_prefix(text);
+  const int64_t bad = first_invalid_utf8(std::string_view(text).substr(0, complete));
+  if (bad >= 0) return bad_ = offset_ + bad;
+  carry_ = text.substr(complete);
+  offset_ += int64_t(complete);
+  return -1;
+}
+
+int64_t Utf8StreamCheck::finish() {
+  if (bad_ >= 0) return bad_;
+  const int64_t bad = first_invalid_utf8(carry_);
+  return bad >= 0 ? bad_ = offset_ + bad : -1;
+}
+
+EncodedTextFile encode_text_file(const Tokenizer& tokenizer, const std::string& path,
+                                 const TextFileEncoding& o) {
+  EncodedTextFile out;
+  if (o.add_bos && tokenizer.bos_id() >= 0) out.ids.push_back(tokenizer.bos_id());
+  ChunkedEncoder encoder(tokenizer);
+  Utf8StreamCheck utf8;
+  auto check_utf8 = [&](int64_t bad) {
+    if (o.require_utf8 && bad >= 0)
+      throw Error(o.what + " '" + path + "' is not valid UTF-8 (byte offset " + std::to_string(bad) + ")");
+  };
+  bool ended = true;
+  read_file_blocks(path, o.what, size_t(1) << 20, [&](std::string_view block) {
+    out.bytes_read += int64_t(block.size());
+    out.blank = out.blank && block.find_first_not_of(" \t\r\n") == std::string_view::npos;
+    check_utf8(utf8.feed(block));
+    encoder.feed(block, out.ids);
+    // The ids of completed chunks are final: stop once they are enough.
+    ended = !(o.max_tokens > 0 && int64_t(out.ids.size()) >= o.max_tokens);
+    return ended;
+  });
+  if (ended) {
+    check_utf8(utf8.finish());
+    encoder.finish(out.ids);
+  }
+  if (o.max_tokens > 0 && int64_t(out.ids.size()) > o.max_tokens) out.ids.resize(size_t(o.max_tokens));
+  return out;
+}
+
+}  // namespace sinklab

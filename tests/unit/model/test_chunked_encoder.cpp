@@ -93,6 +93,43 @@ TEST(ChunkedEncoder, LastWordCut) {
   EXPECT_EQ(last_word_cut("ab cd ef", 0, 5), 2u);
 }
 
+TEST(EncodeTextFile, MaxTokensReadsOnlyWhatItNeedsAndKeepsWholeTextIds) {
+  const auto tok = load_tokenizer_json(SINKLAB_SOURCE_DIR "/models/default/tokenizer.json");
+  std::string text = book_text(400000);
+  if (text.empty()) GTEST_SKIP() << "shared/assets/text/frankenstein.txt is absent";
+  while (text.size() < (size_t(4) << 20)) text += text.substr(0, 400000);  // 4 MiB
+  const std::string path = testing::TempDir() + "/encode_text_file.txt";
+  std::ofstream(path, std::ios::binary) << text;
+  const auto whole = tok->encode(text, true);
+  TextFileEncoding how;
+  how.add_bos = true;
+  const EncodedTextFile all = encode_text_file(*tok, path, how);
+  EXPECT_EQ(all.ids, whole);
+  EXPECT_EQ(all.bytes_read, int64_t(text.size()));
+  EXPECT_FALSE(all.blank);
+  how.max_tokens = 1000;
+  const EncodedTextFile first = encode_text_file(*tok, path, how);
+  EXPECT_EQ(first.ids, std::vector<int32_t>(whole.begin(), whole.begin() + 1000));
+  EXPECT_LE(first.bytes_read, int64_t(3) << 20) << "read more blocks than 1000 tokens need";
+  std::filesystem::remove(path);
+}
+
+TEST(Utf8StreamCheck, FindsTheFirstBadByteAcrossBlocks) {
+  const std::string text = "ab\xC3\xA9" "cd\xE2\x82\xAC e";  // é and € cut by every block split
+  for (size_t cut = 0; cut <= text.size(); ++cut) {
+    Utf8StreamCheck c;
+    EXPECT_EQ(c.feed(std::string_view(text).substr(0, cut)), -1) << cut;
+    EXPECT_EQ(c.feed(std::string_view(text).substr(cut)), -1) << cut;
+    EXPECT_EQ(c.finish(), -1) << cut;
+  }
+  Utf8StreamCheck bad;
+  EXPECT_EQ(bad.feed("abc"), -1);
+  EXPECT_EQ(bad.feed("d\xFF"), 4);
+  Utf8StreamCheck cut_at_end;
+  EXPECT_EQ(cut_at_end.feed("ab\xE2\x82"), -1);
+  EXPECT_EQ(cut_at_end.finish(), 2);
+}
+
 TEST(BpeTraining, FromFileEqualsFromText) {
   // More than two read blocks, with a special token that holds a space (a
   // word cut inside it would split it) and multi-byte letters everywhere.
