@@ -12,6 +12,7 @@
 #include "checked_self.h"
 #include "numpy_views.h"
 #include "sinklab/intervene.h"
+#include "sinklab/perplexity.h"
 #include "sinklab/model.h"
 #include "sinklab/probe.h"
 
@@ -20,6 +21,9 @@
 namespace sinklab::python {
 
 namespace {
+
+std::vector<std::string> ablate_specs(py::handle ablate);
+py::object json_to_python(const nlohmann::json& j);
 
 constexpr const char* kModelDoc = R"doc(
 A model loaded from a llama2.c checkpoint, a GGUF file, or a safetensors file or
@@ -94,6 +98,34 @@ class PyModel {
     }
     std::copy(all.begin(), all.end(), out.mutable_data());
     return out;
+  }
+
+  // The library's perplexity loop (sinklab/perplexity.h) over ids, as a dict.
+  py::object perplexity(py::handle ids, const std::string& cache, const std::string& positions, bool recompute,
+                        const std::string& kl_base, py::handle ablate, int64_t context, bool token_nll) const {
+    const std::vector<int32_t> v = token_ids(ids, "ids");
+    if (v.size() < 2) throw py::value_error("ids must hold at least 2 tokens");
+    if (context < 0) throw py::value_error("context must be >= 0");
+    PerplexityOptions o;
+    o.cache = cache;
+    o.positions = positions;
+    o.recompute = recompute;
+    o.kl_base = kl_base;
+    o.ablate = ablate_specs(ablate);
+    o.context = context;
+    o.keep_token_nll = token_nll;
+    PerplexityResult r;
+    {
+      py::gil_scoped_release unlocked;
+      r = run_perplexity(model_, v, {}, o);
+    }
+    py::dict d = json_to_python(perplexity_json(r));
+    if (token_nll) {
+      py::array_t<float> a(ssize_t(r.token_nll.size()));
+      std::copy(r.token_nll.begin(), r.token_nll.end(), a.mutable_data());
+      d["token_nll"] = a;
+    }
+    return d;
   }
 
   py::str generate(py::handle prompt, int64_t n, float temperature, int top_k, float top_p, float min_p,
@@ -231,7 +263,8 @@ Session(model, cache='dense', sink=None, window=None, positions=None, context=0,
   window     window tokens W (cache='window', 'sink', 'sink-logit')
   positions  'reindex', 'shift' or 'absolute'; None = reindex (absolute for
              models with neither RoPE nor a GOAT/ALiBi prior)
-  context    dense cache limit; 0 = the model's training context
+  context    the context that sizes left out follow (dense limit; window W; sink
+             4 + context - 4); 0 = the model's training context
   ablate     intervention spec or list of specs ('sink:keys=0', 'reset:layer=1,dims=3',
              'prune:layer=0,expert=2', 'prepend:token=bos'; grammar in sinklab/intervene.h);
              prepended tokens are fed at construction and after reset()
@@ -250,15 +283,14 @@ class PySession {
     if (context < 0) throw py::value_error("context must be >= 0");
     SessionOptions o;
     o.cache = cache;
-    auto add = [&](const char* key, py::object v) {
+    auto add = [&](const char* key, py::object v, int64_t lo) {
       if (v.is_none()) return;
-      const int64_t x = v.cast<int64_t>();
-      if (x < 0) throw py::value_error(std::string(key) + " must be >= 0");
+      const int64_t x = to_int(v, key, lo, int64_t(1) << 30);
       o.cache += (o.cache.find(':') == std::string::npos ? ":" : ",") + std::string(key) + "=" + std::to_string(x);
     };
-    add("sink", sink);
-    add("window", window);
-    if (context > 0 && o.cache.rfind("dense", 0) == 0) o.context = context;
+    add("sink", sink, 0);
+    add("window", window, 1);
+    o.context = context;  // sizes left out of the spec follow it (with_default_sizes)
     if (!positions.is_none()) o.positions = positions.cast<std::string>();
     session_ = std::make_unique<Session>(model.shared(), o);
     const std::vector<Intervention> list = parse_interventions(ablate_specs(ablate));
@@ -436,6 +468,14 @@ void register_model(py::module_& m) {
            py::arg("temperature") = 0.f, py::arg("top_k") = 0, py::arg("top_p") = 1.f, py::arg("min_p") = 0.f,
            py::arg("repeat_penalty") = 1.f, py::arg("repeat_last_n") = 64, py::arg("seed") = 0,
            py::arg("add_bos") = true, py::arg("context") = 0)
+      .def("perplexity", checked_method("Model", &PyModel::perplexity),
+           "Perplexity of ids streamed token by token through a KV cache (the loop of `sinklab ppl`): dict "
+           "with cache (sizes filled in), positions, capacity, predicted, nll, ppl, kl (to kl_base), windows "
+           "(dense past its context is scored in fresh windows), tokens_per_s, kv_bytes, chunks, and "
+           "token_nll (float32 array) when asked.",
+           py::arg("ids"), py::kw_only(), py::arg("cache") = "dense", py::arg("positions") = "",
+           py::arg("recompute") = false, py::arg("kl_base") = "", py::arg("ablate") = py::none(),
+           py::arg("context") = 0, py::arg("token_nll") = false)
       .def_property_readonly("config", checked_method("Model", &PyModel::config), "Architecture and size as a dict.")
       .def("describe", checked_method("Model", &PyModel::describe), "Multi-line summary: architecture, shapes, dtypes, memory.")
       .def("__repr__", checked_method("Model", &PyModel::repr));

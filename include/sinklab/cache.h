@@ -86,13 +86,28 @@ class KvPolicy {
   std::vector<TokenMeta> survivors() const;
 };
 
-// One registry row per policy.
+// One registry row per policy: everything outside src/cache asks the row,
+// never the policy's name.
 struct KvPolicyInfo {
   const char* name;
   const char* summary;  // one line, for --help and `sinklab info`
   std::unique_ptr<KvPolicy> (*make)(const CacheOptions&);
+  const char* option_keys;  // the CacheOptions it reads, comma-separated
+  // Fills the sizes left unset (0) from the context a session is given (the
+  // model's training context unless asked otherwise); nullptr = no defaults.
+  void (*fill_defaults)(CacheOptions&, int64_t context);
+  bool streaming;       // evicts: false only for dense
+  bool batched_append;  // a batch of tokens may be appended at once up to the room left
+  bool needs_metadata;  // reads TokenMeta modality / round (from --meta)
 };
 std::span<const KvPolicyInfo> kv_policies();
+// The row of a policy; throws Error naming the unknown policy and listing the known ones.
+const KvPolicyInfo& kv_policy_info(std::string_view name);
+// `spec` with its unset sizes filled from `context` (> 0).
+CacheSpec with_default_sizes(CacheSpec spec, int64_t context);
+// "sink:sink=4,window=252": the policy and the options it reads (those set,
+// i.e. non-zero); parse_cache_spec reads it back.
+std::string cache_spec_string(const CacheSpec& spec);
 // Throws Error naming the unknown policy and listing the known ones.
 std::unique_ptr<KvPolicy> make_kv_policy(std::string_view name, const CacheOptions& options = {});
 std::unique_ptr<KvPolicy> make_kv_policy(const CacheSpec& spec);

@@ -171,10 +171,12 @@ class Model {
 };
 
 struct SessionOptions {
-  int64_t context = 0;  // dense: maximum cached tokens; 0 = the model's max_seq (or 4096)
+  // The context the cache's unset sizes default to; 0 = the model's max_seq (or 4096).
+  int64_t context = 0;
   // KV cache policy spec (parse_cache_spec): "dense", "window:window=256",
-  // "sink:sink=4,window=252", "sink-logit:window=128", ... A dense cache
-  // without 'limit' holds `context` tokens.
+  // "sink:sink=4,window=252", "sink-logit:window=128", ... Sizes left out come
+  // from `context` (with_default_sizes): dense holds `context` tokens, window and
+  // sink-logit keep a window of `context`, sink keeps 4 + (context - 4).
   std::string cache = "dense";
   // Position contract: "reindex", "shift" or "absolute"; "" = reindex for RoPE
   // models, absolute without RoPE (where shift is an Error).
@@ -217,6 +219,8 @@ class Session {
   // Logits after the last fed token ([vocab]).
   std::span<const float> logits() const;
   int64_t n_past() const { return n_past_; }
+  // The cache spec in use, with its default sizes filled in (cache_spec_string prints it).
+  const CacheSpec& cache_spec() const { return spec_; }
   // Most tokens the cache holds (for dense, the context limit).
   int64_t context() const { return context_; }
   // True when the cache evicts tokens instead of failing when full.

@@ -12,21 +12,36 @@ namespace {
 
 using namespace cache_detail;
 
+void dense_defaults(CacheOptions& o, int64_t context) {
+  if (o.limit == 0) o.limit = context;
+}
+void window_defaults(CacheOptions& o, int64_t context) {
+  if (o.window == 0) o.window = context;
+}
+// StreamingLLM's layout: 4 sinks and the rest of the context as the window.
+void sink_defaults(CacheOptions& o, int64_t context) {
+  if (o.window == 0 && o.budget == 0) o.window = std::max<int64_t>(context - o.sink, 1);
+}
+
 constexpr KvPolicyInfo kPolicies[] = {
-    {"dense", "keep every token up to a hard 'limit' (no streaming)", make_dense_policy},
-    {"window", "the last 'window' tokens (0+W)", make_window_policy},
-    {"sink", "StreamingLLM: the first 'sink' tokens + the last 'window' (or 'budget' - 'sink')",
-     make_sink_policy},
-    {"sink-logit", "the last 'window' tokens, for models with learned sink logits",
-     make_sink_logit_policy},
+    {"dense", "keep every token up to a hard 'limit' (no streaming; default the context)", make_dense_policy, "limit",
+     dense_defaults, false, true, false},
+    {"window", "the last 'window' tokens (0+W; default W = the context)", make_window_policy, "window", window_defaults, true,
+     true, false},
+    {"sink",
+     "StreamingLLM: the first 'sink' tokens + the last 'window' (or 'budget' - 'sink'); default 4 + the "
+     "context - 4",
+     make_sink_policy, "sink,window,budget", sink_defaults, true, true, false},
+    {"sink-logit", "the last 'window' tokens, for models with learned sink logits (default W = the context)",
+     make_sink_logit_policy, "window", window_defaults, true, true, false},
     {"modal",
      "StreamingVLM: 'text_sink' + 'text_window' text tokens + the last 'vision_rounds' rounds of "
      "other tokens (at most 'round_tokens' per round)",
-     make_modal_policy},
+     make_modal_policy, "text_sink,text_window,vision_rounds,round_tokens", nullptr, true, false, true},
     {"chunked",
      "chunked video: the first 'sink_chunks' chunks + the last 'window_chunks' chunks (at most "
      "'chunk_tokens' each), evicted whole",
-     make_chunked_policy},
+     make_chunked_policy, "sink_chunks,window_chunks,chunk_tokens", nullptr, true, false, true},
 };
 
 struct OptionField {
@@ -95,11 +110,35 @@ std::vector<TokenMeta> KvPolicy::survivors() const {
 
 std::span<const KvPolicyInfo> kv_policies() { return kPolicies; }
 
-std::unique_ptr<KvPolicy> make_kv_policy(std::string_view name, const CacheOptions& options) {
+const KvPolicyInfo& kv_policy_info(std::string_view name) {
   for (const auto& p : kPolicies)
-    if (name == p.name) return p.make(options);
+    if (name == p.name) return p;
   throw Error("unknown cache policy '" + std::string(name) + "' (known: " + known_policy_names() +
               ")");
+}
+
+std::unique_ptr<KvPolicy> make_kv_policy(std::string_view name, const CacheOptions& options) {
+  return kv_policy_info(name).make(options);
+}
+
+CacheSpec with_default_sizes(CacheSpec spec, int64_t context) {
+  check(context > 0, "cache defaults: the context must be > 0 (got " + std::to_string(context) + ")");
+  const KvPolicyInfo& info = kv_policy_info(spec.policy);
+  if (info.fill_defaults) info.fill_defaults(spec.options, context);
+  return spec;
+}
+
+std::string cache_spec_string(const CacheSpec& spec) {
+  const std::string keys = std::string(",") + kv_policy_info(spec.policy).option_keys + ",";
+  std::string out = spec.policy;
+  bool first = true;
+  for (const auto& f : kOptionFields) {
+    const int64_t v = spec.options.*(f.member);
+    if (v == 0 || keys.find(std::string(",") + f.key + ",") == std::string::npos) continue;
+    out += std::string(first ? ":" : ",") + f.key + "=" + std::to_string(v);
+    first = false;
+  }
+  return out;
 }
 
 std::unique_ptr<KvPolicy> make_kv_policy(const CacheSpec& spec) {

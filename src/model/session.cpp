@@ -20,22 +20,14 @@ struct Session::Buffers {
   std::vector<float> key_bias, prior_bias, alibi;
 };
 
-namespace {
-
-bool batches_to_room(std::string_view policy) {
-  return policy == "dense" || policy == "window" || policy == "sink" || policy == "sink-logit";
-}
-
-}  // namespace
-
 Session::Session(std::shared_ptr<const Model> model, SessionOptions opts)
     : model_(std::move(model)), opts_(std::move(opts)) {
   check(model_ != nullptr, "Session: model is null");
   const ModelConfig& c = model_->config();
-  spec_ = parse_cache_spec(opts_.cache);
+  check(opts_.context >= 0, "Session: context must be >= 0 (got " + std::to_string(opts_.context) + ")");
+  spec_ = with_default_sizes(parse_cache_spec(opts_.cache),
+                             opts_.context > 0 ? opts_.context : (c.max_seq > 0 ? c.max_seq : 4096));
   const bool rope = c.rope.style != RopeStyle::None;
-  if (spec_.policy == "dense" && spec_.options.limit == 0)
-    spec_.options.limit = opts_.context > 0 ? opts_.context : (c.max_seq > 0 ? c.max_seq : 4096);
   check(spec_.policy != "sink-logit" || c.sink_logits,
         "Session: cache policy 'sink-logit' needs a model with learned sink logits, and this " +
             c.arch + " model has none (use 'sink' or 'window')");
@@ -52,7 +44,7 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions opts)
           "(use 'reindex' or 'absolute')");
     if (!rope && !prior) contract_ = PositionContract::Absolute;
   }
-  streaming_ = spec_.policy != "dense";
+  streaming_ = kv_policy_info(spec_.policy).streaming;
   check(opts_.attn_window >= 0 && opts_.attn_sink_keys >= 0,
         "Session: attn_window and attn_sink_keys must be >= 0");
   check(!streaming_ || (opts_.attn_window == 0 && opts_.attn_sink_keys == 0),
@@ -137,7 +129,7 @@ void Session::feed(std::span<const int32_t> ids, std::span<const TokenMeta> meta
                                        " is outside the vocabulary (0.." + std::to_string(c.vocab - 1) + ")");
   if (all_logits) all_logits->clear();
   std::vector<float> rows;
-  const bool batch = batches_to_room(spec_.policy);
+  const bool batch = kv_policy_info(spec_.policy).batched_append;
   // A batch never evicts: it fills at most the room left, so every query of
   // the batch sees every key the policy kept when its own token arrived. A
   // full cache takes one token at a time (each evicts before it is read).

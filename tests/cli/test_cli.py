@@ -171,10 +171,60 @@ def test_ppl_recompute_and_positions(tmp_path):
 
 
 @needs_model
-def test_ppl_dense_past_its_limit_fails_clearly():
+def test_ppl_dense_past_its_context_is_scored_in_windows_and_says_so():
     r = run("ppl", "-m", MODEL, "-f", TEXT, "-c", "64", "--max-tokens", "100")
-    assert r.returncode != 0
-    assert "context 64" in r.stderr and "perplexity over the first 64 predictions" in r.stderr
+    assert r.returncode == 0, r.stderr
+    assert "scored in windows of 64 tokens" in r.stderr
+    assert "dense in 2 windows" in r.stdout
+    # The same as a base run: no "context full" from the base either.
+    r = run("ppl", "-m", MODEL, "-f", TEXT, "--max-tokens", "600", "--cache", "sink", "--kl-base", "dense")
+    assert r.returncode == 0, r.stderr
+    assert "kl(base || this)" in r.stdout
+
+
+@needs_model
+@pytest.mark.parametrize("cache,resolved", [("window", "window:window=512"), ("sink", "sink:sink=4,window=508"),
+                                            ("dense", "dense:limit=512")])
+def test_cache_policies_default_their_sizes_to_the_context(cache, resolved):
+    r = run("ppl", "-m", MODEL, "-f", TEXT, "--max-tokens", "40", "--cache", cache)
+    assert r.returncode == 0, r.stderr
+    assert f"cache {resolved}" in r.stdout
+    r = run("stream", "-m", MODEL, "-n", "5", "-s", "1", "--cache", cache)
+    assert r.returncode == 0, r.stderr
+    assert f"cache {resolved}" in r.stderr  # stream honours --cache dense too
+
+
+@needs_model
+def test_stream_defaults_to_a_sink_cache_sized_by_the_context():
+    r = run("stream", "-m", MODEL, "-n", "5", "-s", "1")
+    assert r.returncode == 0, r.stderr
+    assert "cache sink:sink=4,window=508" in r.stderr
+    assert "-c" in run("stream", "--help").stdout
+
+
+@needs_model
+def test_ppl_compares_several_caches_on_the_same_tokens(tmp_path):
+    out = {k: tmp_path / f"cmp.{k}" for k in ("json", "csv", "html")}
+    r = run("ppl", "-m", MODEL, "-f", TEXT, "--max-tokens", "200", "--cache", "dense,sink:sink=4,window=60",
+            "--cache", "window:window=64", "--json", out["json"], "--csv", out["csv"], "--html", out["html"])
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:3] == ["cache", "positions", "capacity"]
+    rows = [line.split() for line in lines[1:4]]
+    assert [row[0] for row in rows] == ["dense:limit=512", "sink:sink=4,window=60", "window:window=64"]
+    assert float(rows[0][4]) == 0.0 and float(rows[1][4]) > 0 and float(rows[2][4]) > 0  # KL to the first
+    j = json.loads(out["json"].read_text())
+    assert j["format"] == "sinklab-ppl-comparison" and len(j["runs"]) == 3
+    assert all(run_["predicted"] == 199 for run_ in j["runs"])
+    # Each run equals the single-cache command on the same tokens.
+    single = run("ppl", "-m", MODEL, "-f", TEXT, "--max-tokens", "200", "--cache", "sink:sink=4,window=60")
+    assert abs(float(single.stdout.split()[1]) - j["runs"][1]["ppl"]) < 1e-3
+    csv = out["csv"].read_text().splitlines()
+    assert csv[0].startswith("cache,positions,capacity,ppl") and len(csv) == 4
+    html = out["html"].read_text()
+    assert "sinklab-ppl-comparison" in html and "token_nll" in html and "http" not in html.split("<script")[0]
+    bad = run("ppl", "-m", MODEL, "-f", TEXT, "--cache", "dense,sink", "--window", "8")
+    assert_one_clear_error(bad, "--window", "each spec")
 
 
 @needs_model

@@ -112,3 +112,25 @@ def test_errors_become_python_exceptions(model, tmp_path):
     assert bare.logits([1, 2, 3]).shape == (3, 512)
     with pytest.raises(sinklab.Error, match="no tokenizer"):
         bare.tokenize("hello")
+
+
+def test_perplexity_matches_logits_and_defaults_cache_sizes():
+    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    m = sinklab.Model(str(root / "models" / "default"))
+    ids = m.tokenize("Once upon a time there was a little fox who lived by the river. " * 6)[:120]
+    logits = m.logits(ids).astype(np.float64)
+    logp = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True)) - logits.max(1, keepdims=True)
+    want = -np.mean([logp[i, ids[i + 1]] for i in range(len(ids) - 1)])
+    r = m.perplexity(ids, token_nll=True)
+    assert r["cache"] == "dense:limit=256" and r["windows"] == 1 and r["predicted"] == len(ids) - 1
+    assert abs(r["nll"] - want) < 1e-4
+    np.testing.assert_allclose(r["token_nll"].mean(), want, atol=1e-4)
+    assert m.perplexity(ids, cache="sink")["cache"] == "sink:sink=4,window=252"
+    assert m.perplexity(ids, cache="window", context=64)["cache"] == "window:window=64"
+    same = m.perplexity(ids, cache="sink:window=60", kl_base="sink:window=60")
+    assert same["kl"] == 0.0
+    assert m.perplexity(ids, context=50)["windows"] == 3
+    with pytest.raises(ValueError, match="at least 2"):
+        m.perplexity(ids[:1])
+    with pytest.raises(sinklab.Error, match="unknown cache policy"):
+        m.perplexity(ids, cache="nope")

@@ -70,8 +70,10 @@ def test_bad_options_raise(model):
         sinklab.Session(model, cache="sink-logit", window=8)
     with pytest.raises(sinklab.Error, match="sideways"):
         sinklab.Session(model, cache="window", window=8, positions="sideways")
-    with pytest.raises(sinklab.Error):
+    with pytest.raises(ValueError, match="window must be in 1"):
         sinklab.Session(model, cache="sink", sink=8, window=0)
+    with pytest.raises(TypeError, match="window must be an int"):
+        sinklab.Session(model, cache="sink", window="8")
     s = sinklab.Session(model, context=4)
     with pytest.raises(sinklab.Error, match="context"):
         s.feed([1, 2, 3, 4, 5])

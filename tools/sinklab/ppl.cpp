@@ -19,6 +19,7 @@
 #include "output_guard.h"
 #include "model_args.h"
 #include "sinklab/intervene.h"
+#include "sinklab/perplexity.h"
 #include "sinklab/tasks.h"
 #include "stream_args.h"
 #include "token_meta_args.h"
@@ -29,11 +30,12 @@ namespace {
 
 struct PplFlags {
   ModelArgs model;
-  CacheArgs cache;
+  CacheArgs cache;                  // --sink, --window, --positions, -c (--cache itself: caches)
+  std::vector<std::string> caches;  // --cache, repeatable, comma lists allowed
   MetaArgs meta;
   std::string file;
   bool recompute = false;
-  std::string json;
+  std::string json, html, csv;
   int64_t max_tokens = 0;
   int64_t chunk = 1024;
   int threads = 0;
@@ -42,37 +44,6 @@ struct PplFlags {
   OutputGuard guard;
   int64_t task_stream = 0;          // tokens of a synthetic-task stream instead of -f
   uint64_t task_seed = 1;
-};
-
-double nll_of(std::span<const float> logits, int32_t target) {
-  double mx = -INFINITY;
-  for (float x : logits) mx = std::max(mx, double(x));
-  double sum = 0;
-  for (float x : logits) sum += std::exp(double(x) - mx);
-  return mx + std::log(sum) - double(logits[size_t(target)]);
-}
-
-// KL(p || q) of the next-token distributions given by two logit vectors.
-double kl_of(std::span<const float> p_logits, std::span<const float> q_logits) {
-  auto log_norm = [](std::span<const float> l) {
-    double mx = -INFINITY;
-    for (float x : l) mx = std::max(mx, double(x));
-    double sum = 0;
-    for (float x : l) sum += std::exp(double(x) - mx);
-    return mx + std::log(sum);
-  };
-  const double zp = log_norm(p_logits), zq = log_norm(q_logits);
-  double kl = 0;
-  for (size_t v = 0; v < p_logits.size(); ++v) {
-    const double lp = double(p_logits[v]) - zp, lq = double(q_logits[v]) - zq;
-    kl += std::exp(lp) * (lp - lq);
-  }
-  return std::max(kl, 0.0);
-}
-
-struct Chunk {
-  int64_t start = 0, count = 0;
-  double nll = 0, kl = 0;
 };
 
 // The token stream: the text of -f, or one long sequence of the model's
@@ -96,166 +67,171 @@ std::vector<int32_t> stream_ids(const PplFlags& f, const Model& model, std::vect
   return read_first_tokens(require_tokenizer(model), f.file, "-f: text file", f.max_tokens, true);
 }
 
+// "dense,sink:sink=4,window=60,window" -> {"dense", "sink:sink=4,window=60", "window"}:
+// an item with '=' but no ':' continues the spec before it.
+std::vector<std::string> split_cache_list(const std::vector<std::string>& given) {
+  std::vector<std::string> out;
+  for (const std::string& flag : given) {
+    size_t at = 0;
+    while (at <= flag.size()) {
+      const size_t comma = std::min(flag.find(',', at), flag.size());
+      const std::string item = flag.substr(at, comma - at);
+      if (!out.empty() && item.find('=') != std::string::npos && item.find(':') == std::string::npos &&
+          out.back().find(':') != std::string::npos)
+        out.back() += "," + item;
+      else
+        out.push_back(item);
+      at = comma + 1;
+    }
+  }
+  for (const std::string& spec : out) check(!spec.empty(), "--cache: an empty entry in the list");
+  return out;
+}
+
+std::string fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+void print_comparison(const std::vector<PerplexityResult>& runs, const std::string& csv_path) {
+  std::printf("%-28s %-10s %8s %10s %12s %8s %9s %7s\n", "cache", "positions", "capacity", "ppl", "KL to first",
+              "KV MiB", "tok/s", "windows");
+  std::string csv = "cache,positions,capacity,ppl,nll,kl_to_first,kv_bytes,tokens_per_s,windows\n";
+  for (const PerplexityResult& r : runs) {
+    const double tps = r.seconds > 0 ? double(r.predicted) / r.seconds : 0.0;
+    std::printf("%-28s %-10s %8lld %10.4f %12.6f %8.2f %9.1f %7lld\n", r.cache.c_str(), r.positions.c_str(),
+                (long long)r.capacity, r.ppl, r.kl, double(r.kv_bytes) / (1 << 20), tps, (long long)r.windows);
+    csv += "\"" + r.cache + "\"," + r.positions + "," + std::to_string(r.capacity) + "," + fixed(r.ppl, 6) + "," +
+           fixed(r.nll, 6) + "," + fixed(r.kl, 8) + "," + std::to_string(r.kv_bytes) + "," + fixed(tps, 2) + "," +
+           std::to_string(r.windows) + "\n";
+  }
+  if (!csv_path.empty()) write_output_text(csv_path, csv, "--csv");
+}
+
 int run_ppl(PplFlags& f) {
   bench::set_threads(f.threads);
   if (!f.file.empty()) check_input_path(f.file, "-f: text file");
-  if (!f.json.empty()) {
-    for (const std::string& in : {resolve_model_path(f.model.model_path), f.model.tokenizer_path, f.file, f.meta.file})
-      f.guard.input(in);
-    f.guard.check_file(f.json, "--json");
-  }
-  SessionOptions so = session_options(f.cache);
-  so.cache = with_group_size(so.cache, f.meta, /*strict=*/true);
-  const TokenMetaSource meta(f.meta);
+  for (const std::string& in : {resolve_model_path(f.model.model_path), f.model.tokenizer_path, f.file, f.meta.file})
+    f.guard.input(in);
+  if (!f.json.empty()) f.guard.check_file(f.json, "--json");
+  if (!f.html.empty()) f.guard.check_file(f.html, "--html");
+  if (!f.csv.empty()) f.guard.check_file(f.csv, "--csv");
+  const std::vector<std::string> caches = f.caches.empty() ? std::vector<std::string>{""} : split_cache_list(f.caches);
+  const bool compare = caches.size() > 1;
+  check(!compare || (f.cache.sink < 0 && f.cache.window < 0),
+        "--sink and --window apply to one --cache; with several, give the sizes in each spec "
+        "(e.g. --cache dense,sink:sink=4,window=252)");
+  check(!compare || f.kl_base.empty(), "--kl-base: with several --cache entries, the KL is to the first entry");
+  const TokenMetaSource meta_source(f.meta);
   const std::shared_ptr<const Model> model = load_model(f.model);
   std::vector<QueryKind> kinds;
-  std::vector<int32_t> ids = stream_ids(f, *model, &kinds);
-  if (f.max_tokens > 0 && int64_t(ids.size()) > f.max_tokens) ids.resize(size_t(f.max_tokens));
-  check(ids.size() >= 2, "-f: text file '" + f.file + "' has fewer than 2 tokens: nothing to predict");
-  check(meta.rows() == 0 || meta.rows() >= int64_t(ids.size()),
-        "--meta: file '" + meta.file() + "' has " + std::to_string(meta.rows()) + " rows for " +
+  const std::vector<int32_t> ids = stream_ids(f, *model, &kinds);
+  check(ids.size() >= 2, "the text gives " + std::to_string(ids.size()) + " token(s); perplexity needs 2 or more");
+  check(meta_source.rows() == 0 || meta_source.rows() >= int64_t(ids.size()),
+        "--meta: file '" + meta_source.file() + "' has " + std::to_string(meta_source.rows()) + " rows for " +
             std::to_string(ids.size()) + " tokens (expected one row per token, BOS first)");
+  const std::vector<TokenMeta> meta =
+      meta_source.active() ? meta_source.range(0, int64_t(ids.size())) : std::vector<TokenMeta>{};
 
-  const std::vector<Intervention> ablate = parse_interventions(f.ablate);
-  const std::vector<int32_t> prefix = intervention_prefix(ablate, model->config());  // fed, never scored
-  Session session(model, so);
-  const AttachedInterventions session_ablate(session, ablate);
-  // --recompute: the policy alone decides which tokens survive; a dense session
-  // re-encodes them at positions 0..n-1 for every prediction.
-  std::unique_ptr<KvPolicy> policy;
-  std::unique_ptr<Session> fresh;
-  if (f.recompute) {
-    policy = make_kv_policy(parse_cache_spec(so.cache));
-    SessionOptions d;
-    d.context = policy->capacity() + int64_t(prefix.size());
-    fresh = std::make_unique<Session>(model, d);
+  std::vector<PerplexityResult> runs;
+  for (size_t k = 0; k < caches.size(); ++k) {
+    CacheArgs args = f.cache;
+    args.cache = caches[k];
+    PerplexityOptions o;
+    o.cache = with_group_size(cache_spec_from_flags(args), f.meta, /*strict=*/true);
+    o.positions = f.cache.positions;
+    o.recompute = f.recompute;
+    o.ablate = f.ablate;
+    o.chunk = f.chunk;
+    o.kl_base = compare ? (k > 0 ? runs[0].cache : "")
+                        : f.kl_base.empty() ? "" : with_group_size(f.kl_base, f.meta, /*strict=*/false);
+    o.keep_token_nll = !f.html.empty() || !kinds.empty() || !f.json.empty();
+    {
+      // The resolved spec, capacity and windows are known once the sessions exist: say them first.
+      SessionOptions probe;
+      probe.cache = o.cache;
+      probe.positions = o.positions;
+      Session s(model, probe);
+      const AttachedInterventions check_ablate(s, parse_interventions(o.ablate));  // refuses what does not apply
+      if (k == 0 && !f.ablate.empty())
+        std::fprintf(stderr, "ppl: interventions %s\n", describe_interventions(parse_interventions(f.ablate)).c_str());
+      const int64_t n_pred = int64_t(ids.size()) - 1;
+      std::fprintf(stderr, "ppl: %zu tokens, cache %s (capacity %lld), positions %s\n", ids.size(),
+                   cache_spec_string(s.cache_spec()).c_str(), (long long)s.context(),
+                   o.recompute ? "recompute" : position_contract_name(s.positions()));
+      if (!s.streaming() && !o.recompute && n_pred > s.context())
+        std::fprintf(stderr, "ppl: dense: the text is longer than the context %lld; it is scored in windows of "
+                             "%lld tokens, each from a fresh cache that starts with the first token\n",
+                     (long long)s.context(), (long long)s.context());
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    auto last = t0;
+    runs.push_back(run_perplexity(model, ids, meta, o, [&](const PerplexityProgress& p) {
+      const auto now = std::chrono::steady_clock::now();
+      const bool final = p.predicted == p.total;
+      if (!final && std::chrono::duration<double>(now - last).count() < 1.0) return;
+      last = now;
+      const double secs = std::chrono::duration<double>(now - t0).count();
+      std::fprintf(stderr, "\rtokens %lld/%lld  ppl %.4f  %.1f tok/s  cache %lld/%lld  rss %.1f MiB%s",
+                   (long long)p.predicted, (long long)p.total, std::exp(p.nll_sum / double(std::max<int64_t>(p.predicted, 1))),
+                   secs > 0 ? double(p.predicted) / secs : 0.0, (long long)p.cached, (long long)p.capacity,
+                   resident_mib(), final ? "\n" : "");
+      std::fflush(stderr);
+    }));
   }
-  const std::unique_ptr<AttachedInterventions> fresh_ablate =
-      fresh ? std::make_unique<AttachedInterventions>(*fresh, ablate) : nullptr;
-  // --kl-base: the same stream through a second configuration, compared token by token.
-  std::unique_ptr<Session> base;
-  if (!f.kl_base.empty()) {
-    SessionOptions b;
-    b.cache = with_group_size(f.kl_base, f.meta, /*strict=*/false);
-    base = std::make_unique<Session>(model, b);
-  }
-  double total_kl = 0;
-  const std::string mode = f.recompute ? "recompute" : position_contract_name(session.positions());
-  if (!ablate.empty()) std::fprintf(stderr, "ppl: interventions %s\n", describe_interventions(ablate).c_str());
-  std::fprintf(stderr, "ppl: %zu tokens, cache %s (capacity %lld), positions %s\n", ids.size(), so.cache.c_str(),
-               (long long)session.context(), mode.c_str());
 
-  using clock = std::chrono::steady_clock;
-  const auto t0 = clock::now();
-  auto last_print = t0;
-  std::vector<Chunk> chunks;
-  double total = 0;
+  const PerplexityResult& r = runs[0];
+  if (compare) {
+    print_comparison(runs, f.csv);
+  } else {
+    std::printf("perplexity: %.4f (%lld predicted tokens, cache %s, positions %s%s)\n", r.ppl, (long long)r.predicted,
+                r.cache.c_str(), r.positions.c_str(),
+                r.windows > 1 ? (", dense in " + std::to_string(r.windows) + " windows").c_str() : "");
+    if (!f.kl_base.empty())
+      std::printf("kl(base || this): %.6f nats per token (base cache %s)\n", r.kl, f.kl_base.c_str());
+    if (!f.csv.empty()) print_comparison(runs, f.csv);
+  }
   double kind_nll[2] = {0, 0}, kind_count[2] = {0, 0};  // free, rule queries of a task stream
-  int64_t predicted = 0;
-  std::vector<TokenMeta> evicted, alive;
-  std::vector<int32_t> window_ids;
-  const int64_t n_pred = int64_t(ids.size()) - 1;
-  auto progress = [&](bool final) {
-    const double s = std::chrono::duration<double>(clock::now() - t0).count();
-    const int64_t fill = f.recompute ? policy->size() : session.evict_stats().cached;
-    std::fprintf(stderr, "\rtokens %lld/%lld  ppl %.4f  %.1f tok/s  cache %lld/%lld  rss %.1f MiB%s",
-                 (long long)predicted, (long long)n_pred, std::exp(total / double(std::max<int64_t>(predicted, 1))),
-                 s > 0 ? double(predicted) / s : 0.0, (long long)fill, (long long)session.context(), resident_mib(),
-                 final ? "\n" : "");
-    std::fflush(stderr);
-  };
-  if (!f.recompute && !prefix.empty()) session.feed(prefix);
-  for (int64_t i = 0; i < n_pred; ++i) {
-    std::span<const float> logits;
-    try {
-      if (f.recompute) {
-        evicted.clear();
-        policy->append(meta.at(i), evicted);
-        policy->survivors(alive);
-        window_ids.assign(prefix.begin(), prefix.end());
-        for (const TokenMeta& t : alive) window_ids.push_back(ids[size_t(t.index)]);
-        fresh->reset();
-        fresh->feed(window_ids);
-        logits = fresh->logits();
-      } else {
-        const TokenMeta m = meta.at(i);
-        session.feed(std::span<const int32_t>(&ids[size_t(i)], 1), std::span<const TokenMeta>(&m, 1));
-        logits = session.logits();
-      }
-    } catch (const Error& e) {
-      progress(true);
-      throw Error(std::string(e.what()) + " (perplexity over the first " + std::to_string(predicted) +
-                  " predictions: " + std::to_string(std::exp(total / double(std::max<int64_t>(predicted, 1)))) + ")");
-    }
-    const double nll = nll_of(logits, ids[size_t(i + 1)]);
-    total += nll;
-    if (!kinds.empty()) {
-      const int k = kinds[size_t(i)] == QueryKind::Rule ? 1 : 0;
-      kind_nll[k] += nll;
-      kind_count[k] += 1;
-    }
-    double kl = 0;
-    if (base) {
-      const TokenMeta m = meta.at(i);
-      base->feed(std::span<const int32_t>(&ids[size_t(i)], 1), std::span<const TokenMeta>(&m, 1));
-      kl = kl_of(base->logits(), logits);
-      total_kl += kl;
-    }
-    if (chunks.empty() || chunks.back().count == f.chunk) chunks.push_back({i + 1, 0, 0, 0});
-    chunks.back().count++;
-    chunks.back().nll += nll;
-    chunks.back().kl += kl;
-    ++predicted;
-    const auto now = clock::now();
-    if (std::chrono::duration<double>(now - last_print).count() >= 1.0) {
-      last_print = now;
-      progress(false);
-    }
+  for (size_t i = 0; i < kinds.size() && i < r.token_nll.size(); ++i) {
+    const int k = kinds[i] == QueryKind::Rule ? 1 : 0;
+    kind_nll[k] += r.token_nll[i];
+    kind_count[k] += 1;
   }
-  progress(true);
-  const double seconds = std::chrono::duration<double>(clock::now() - t0).count();
-  const double ppl = std::exp(total / double(predicted));
-  std::printf("perplexity: %.4f (%lld predicted tokens, cache %s, positions %s)\n", ppl, (long long)predicted,
-              so.cache.c_str(), mode.c_str());
   auto mean_nll = [&](int k) { return kind_count[k] > 0 ? kind_nll[k] / kind_count[k] : NAN; };
   if (!kinds.empty())
     std::printf("task nll: free queries %.4f (%.0f), rule queries %.4f (%.0f)\n", mean_nll(0), kind_count[0],
                 mean_nll(1), kind_count[1]);
-  if (!ablate.empty()) std::printf("interventions: %s\n", describe_interventions(ablate).c_str());
-  if (base)
-    std::printf("kl(base || this): %.6f nats per token (base cache %s)\n", total_kl / double(predicted),
-                f.kl_base.c_str());
-  if (!f.json.empty()) {
-    nlohmann::ordered_json rows = nlohmann::ordered_json::array();
-    for (const Chunk& c : chunks)
-      rows.push_back({{"start", c.start}, {"tokens", c.count}, {"nll", c.nll / double(c.count)},
-                      {"ppl", std::exp(c.nll / double(c.count))}, {"kl", c.kl / double(c.count)}});
-    const nlohmann::ordered_json j = {
-        {"model", model->path()},
-        {"text", f.task_stream > 0 ? "task stream" : f.file},
-        {"cache", so.cache},
-        {"positions", mode},
-        {"recompute", f.recompute},
-        {"capacity", session.context()},
-        {"tokens", ids.size()},
-        {"predicted", predicted},
-        {"nll", total / double(predicted)},
-        {"ppl", ppl},
-        {"tokens_per_s", seconds > 0 ? double(predicted) / seconds : 0.0},
-        {"chunk_tokens", f.chunk},
-        {"kl_base", f.kl_base},
-        {"ablate", f.ablate},
-        {"kl", base ? total_kl / double(predicted) : 0.0},
-        {"chunks", rows},
-    };
-    nlohmann::ordered_json out_json = j;
-    if (!kinds.empty()) {
-      out_json["task_stream_seed"] = f.task_seed;
-      out_json["nll_free"] = kind_count[0] > 0 ? nlohmann::ordered_json(mean_nll(0)) : nlohmann::ordered_json(nullptr);
-      out_json["nll_rule"] = kind_count[1] > 0 ? nlohmann::ordered_json(mean_nll(1)) : nlohmann::ordered_json(nullptr);
-    }
-    write_output_text(f.json, out_json.dump(2) + "\n", "--json");
+  if (!f.ablate.empty()) std::printf("interventions: %s\n", describe_interventions(parse_interventions(f.ablate)).c_str());
+
+  const std::string text = f.task_stream > 0 ? "task stream" : f.file;
+  nlohmann::json comparison = {{"format", "sinklab-ppl-comparison"}, {"model", model->path()}, {"text", text},
+                               {"tokens", ids.size()},            {"runs", nlohmann::json::array()}};
+  for (const PerplexityResult& x : runs) comparison["runs"].push_back(perplexity_json(x));
+  if (!f.html.empty()) write_output_text(f.html, perplexity_compare_html(comparison), "--html");
+  if (f.json.empty()) return 0;
+  for (auto& run : comparison["runs"]) run.erase("token_nll");
+  nlohmann::ordered_json out;
+  if (compare) {
+    out = comparison;
+  } else {
+    out = {{"model", model->path()},   {"text", text},
+           {"cache", r.cache},         {"positions", r.positions},
+           {"recompute", f.recompute}, {"capacity", r.capacity},
+           {"tokens", ids.size()},     {"predicted", r.predicted},
+           {"nll", r.nll},             {"ppl", r.ppl},
+           {"tokens_per_s", r.seconds > 0 ? double(r.predicted) / r.seconds : 0.0},
+           {"chunk_tokens", f.chunk},  {"kl_base", f.kl_base},
+           {"ablate", f.ablate},       {"kl", r.kl},
+           {"windows", r.windows},     {"kv_bytes", r.kv_bytes},
+           {"chunks", comparison["runs"][0]["chunks"]}};
   }
+  if (!kinds.empty()) {
+    out["task_stream_seed"] = f.task_seed;
+    out["nll_free"] = kind_count[0] > 0 ? nlohmann::ordered_json(mean_nll(0)) : nlohmann::ordered_json(nullptr);
+    out["nll_rule"] = kind_count[1] > 0 ? nlohmann::ordered_json(mean_nll(1)) : nlohmann::ordered_json(nullptr);
+  }
+  write_output_text(f.json, out.dump(2) + "\n", "--json");
   return 0;
 }
 
@@ -266,7 +242,8 @@ Command ppl_command() {
   Command c;
   c.add = [f](CLI::App& app) {
     CLI::App* sub = app.add_subcommand(
-        "ppl", "Perplexity of a text streamed token by token through a KV cache policy");
+        "ppl", "Perplexity of a text streamed token by token through one or several KV cache policies "
+               "(e.g. --cache dense,window,sink compares them on the same tokens)");
     add_model_flags(*sub, f->model, /*with_dtype=*/true);
     sub->add_option("-f,--file", f->file, "Text file (UTF-8)");
     sub->add_option("--task-stream", f->task_stream,
@@ -274,7 +251,7 @@ Command ppl_command() {
                     "(task.json beside it; BOS only at 0); also prints the NLL of free and rule queries")
         ->check(CLI::Range(int64_t(2), int64_t(1) << 30));
     sub->add_option("--task-seed", f->task_seed, "Seed of the --task-stream sequence (default 1)");
-    add_cache_flags(*sub, f->cache);
+    add_cache_flags(*sub, f->cache, "dense", &f->caches);
     add_meta_flags(*sub, f->meta);
     sub->add_flag("--recompute", f->recompute,
                   "Re-encode the cached tokens (positions 0..n-1) from scratch for every token");
@@ -282,7 +259,12 @@ Command ppl_command() {
     sub->add_option("--kl-base", f->kl_base,
                     "Also run the stream through this cache spec (e.g. dense) and report the mean "
                     "KL(base || this) of the next-token distributions (the base run has no --ablate)");
-    sub->add_option("--json", f->json, "Write per-chunk NLL and perplexity to this JSON file");
+    sub->add_option("--json", f->json, "Write per-chunk NLL and perplexity to this JSON file (with several "
+                                       "--cache entries: every run)");
+    sub->add_option("--html", f->html, "Write a self-contained HTML page: running mean NLL by position for "
+                                       "every cache, and the table");
+    sub->add_option("--csv", f->csv, "Write the table of runs (cache, ppl, KL to the first, KV bytes, tok/s) "
+                                     "as CSV to this file");
     f->guard.add_force_flag(*sub);
     sub->add_option("--chunk", f->chunk, "Tokens per --json chunk (default 1024)")
         ->check(CLI::Range(int64_t(1), int64_t(1) << 40));

@@ -36,8 +36,6 @@ struct StreamFlags {
 int run_stream(const StreamFlags& f) {
   bench::set_threads(f.threads);
   SessionOptions so = session_options(f.cache);
-  if (parse_cache_spec(so.cache).policy == "dense" && f.cache.cache == "dense" && f.cache.context == 0)
-    so.cache = "sink:sink=4,window=252";
   so.cache = with_group_size(so.cache, f.meta, /*strict=*/true);
   const TokenMetaSource meta(f.meta);
   const std::shared_ptr<const Model> model = load_model(f.model);
@@ -100,7 +98,8 @@ int run_stream(const StreamFlags& f) {
   std::fwrite(rest.data(), 1, rest.size(), stdout);
   std::fflush(stdout);
   stats(true);
-  if (!f.no_stats) std::fprintf(stderr, "stopped: %s; cache %s\n", stop.c_str(), so.cache.c_str());
+  if (!f.no_stats)
+    std::fprintf(stderr, "stopped: %s; cache %s\n", stop.c_str(), cache_spec_string(session.cache_spec()).c_str());
   return 0;
 }
 
@@ -111,12 +110,13 @@ Command stream_command() {
   Command c;
   c.add = [f](CLI::App& app) {
     CLI::App* sub = app.add_subcommand(
-        "stream", "Unbounded generation through a streaming KV cache (default sink:sink=4,window=252)");
+        "stream", "Unbounded generation through a streaming KV cache (default sink: 4 sink tokens + a window "
+                  "of the model's context - 4)");
     add_model_flags(*sub, f->model, /*with_dtype=*/true);
     sub->add_option("-p,--prompt", f->prompt, "Prompt text (default: empty, generation starts from BOS)");
     sub->add_option("-n,--n-predict", f->n_predict, "Tokens to generate; -1 = until EOS (default 1024)")
         ->check(CLI::Range(int64_t(-1), int64_t(1) << 40));
-    add_cache_flags(*sub, f->cache);
+    add_cache_flags(*sub, f->cache, "sink");
     add_meta_flags(*sub, f->meta);
     sub->add_option("--temp", f->temperature, "Temperature; 0 = greedy (default 0.8)")->check(CLI::Range(0.0f, 1e6f));
     sub->add_option("--top-k", f->top_k, "Keep the k most likely tokens; 0 = off (default 40)")

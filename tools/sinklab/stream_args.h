@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <vector>
 #include <unistd.h>
 
 #include "sinklab/model.h"
@@ -14,17 +15,30 @@
 namespace sinklab::cli {
 
 struct CacheArgs {
-  std::string cache = "dense";
+  std::string cache;           // as given; empty = default_policy
+  std::string default_policy;  // the command's default (set by add_cache_flags)
   int64_t sink = -1;
   int64_t window = -1;
   std::string positions;
   int64_t context = 0;
 };
 
-inline void add_cache_flags(CLI::App& sub, CacheArgs& a) {
-  sub.add_option("--cache", a.cache,
-                 "KV cache policy or spec: dense, window, sink, sink-logit, modal, chunked, or e.g. "
-                 "'sink:sink=4,window=252', 'chunked:window_chunks=4' (default dense)");
+// With cache_list, --cache may be repeated or hold a comma list of specs (compared in one run).
+inline void add_cache_flags(CLI::App& sub, CacheArgs& a, const std::string& default_policy,
+                            std::vector<std::string>* cache_list = nullptr) {
+  a.default_policy = default_policy;
+  const std::string help =
+      "KV cache policy or spec: dense, window, sink, sink-logit, modal, chunked, or e.g. "
+      "'sink:sink=4,window=252', 'chunked:window_chunks=4'. Sizes left out follow the "
+      "context (-c, default the model's): window W = context, sink 4 + (context - 4) (default " +
+      default_policy + ")" +
+      (cache_list ? ". Several (repeat --cache or list them: dense,window,sink) are compared on the same "
+                    "tokens in one table, with the KL of each to the first"
+                  : "");
+  if (cache_list)
+    sub.add_option("--cache", *cache_list, help)->take_all()->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  else
+    sub.add_option("--cache", a.cache, help);
   sub.add_option("--sink", a.sink, "Sink tokens S (policy sink)")->check(CLI::Range(int64_t(0), int64_t(1) << 30));
   sub.add_option("--window", a.window, "Window tokens W (policies window, sink, sink-logit)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 30));
@@ -39,9 +53,10 @@ inline void add_cache_flags(CLI::App& sub, CacheArgs& a) {
 }
 
 // The spec string for SessionOptions::cache: --cache plus the flags that apply.
-inline std::string cache_spec_string(const CacheArgs& a) {
-  const CacheSpec base = parse_cache_spec(a.cache);
-  std::string spec = a.cache;
+inline std::string cache_spec_from_flags(const CacheArgs& a) {
+  const std::string given = a.cache.empty() ? a.default_policy : a.cache;
+  const CacheSpec base = parse_cache_spec(given);
+  std::string spec = given;
   auto add = [&](const std::string& key, int64_t v) {
     spec += (spec.find(':') == std::string::npos ? ":" : ",") + key + "=" + std::to_string(v);
   };
@@ -57,12 +72,12 @@ inline std::string cache_spec_string(const CacheArgs& a) {
       add("budget", a.context);
     }
   } else {
-    check(a.sink < 0, "--sink applies to --cache sink only (got --cache " + a.cache + ")");
+    check(a.sink < 0, "--sink applies to --cache sink only (got --cache " + given + ")");
     if (p == "window" || p == "sink-logit") {
       if (a.window > 0) add("window", a.window);
       else if (a.context > 0) add("window", a.context);
     } else {
-      check(a.window <= 0, "--window applies to --cache window, sink or sink-logit only (got --cache " + a.cache + ")");
+      check(a.window <= 0, "--window applies to --cache window, sink or sink-logit only (got --cache " + given + ")");
       if (p == "dense" && a.context > 0) add("limit", a.context);
     }
   }
@@ -71,7 +86,7 @@ inline std::string cache_spec_string(const CacheArgs& a) {
 
 inline SessionOptions session_options(const CacheArgs& a) {
   SessionOptions o;
-  o.cache = cache_spec_string(a);
+  o.cache = cache_spec_from_flags(a);
   o.positions = a.positions;
   return o;
 }
