@@ -16,6 +16,7 @@
 #include "sinklab/model.h"
 #include "sinklab/probe.h"
 
+#include <limits>
 #include <nlohmann/json.hpp>
 
 namespace sinklab::python {
@@ -43,11 +44,16 @@ ValueError.
 
 constexpr const char* kGenerateDoc = R"doc(
 Generates up to n tokens after the prompt and returns the generated text (not the
-prompt). Sampling as the CLI: temperature 0 is greedy (argmax); top_k 0, top_p 1,
-min_p 0 and repeat_penalty 1 switch those filters off; seed makes sampling
-reproducible. Stops early at the end-of-sequence token or when the context
-(context=0: the model's training context) is full.
+prompt), with the same decode loop and defaults as `sinklab generate`: n=128,
+temperature 0.8, top_k 40, top_p 0.95, min_p 0.05, no repetition penalty, and a
+random seed unless one is given. temperature=0 is greedy (argmax); top_k=0,
+top_p=1, min_p=0 and repeat_penalty=1 switch those filters off. Stops early at the
+end-of-sequence token or when the context (context=0: the model's training
+context) is full; n=-1 runs until then.
 )doc";
+
+// A float default as the decimal it was written as (0.8, not 0.800000011920929).
+double shortest(float v) { return std::stod(std::to_string(v)); }
 
 class PyModel {
  public:
@@ -129,43 +135,32 @@ class PyModel {
   }
 
   py::str generate(py::handle prompt, int64_t n, float temperature, int top_k, float top_p, float min_p,
-                   float repeat_penalty, int repeat_last_n, uint64_t seed, bool add_bos, int64_t context) const {
-    if (n < 0) throw py::value_error("n must be >= 0");
+                   float repeat_penalty, int repeat_last_n, py::object seed, bool add_bos, int64_t context) const {
+    if (n < -1) throw py::value_error("n must be >= 0 (or -1: until EOS or a full context)");
     if (context < 0) throw py::value_error("context must be >= 0");
-    SamplerOptions so;
-    so.temperature = temperature;
-    so.top_k = top_k;
-    so.top_p = top_p;
-    so.min_p = min_p;
-    so.repeat_penalty = repeat_penalty;
-    so.repeat_last_n = repeat_last_n;
-    so.seed = seed;
-    Sampler sampler(so);  // validates the options (sinklab.Error)
-    std::vector<int32_t> history = tokenize(prompt, add_bos);
-    if (history.empty()) throw py::value_error("the prompt is empty and add_bos is False: nothing to start from");
+    GenerateOptions o;
+    o.max_tokens = n;
+    o.temperature = temperature;
+    o.top_k = top_k;
+    o.top_p = top_p;
+    o.min_p = min_p;
+    o.repeat_penalty = repeat_penalty;
+    o.repeat_last_n = repeat_last_n;
+    o.seed = seed.is_none() ? -1 : to_int(seed, "seed", 0, std::numeric_limits<int64_t>::max());
+    const std::vector<int32_t> ids = tokenize(prompt, add_bos);
+    if (ids.empty()) throw py::value_error("the prompt is empty and add_bos is False: nothing to start from");
     std::string text;
     {
       py::gil_scoped_release unlocked;
-      const Tokenizer& tok = tokenizer();
       SessionOptions sess;
       sess.context = context;
       Session session(model_, sess);
-      check(int64_t(history.size()) <= session.context(),
-            "the prompt has " + std::to_string(history.size()) + " tokens but the context holds " +
-                std::to_string(session.context()));
-      StreamDecoder decoder(tok);
-      for (int32_t id : history) decoder.push(id);
-      session.feed(history);
-      for (int64_t i = 0; i < n; ++i) {
-        if (i > 0) {
-          if (session.n_past() >= session.context()) break;
-          session.feed(std::span<const int32_t>(&history.back(), 1));
-        }
-        const int32_t next = sampler.sample(session.logits(), history);
-        if (next == model_->config().eos_id) break;
-        history.push_back(next);
-        text += decoder.push(next);
-      }
+      StreamDecoder decoder(tokenizer());
+      for (int32_t id : ids) decoder.push(id);  // the prompt is not returned, but sets the decoder's state
+      generate_tokens(session, ids, o, [&](int32_t id) {
+        text += decoder.push(id);
+        return true;
+      });
       text += decoder.flush();
     }
     return py::str(text);
@@ -464,9 +459,11 @@ void register_model(py::module_& m) {
            "float32 array [len(ids), vocab]: row i holds the next-token logits after ids[:i+1], "
            "computed in one fresh session.",
            py::arg("ids"))
-      .def("generate", checked_method("Model", &PyModel::generate), kGenerateDoc, py::arg("prompt"), py::kw_only(), py::arg("n") = 64,
-           py::arg("temperature") = 0.f, py::arg("top_k") = 0, py::arg("top_p") = 1.f, py::arg("min_p") = 0.f,
-           py::arg("repeat_penalty") = 1.f, py::arg("repeat_last_n") = 64, py::arg("seed") = 0,
+      .def("generate", checked_method("Model", &PyModel::generate), kGenerateDoc, py::arg("prompt"), py::kw_only(),
+           py::arg("n") = GenerateOptions{}.max_tokens, py::arg("temperature") = shortest(GenerateOptions{}.temperature),
+           py::arg("top_k") = GenerateOptions{}.top_k, py::arg("top_p") = shortest(GenerateOptions{}.top_p),
+           py::arg("min_p") = shortest(GenerateOptions{}.min_p), py::arg("repeat_penalty") = shortest(GenerateOptions{}.repeat_penalty),
+           py::arg("repeat_last_n") = GenerateOptions{}.repeat_last_n, py::arg("seed") = py::none(),
            py::arg("add_bos") = true, py::arg("context") = 0)
       .def("perplexity", checked_method("Model", &PyModel::perplexity),
            "Perplexity of ids streamed token by token through a KV cache (the loop of `sinklab ppl`): dict "

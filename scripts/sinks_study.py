@@ -225,7 +225,7 @@ def main():
                        [f"reset:tap=blk.{layer}.v,tokens=0,dims=0..63,mode=mean"]))
         checks.append((f"BOS value -> 0 (layer {layer})", [f"reset:tap=blk.{layer}.v,tokens=0,dims=0..63,mode=zero"]))
         # The largest residual dims of BOS after the sink layer, zeroed or set to their mean.
-        insp = json.loads(run([SINKLAB, "inspect", "-m", r["out"], "--json", "--force", "--out",
+        insp = json.loads(run([SINKLAB, "inspect", "-m", r["out"], "--json", "-", "--force", "--out",
                                os.path.join(r["out"], "inspect")]).stdout)
         entries = [e for lay in insp["massive_activations"]["layers"] if lay["layer"] == layer for e in lay["top"]
                    if e["token"] == 0]

@@ -271,6 +271,43 @@ struct SamplerOptions {
   uint64_t seed = 0;
 };
 
+// ------------------------------------------------------------- generation ----
+// The one decode loop (`sinklab generate`, `sinklab stream`, Python
+// Model.generate). Its defaults are llama.cpp's: temperature 0.8, top-k 40,
+// top-p 0.95, min-p 0.05, no repetition penalty.
+struct GenerateOptions {
+  int64_t max_tokens = 128;  // -1 = no limit: until EOS, or until a dense cache is full
+  float temperature = 0.8f;
+  int top_k = 40;
+  float top_p = 0.95f;
+  float min_p = 0.05f;
+  float repeat_penalty = 1.f;
+  int repeat_last_n = 64;   // tokens the penalty looks back on; -1 = all kept (see history_limit)
+  int64_t seed = -1;        // -1 = a random seed (reported in GenerateResult::seed)
+  bool stop_at_eos = true;
+  int64_t history_limit = 4096;  // most generated + prompt tokens kept for the penalty (unbounded streams)
+  bool keep_ids = true;          // fill GenerateResult::ids (off for unbounded streams)
+};
+
+struct GenerateResult {
+  std::vector<int32_t> ids;  // the generated tokens (EOS not included; empty without keep_ids)
+  int64_t generated = 0;
+  int64_t prompt_tokens = 0, decode_steps = 0;
+  double prefill_s = 0, decode_s = 0;
+  // "token limit (N)", "end of sequence", "context full (N tokens)" or "stopped by the caller"
+  std::string stop_reason;
+  uint64_t seed = 0;
+};
+
+// Feeds `prompt` (not empty) into `session` and samples until a stop. For a
+// cache that does not stream, a prompt longer than its context is an Error
+// and generation stops cleanly when the context is full. on_token(id) is called
+// after each token and may return false to stop; meta_of(index) gives the
+// cache metadata of the token at that stream index (modal and chunked caches).
+GenerateResult generate_tokens(Session& session, std::span<const int32_t> prompt, const GenerateOptions& options,
+                               const std::function<bool(int32_t)>& on_token = {},
+                               const std::function<TokenMeta(int64_t)>& meta_of = {});
+
 class Sampler {
  public:
   explicit Sampler(SamplerOptions opts);

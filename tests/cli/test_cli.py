@@ -38,7 +38,7 @@ def test_info_text():
 
 @needs_model
 def test_info_json():
-    r = run("info", "-m", MODEL, "--json")
+    r = run("info", "-m", MODEL, "--json", "-")
     assert r.returncode == 0, r.stderr
     j = json.loads(r.stdout)
     assert (j["arch"], j["n_layers"], j["dim"], j["n_kv_heads"], j["n_params"]) == ("llama", 5, 64, 4, 260032)
@@ -55,7 +55,7 @@ def test_info_names_the_attention_variant():
     r = run("info", "-m", DEFAULT_MODEL)
     assert r.returncode == 0, r.stderr
     assert "attention:    sink-token (a learned <|sink|> token first in every sequence)\n" in r.stdout
-    j = json.loads(run("info", "-m", DEFAULT_MODEL, "--json").stdout)
+    j = json.loads(run("info", "-m", DEFAULT_MODEL, "--json", "-").stdout)
     assert j["attention_variant"] == {"name": "sink-token",
                                       "description": "a learned <|sink|> token first in every sequence"}
 
@@ -85,7 +85,7 @@ def test_generate_with_prompt_and_sampling_is_reproducible():
 
 @needs_model
 def test_generate_json():
-    r = run("generate", "-m", MODEL, "-n", 10, "--temp", 0, "--json", "--dtype", "bf16")
+    r = run("generate", "-m", MODEL, "-n", 10, "--temp", 0, "--json", "-", "--dtype", "bf16")
     assert r.returncode == 0, r.stderr
     j = json.loads(r.stdout)
     assert j["generated_tokens"] == 10 and len(j["ids"]) == 10
@@ -273,3 +273,56 @@ def test_ppl_kl_base(tmp_path):
     assert j["chunks"][0]["kl"] < 1e-6  # the first 50 predictions fit in the cache: identical
     bad = run(*base, "--kl-base", "nonsense")
     assert bad.returncode != 0 and "nonsense" in bad.stderr
+
+
+COMMANDS = ["info", "generate", "stream", "ppl", "inspect", "litm", "convert", "train", "train-tokenizer"]
+BENCH = ["attention", "model", "stream", "train"]
+
+
+def test_every_command_takes_threads_and_json_is_a_path_everywhere():
+    for cmd in COMMANDS + [f"bench {b}" for b in BENCH]:
+        r = run(*cmd.split(), "--help")
+        assert r.returncode == 0, (cmd, r.stderr)
+        assert "-t,--threads" in r.stdout, cmd
+        if "--json" in r.stdout:
+            line = next(x for x in r.stdout.splitlines() if "--json" in x)
+            assert "TEXT" in line, (cmd, line)  # a path (or '-'), never a switch
+    assert "--query-positions" in run("litm", "--help").stdout
+    assert "--positions" not in run("litm", "--help").stdout
+
+
+@needs_model
+def test_json_dash_prints_and_a_path_writes(tmp_path):
+    for cmd in (["info", "-m", MODEL], ["generate", "-m", MODEL, "-n", 4, "-s", 1],
+                ["stream", "-m", MODEL, "-n", 4, "-s", 1]):
+        printed = run(*cmd, "--json", "-")
+        assert printed.returncode == 0, printed.stderr
+        j = json.loads(printed.stdout)
+        out = tmp_path / f"{cmd[0]}.json"
+        written = run(*cmd, "--json", out)
+        assert written.returncode == 0, written.stderr
+        assert set(json.loads(out.read_text())) == set(j), cmd[0]
+        assert_one_clear_error(run(*cmd, "--json", out), "already exists")
+
+
+@needs_model
+def test_stream_and_generate_stop_cleanly_when_a_dense_context_is_full():
+    r = run("stream", "-m", MODEL, "--cache", "dense", "-c", 100, "-n", 600, "-s", 1, "--ignore-eos")
+    assert r.returncode == 0, r.stderr
+    assert "error" not in r.stdout and "context full" not in r.stdout
+    assert "stopped: context full (100 tokens)" in r.stderr
+    g = run("generate", "-m", MODEL, "-c", 100, "-n", 600, "-s", 1, "--ignore-eos")
+    assert g.returncode == 0 and "stopped:   context full (100 tokens)" in g.stderr, g.stderr
+
+
+@needs_model
+def test_stream_has_the_sampling_flags_of_generate_and_ablate():
+    for flag in ("--min-p", "--repeat-penalty", "--repeat-last-n", "--top-k", "--top-p", "--ablate", "--json"):
+        assert flag in run("stream", "--help").stdout, flag
+        if flag != "--ablate":
+            assert flag in run("generate", "--help").stdout, flag
+    r = run("stream", "-m", MODEL, "-n", 20, "-s", 3, "--min-p", 0.1, "--repeat-penalty", 1.3,
+            "--ablate", "sink:keys=0", "--json", "-")
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    assert j["generated_tokens"] == 20 and j["ablate"] == ["sink:keys=0"]

@@ -132,7 +132,7 @@ def test_massive_value_norms_propagation(report):
 
 @needs_assets
 def test_json_flag_prints_the_report(tmp_path):
-    r = run("inspect", "-m", MODEL, "-f", TEXT, "--tokens", 8, "--out", tmp_path / "o", "--json")
+    r = run("inspect", "-m", MODEL, "-f", TEXT, "--tokens", 8, "--out", tmp_path / "o", "--json", "-")
     assert r.returncode == 0, r.stderr
     j = json.loads(r.stdout)
     assert KEYS <= set(j) and j["text"]["n_tokens"] == 8

@@ -15,7 +15,7 @@ needs_model = pytest.mark.skipif(not MODEL.exists(), reason=f"assets missing: {M
 @pytest.mark.parametrize("task", ["synthetic", "uuid"])
 def test_litm_writes_json_and_html(tmp_path, task):
     out_json, out_html = tmp_path / "litm.json", tmp_path / "litm.html"
-    r = run("litm", "-m", MODEL, "--task", task, "--pairs", "2,3", "--positions", "3", "--trials", "2",
+    r = run("litm", "-m", MODEL, "--task", task, "--pairs", "2,3", "--query-positions", "3", "--trials", "2",
             "--ablate", "sink:keys=0", "--json", out_json, "--html", out_html, "-t", "2")
     assert r.returncode == 0, r.stderr
     assert "condition 1: sink:keys=0" in r.stdout

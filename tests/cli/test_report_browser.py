@@ -121,7 +121,7 @@ def test_hostile_text_stays_data(tmp_path):
 @pytest.mark.skipif(not MODEL.exists(), reason=f"assets missing: {MODEL} (set SINKLAB_ASSETS)")
 def test_litm_page_renders_its_u_curves(tmp_path):
     page = tmp_path / "litm.html"
-    r = subprocess.run([binary(), "litm", "-m", str(MODEL), "--pairs", "3,4", "--positions", "3", "--trials", "2",
+    r = subprocess.run([binary(), "litm", "-m", str(MODEL), "--pairs", "3,4", "--query-positions", "3", "--trials", "2",
                         "--ablate", "sink", "--html", str(page)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     dom, console = chromium(page, "--dump-dom")
@@ -133,3 +133,19 @@ def test_litm_page_renders_its_u_curves(tmp_path):
         part = dom[dom.index(f'id="{section}"'):dom.index(f'id="{nxt}"')]
         assert part.count("<svg") == 2 and part.count("<polyline") == 4
     assert dom[dom.index('id="sec-table"'):].count("<tr") == 1 + 2 * 6
+
+
+@needs_assets
+def test_ppl_comparison_page_draws_one_curve_per_cache(tmp_path):
+    page = tmp_path / "ppl.html"
+    r = subprocess.run([binary(), "ppl", "-m", str(MODEL), "-f", str(TEXT), "--max-tokens", "300",
+                        "--cache", "dense,window:window=32,sink:sink=4,window=28", "--html", str(page)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    dom, console = chromium(page, "--dump-dom")
+    assert console == [], "console messages:\n" + "\n".join(console)
+    m = re.search(r'data-sections-rendered="([^"]*)"', dom)
+    assert m and m.group(1).split() == ["title-body", "sec-nll", "sec-table"]
+    part = dom[dom.index('id="sec-nll"'):dom.index('id="sec-table"')]
+    assert part.count("<polyline") == 3
+    assert dom[dom.index('id="sec-table"'):].count("<tr") == 1 + 3

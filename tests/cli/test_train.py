@@ -49,7 +49,7 @@ def test_train_writes_a_checkpoint_every_command_loads(tmp_path):
                  "checkpoints/step-00000005/trainer_state.json", "checkpoints/step-00000005/manifest.json"):
         assert (out / name).exists(), name
     assert len(losses(out)) == 5
-    info = run("info", "-m", out, "--json")
+    info = run("info", "-m", out, "--json", "-")
     assert info.returncode == 0, info.stderr
     assert json.loads(info.stdout)["sink_logits"] is True
     assert json.loads(info.stdout)["prior"] == {"kind": "none"}

@@ -42,10 +42,25 @@ def test_tokenizer_finds_itself_beside_the_model():
 
 def test_greedy_generate_reproduces_golden_text(model):
     golden = GOLDEN_TEXT.read_text()
-    text = model.generate("", n=60)
+    text = model.generate("", n=60, temperature=0)
     assert text.startswith("Once upon a time, there was a little girl named Lily.")
     assert golden.startswith(text)
-    assert model.generate("", n=200) == golden
+    assert model.generate("", n=200, temperature=0) == golden
+
+
+def test_generate_defaults_are_the_cli_defaults(model):
+    import inspect as _inspect
+    doc = model.generate.__doc__
+    for text in ("n: int = 128", "temperature: float = 0.8", "top_k: int = 40", "top_p: float = 0.95",
+                 "min_p: float = 0.05", "seed: object = None"):
+        assert text in doc, doc
+    # The same seed gives the CLI's text.
+    import subprocess, os
+    cli = os.environ.get("SINKLAB_BIN")
+    if cli:
+        r = subprocess.run([cli, "generate", "-m", str(MODEL), "-n", "30", "-s", "7", "--no-display-prompt"],
+                           capture_output=True, text=True, check=True)
+        assert r.stdout == model.generate("", n=30, seed=7)
 
 
 def test_seeded_sampling_is_reproducible(model):

@@ -66,8 +66,7 @@ CLI::App* add_attention(CLI::App& bench, BenchAttentionFlags& f) {
       ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   a->add_option("--reps", f.reps, "Timed repetitions per measurement, median reported (default 5)")
       ->check(CLI::Range(1, 1000));
-  a->add_option("--threads", f.threads, "Threads for the kernels and OpenBLAS; 0 = all (default 0)")
-      ->check(CLI::Range(0, 4096));
+  add_threads_flag(*a, f.threads);
   a->add_option("--memory-n", f.memory_n,
                 "N of the working-memory run; 0 skips it (default 65536, --quick: 0)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 20));

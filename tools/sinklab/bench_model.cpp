@@ -95,8 +95,7 @@ CLI::App* add_flags(CLI::App& bench, BenchModelFlags& f) {
   a->add_option("--decode-tokens", f.decode_tokens, "Decode steps (default 128)")
       ->check(CLI::Range(int64_t(1), int64_t(8192)));
   a->add_option("--reps", f.reps, "Timed repetitions, median reported (default 3)")->check(CLI::Range(1, 100));
-  a->add_option("--threads", f.threads, "Threads for sinklab and OpenBLAS; 0 = all (default 0)")
-      ->check(CLI::Range(0, 4096));
+  add_threads_flag(*a, f.threads);
   a->add_option("--dtypes", f.dtypes, "Comma-separated weight dtypes to run (default f32,bf16)")
       ->delimiter(',')
       ->check(CLI::IsMember({"f32", "bf16"}));

@@ -97,8 +97,7 @@ CLI::App* add_flags(CLI::App& bench, BenchStreamFlags& f) {
   a->add_option("--recompute-tokens", f.recompute_tokens,
                 "Timed predictions of the recompute baseline per cache size; 0 = 64 / 16 / 4 by size (default 0)")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 20));
-  a->add_option("--threads", f.threads, "Threads for sinklab and OpenBLAS; 0 = all (default 1)")
-      ->check(CLI::Range(0, 4096));
+  add_threads_flag(*a, f.threads);
   a->add_option("--json", f.json_path, "Also write every number to this JSON file");
   f.guard.add_force_flag(*a);
   a->footer(kFooter);

@@ -106,7 +106,7 @@ CLI::App* add_bench_train(CLI::App& bench, std::function<int()>& run) {
   a->add_option("--vocab", f->vocab, "Vocabulary (default 4096)")->check(CLI::PositiveNumber);
   a->add_option("--variant", f->variant, "Attention variant (default vanilla)");
   a->add_option("--reps", f->reps, "Timed steps (default 5)")->check(CLI::PositiveNumber);
-  a->add_option("-t,--threads", f->threads, "Threads; 0 = all (default 0)")->check(CLI::NonNegativeNumber);
+  add_threads_flag(*a, f->threads);
   a->add_flag("--quick", f->quick, "A tiny model and 2 steps (smoke run)");
   a->add_option("--json", f->json, "Write the results to this JSON file");
   f->guard.add_force_flag(*a);

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <string>
 
+#include "bench_harness.h"
 #include "commands.h"
 #include "model_args.h"
 #include "output_guard.h"
@@ -13,6 +14,7 @@ namespace sinklab::cli {
 namespace {
 
 struct ConvertFlags {
+  int threads = 0;
   ModelArgs model;
   std::string output;
   std::string type = "f32";
@@ -32,6 +34,7 @@ Command convert_command() {
                     "GGUF file to write (a new file; an existing one only with --force, never an input)")
         ->required();
     flags->guard.add_force_flag(*sub);
+    add_threads_flag(*sub, flags->threads);
     sub->add_option("--type", flags->type,
                     "Element type of the weight matrices: f32, f16, bf16 or q8_0 (norms, biases, sink "
                     "logits and routers stay f32; q8_0 keeps f32 where a row is not a multiple of 32)")
@@ -39,6 +42,7 @@ Command convert_command() {
     return sub;
   };
   cmd.run = [flags]() {
+    bench::set_threads(flags->threads);
     GgufExportOptions opts;
     opts.type = gguf_export_type_from_name(flags->type);
     flags->guard.input(resolve_model_path(flags->model.model_path));

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "bench_harness.h"
+#include "output_guard.h"
 #include "sinklab/tasks.h"
 #include "sinklab/formats.h"
 #include "model_args.h"
@@ -15,7 +17,9 @@ namespace {
 
 struct InfoFlags {
   ModelArgs model;
-  bool json = false;
+  std::string json;  // a file, or "-" for stdout
+  int threads = 0;
+  OutputGuard guard;
 };
 
 // Every tensor as stored in the checkpoint: name, stored type, shape.
@@ -102,14 +106,24 @@ Command info_command() {
     CLI::App* sub = app.add_subcommand(
         "info", "Describe a model: architecture, tensor shapes and dtypes, parameters, memory");
     add_model_flags(*sub, f->model, /*with_dtype=*/true);
-    sub->add_flag("--json", f->json, "Print one JSON object instead of text");
+    sub->add_option("--json", f->json, "Write the description as one JSON object to this file ('-': stdout, "
+                                       "instead of the text)");
+    add_threads_flag(*sub, f->threads);
+    f->guard.add_force_flag(*sub);
     return sub;
   };
   c.run = [f]() -> int {
+    bench::set_threads(f->threads);
+    if (!f->json.empty()) {
+      f->guard.input(resolve_model_path(f->model.model_path));
+      f->guard.check_file(f->json, "--json");
+    }
     const std::shared_ptr<const Model> model = load_model(f->model);
-    std::string text = f->json ? model_json(*model).dump(2) + "\n" : model->describe();
+    if (!f->json.empty()) write_output_text(f->json, model_json(*model).dump(2) + "\n", "--json");
+    if (f->json == kStdoutPath) return 0;
+    std::string text = model->describe();
     const TaskConfig task = load_task_config_beside(model->path());
-    if (!f->json && task.enabled())
+    if (task.enabled())
       text += "task:         " + task.task + " over " + std::to_string(task.vocab) +
               " tokens (task.json; `sinklab inspect -m` and `ppl --task-stream` use it)\n";
     std::fputs(text.c_str(), stdout);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "ablate_args.h"
+#include "bench_harness.h"
 #include "commands.h"
 #include "input_files.h"
 #include "output_guard.h"
@@ -34,7 +35,8 @@ struct InspectFlags {
   double eps = 0.3;
   int first_k = 4;
   bool no_bos = false;
-  bool json = false;
+  std::string json;  // a file, or "-" for stdout
+  int threads = 0;
   std::vector<std::string> ablate;
   std::string run;  // a training run's folder with probes.json (default: the model's folder)
   bool out_given = false;
@@ -106,6 +108,8 @@ int run_inspect_command(InspectFlags& f) {
   // (so the same command can be run twice); anything else needs --force.
   if (!f.out_given && is_inspect_report(std::filesystem::path(f.out) / "report.json")) f.guard.set_force(true);
   f.guard.check_folder_files(f.out, outputs, "--out");
+  if (!f.json.empty()) f.guard.check_file(f.json, "--json");
+  bench::set_threads(f.threads);
   check(!f.text_file.empty() || task.enabled(),
         "-f/--file is required (model '" + model->path() + "' has no task.json to draw probe sequences from)");
   std::vector<int32_t> ids;
@@ -156,9 +160,9 @@ int run_inspect_command(InspectFlags& f) {
     write_output_text((std::filesystem::path(f.out) / "emergence.html").string(), emergence_html(probe_doc), "--out");
   }
   const std::filesystem::path dir(f.out);
-  if (f.json) {
-    std::fputs((j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n").c_str(), stdout);
-  } else {
+  if (!f.json.empty())
+    write_output_text(f.json, j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", "--json");
+  if (f.json != kStdoutPath) {
     std::fputs(inspect_summary(j).c_str(), stdout);
     if (task_gen) std::fputs(emergence_summary(emergence).c_str(), stdout);
     std::printf("wrote:      %s, %s\n", (dir / "report.json").string().c_str(), (dir / "report.html").string().c_str());
@@ -195,7 +199,9 @@ Command inspect_command() {
                     "Training run folder whose probes.json (sinklab train --probe-every) is drawn as emergence "
                     "curves in OUT/emergence.html and linked from the report (default: the model's folder, when it "
                     "holds one)");
-    sub->add_flag("--json", f->json, "Print the report JSON to stdout instead of the summary");
+    sub->add_option("--json", f->json, "Also write the report JSON to this file ('-': stdout, instead of the "
+                                       "summary)");
+    add_threads_flag(*sub, f->threads);
     f->guard.add_force_flag(*sub);
     return sub;
   };

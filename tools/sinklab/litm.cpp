@@ -77,7 +77,8 @@ Command litm_command() {
     sub->add_option("--pairs", o.n_pairs, "List sizes n, e.g. --pairs 8,16 (default 8,16)")
         ->delimiter(',')
         ->check(CLI::Range(1, 100000));
-    sub->add_option("--positions", o.positions, "Evenly spaced positions g per size (default 5)")
+    sub->add_option("--query-positions", o.positions,
+                    "How many evenly spaced places g the queried pair takes per list size (default 5)")
         ->check(CLI::Range(1, 1000));
     sub->add_option("--trials", o.trials, "Random lists per cell (default 8)")->check(CLI::Range(1, 1000000));
     sub->add_option("--seed", o.seed, "Seed of the random lists (default 1)");
@@ -92,8 +93,7 @@ Command litm_command() {
     sub->add_option("--json", f->json, "Write the result JSON to this file");
     sub->add_option("--html", f->html, "Write a self-contained HTML page with the U-curves to this file");
     f->guard.add_force_flag(*sub);
-    sub->add_option("-t,--threads", f->threads, "Threads; 0 = every hardware thread (default 0)")
-        ->check(CLI::Range(0, 4096));
+    add_threads_flag(*sub, f->threads);
     return sub;
   };
   c.run = [f]() { return run_litm_command(*f); };

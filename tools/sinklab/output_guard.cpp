@@ -45,6 +45,7 @@ void OutputGuard::input(const std::string& path) {
 
 void OutputGuard::check_file(const std::string& path, const std::string& flag) const {
   check(!path.empty(), flag + ": the output path is empty");
+  if (path == kStdoutPath) return;
   check(path.find('\0') == std::string::npos, flag + ": the output path contains a NUL character");
   const std::string dir = folder_of(path);
   std::error_code ec;
@@ -86,6 +87,11 @@ void OutputGuard::check_folder_files(const std::string& dir, const std::vector<s
 }
 
 void write_output_text(const std::string& path, const std::string& text, const std::string& flag) {
+  if (path == kStdoutPath) {
+    check(std::fwrite(text.data(), 1, text.size(), stdout) == text.size() && std::fflush(stdout) == 0,
+          flag + ": cannot write to stdout");
+    return;
+  }
   const std::string tmp = folder_of(path) + "/." + fs::path(path).filename().string() + ".tmp-" +
                           std::to_string(::getpid());
   {

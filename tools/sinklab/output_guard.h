@@ -14,6 +14,10 @@
 
 namespace sinklab::cli {
 
+// An output path of "-" is stdout (for every --json, --csv, --html): it is
+// never checked as a file and written as is.
+inline constexpr const char* kStdoutPath = "-";
+
 class OutputGuard {
  public:
   // Adds --force to `app`.

@@ -270,8 +270,7 @@ Command ppl_command() {
         ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
     sub->add_option("--max-tokens", f->max_tokens, "Use only the first N tokens of the text; 0 = all")
         ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
-    sub->add_option("-t,--threads", f->threads, "Threads; 0 = every hardware thread (default 0)")
-        ->check(CLI::Range(0, 4096));
+    add_threads_flag(*sub, f->threads);
     return sub;
   };
   c.run = [f]() { return run_ppl(*f); };

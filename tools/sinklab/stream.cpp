@@ -4,13 +4,18 @@
 #include <cstdio>
 #include <limits>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "ablate_args.h"
 #include "bench_harness.h"
 #include "commands.h"
 #include "model_args.h"
+#include "output_guard.h"
+#include "sampling_args.h"
+#include "sinklab/intervene.h"
 #include "stream_args.h"
 #include "token_meta_args.h"
 
@@ -23,38 +28,46 @@ struct StreamFlags {
   CacheArgs cache;
   MetaArgs meta;
   std::string prompt;
-  int64_t n_predict = 1024;
-  float temperature = 0.8f;
-  int top_k = 40;
-  float top_p = 0.95f;
-  int64_t seed = -1;
+  GenerateOptions options = stream_defaults();  // -n and the sampling flags
   int threads = 0;
   bool no_stats = false;
-  bool ignore_eos = false;
+  std::string json;  // a file, or "-" to print it instead of the text
+  std::vector<std::string> ablate;
+  OutputGuard guard;
+
+  static GenerateOptions stream_defaults() {
+    GenerateOptions o;
+    o.max_tokens = 1024;
+    o.keep_ids = false;  // unbounded: only counts are kept
+    return o;
+  }
 };
 
-int run_stream(const StreamFlags& f) {
+int run_stream(StreamFlags& f) {
   bench::set_threads(f.threads);
+  for (const std::string& in : {resolve_model_path(f.model.model_path), f.model.tokenizer_path, f.meta.file})
+    f.guard.input(in);
+  if (!f.json.empty()) f.guard.check_file(f.json, "--json");
   SessionOptions so = session_options(f.cache);
   so.cache = with_group_size(so.cache, f.meta, /*strict=*/true);
   const TokenMetaSource meta(f.meta);
   const std::shared_ptr<const Model> model = load_model(f.model);
   const Tokenizer& tok = require_tokenizer(*model);
   Session session(model, so);
-  std::vector<int32_t> history = tok.encode(f.prompt, true);
-  check(!history.empty(), "the prompt is empty and the tokenizer adds no BOS: there is nothing to start from");
-  SamplerOptions sopt;
-  sopt.temperature = f.temperature;
-  sopt.top_k = f.top_k;
-  sopt.top_p = f.top_p;
-  sopt.seed = f.seed >= 0 ? uint64_t(f.seed) : (uint64_t(std::random_device{}()) << 32 | std::random_device{}());
-  Sampler sampler(sopt);
+  const std::vector<Intervention> ablate = parse_interventions(f.ablate);
+  const AttachedInterventions attached(session, ablate);
+  std::vector<int32_t> prompt = intervention_prefix(ablate, model->config());
+  const std::vector<int32_t> text_ids = tok.encode(f.prompt, true);
+  prompt.insert(prompt.end(), text_ids.begin(), text_ids.end());
+  check(!prompt.empty(), "the prompt is empty and the tokenizer adds no BOS: there is nothing to start from");
+  const bool to_stdout = f.json != kStdoutPath;
   StreamDecoder decoder(tok);
-  for (int32_t id : history) {
-    const std::string piece = decoder.push(id);
+  auto emit = [&](const std::string& piece) {
+    if (!to_stdout || piece.empty()) return;
     std::fwrite(piece.data(), 1, piece.size(), stdout);
-  }
-  std::fflush(stdout);
+    std::fflush(stdout);
+  };
+  for (int32_t id : text_ids) emit(decoder.push(id));
 
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();
@@ -70,36 +83,36 @@ int run_stream(const StreamFlags& f) {
                  final ? "\n" : "");
     std::fflush(stderr);
   };
-  session.feed(history, meta.range(0, int64_t(history.size())));
-  std::string stop = "reached -n " + std::to_string(f.n_predict);
-  for (int64_t i = 0; f.n_predict < 0 || i < f.n_predict; ++i) {
-    if (i > 0) {
-      const TokenMeta m = meta.at(session.n_past());
-      session.feed(std::span<const int32_t>(&history.back(), 1), std::span<const TokenMeta>(&m, 1));
-    }
-    const int32_t next = sampler.sample(session.logits(), history);
-    if (next == model->config().eos_id && !f.ignore_eos) {
-      stop = "end of sequence";
-      break;
-    }
-    history.push_back(next);
-    if (history.size() > 4096) history.erase(history.begin(), history.end() - 2048);
-    ++generated;
-    const std::string piece = decoder.push(next);
-    std::fwrite(piece.data(), 1, piece.size(), stdout);
-    std::fflush(stdout);
-    const auto now = clock::now();
-    if (std::chrono::duration<double>(now - last).count() >= 1.0) {
-      last = now;
-      stats(false);
-    }
-  }
-  const std::string rest = decoder.flush();
-  std::fwrite(rest.data(), 1, rest.size(), stdout);
-  std::fflush(stdout);
+  const GenerateResult r = generate_tokens(
+      session, prompt, f.options,
+      [&](int32_t id) {
+        ++generated;
+        emit(decoder.push(id));
+        const auto now = clock::now();
+        if (std::chrono::duration<double>(now - last).count() >= 1.0) {
+          last = now;
+          stats(false);
+        }
+        return true;
+      },
+      meta.active() ? std::function<TokenMeta(int64_t)>([&](int64_t i) { return meta.at(i); }) : nullptr);
+  emit(decoder.flush());
   stats(true);
-  if (!f.no_stats)
-    std::fprintf(stderr, "stopped: %s; cache %s\n", stop.c_str(), cache_spec_string(session.cache_spec()).c_str());
+  const EvictStats e = session.evict_stats();
+  const std::string cache = cache_spec_string(session.cache_spec());
+  // The reason goes to stderr, after the text, whatever the stop.
+  std::fprintf(stderr, "%sstopped: %s; cache %s; seed %llu\n", f.no_stats && to_stdout ? "\n" : "",
+               r.stop_reason.c_str(), cache.c_str(), (unsigned long long)r.seed);
+  if (!f.json.empty()) {
+    const double decode_tps = r.decode_s > 0 ? double(r.decode_steps) / r.decode_s : 0.0;
+    const nlohmann::ordered_json j = {{"prompt", f.prompt},          {"prompt_tokens", r.prompt_tokens},
+                                      {"generated_tokens", r.generated}, {"decode_tokens_per_s", decode_tps},
+                                      {"stop_reason", r.stop_reason},    {"seed", r.seed},
+                                      {"cache", cache},                  {"cached", e.cached},
+                                      {"capacity", e.capacity},          {"evicted", e.evicted},
+                                      {"kv_bytes", e.bytes},             {"ablate", f.ablate}};
+    write_output_text(f.json, j.dump(2) + "\n", "--json");
+  }
   return 0;
 }
 
@@ -114,21 +127,17 @@ Command stream_command() {
                   "of the model's context - 4)");
     add_model_flags(*sub, f->model, /*with_dtype=*/true);
     sub->add_option("-p,--prompt", f->prompt, "Prompt text (default: empty, generation starts from BOS)");
-    sub->add_option("-n,--n-predict", f->n_predict, "Tokens to generate; -1 = until EOS (default 1024)")
+    sub->add_option("-n,--n-predict", f->options.max_tokens, "Tokens to generate; -1 = until EOS (default 1024)")
         ->check(CLI::Range(int64_t(-1), int64_t(1) << 40));
     add_cache_flags(*sub, f->cache, "sink");
     add_meta_flags(*sub, f->meta);
-    sub->add_option("--temp", f->temperature, "Temperature; 0 = greedy (default 0.8)")->check(CLI::Range(0.0f, 1e6f));
-    sub->add_option("--top-k", f->top_k, "Keep the k most likely tokens; 0 = off (default 40)")
-        ->check(CLI::Range(0, 1 << 30));
-    sub->add_option("--top-p", f->top_p, "Nucleus sampling mass; 1 = off (default 0.95)")
-        ->check(CLI::Range(1e-6f, 1.0f));
-    sub->add_option("-s,--seed", f->seed, "Random seed; -1 = a random one (default -1)")
-        ->check(CLI::Range(int64_t(-1), std::numeric_limits<int64_t>::max()));
-    sub->add_option("-t,--threads", f->threads, "Threads; 0 = every hardware thread (default 0)")
-        ->check(CLI::Range(0, 4096));
+    add_sampling_flags(*sub, f->options);
+    add_ablate_flag(*sub, f->ablate);
+    add_threads_flag(*sub, f->threads);
     sub->add_flag("--no-stats", f->no_stats, "Do not print the stats line");
-    sub->add_flag("--ignore-eos", f->ignore_eos, "Keep generating after the end-of-sequence token");
+    sub->add_option("--json", f->json, "Write counts, speed, cache and stop reason as JSON to this file ('-': "
+                                       "stdout, instead of the text)");
+    f->guard.add_force_flag(*sub);
     return sub;
   };
   c.run = [f]() { return run_stream(*f); };

@@ -67,7 +67,7 @@ Command train_command() {
         ->check(CLI::ExistingFile);
     sub->add_option("-o,--out", f->out, "Output folder (overrides train.out_dir)");
     sub->add_option("--steps", f->steps, "Number of steps (overrides train.steps)")->check(CLI::PositiveNumber);
-    sub->add_option("-t,--threads", f->threads, "Threads (overrides train.threads; 0 = all)")->check(CLI::NonNegativeNumber);
+    add_threads_flag(*sub, f->threads, ", overrides train.threads");
     sub->add_option("--probe-every", f->probe_every,
                     "Probe the sink every N steps (overrides train.probe_every; 0 = off): attention on token 0 "
                     "by query kind, value drain and massive ratio per layer, in OUT/probes.json and OUT/probes.html")

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_harness.h"
 #include "commands.h"
 #include "input_files.h"
 #include "output_guard.h"
@@ -18,6 +19,7 @@ namespace sinklab::cli {
 namespace {
 
 struct TrainTokenizerFlags {
+  int threads = 0;
   std::string corpus;
   std::string output;
   int32_t vocab = 4096;
@@ -53,9 +55,11 @@ Command train_tokenizer_command() {
     sub->add_option("--min-count", flags->min_count, "Stop merging when the best pair occurs fewer times")
         ->capture_default_str();
     flags->guard.add_force_flag(*sub);
+    add_threads_flag(*sub, flags->threads);
     return sub;
   };
   cmd.run = [flags]() {
+    bench::set_threads(flags->threads);
     flags->guard.input(flags->corpus);
     flags->guard.check_file(flags->output, "-o/--output");
     check_input_path(flags->corpus, "train-tokenizer: corpus");
