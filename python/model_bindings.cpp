@@ -481,7 +481,7 @@ void register_model(py::module_& m) {
         "Sink scores (Gu et al.): dict with alpha [layers, heads, keys] (mean attention on key k over "
         "queries i >= k), sink_percent [keys] (Sink_k^eps in %), mass_first_k [layers, heads].",
         py::arg("model"), py::arg("ids"), py::kw_only(), py::arg("eps") = 0.3, py::arg("max_keys") = 0,
-        py::arg("first_k") = 1, py::arg("ablate") = py::none());
+        py::arg("first_k") = SinkScoreOptions{}.first_k, py::arg("ablate") = py::none());
   m.def("massive_activations", &massive_activations_py,
         "Massive activations of the residual stream per layer (top entries, median, ratios, flags).",
         py::arg("model"), py::arg("ids"), py::kw_only(), py::arg("abs_threshold") = 100.0,

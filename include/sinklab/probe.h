@@ -45,7 +45,7 @@ std::map<std::string, CapturedTensor> capture_taps(Session& session, std::span<c
 struct SinkScoreOptions {
   double eps = 0.3;           // a (layer, head) counts as a sink of key k when alpha_k > eps
   int max_keys = 0;           // alpha is reported for keys 0..max_keys-1; 0 = every key
-  int first_k = 1;            // width of the sink region for mass_first_k
+  int first_k = 4;            // width of the sink region for mass_first_k (StreamingLLM keeps 4)
   std::vector<int> layers;    // empty = every layer
 };
 

@@ -88,6 +88,8 @@ struct TrainConfig {
 // Parses the JSON text of a training config ({"model": {...}, "train": {...}, "data": {...}});
 // unknown keys and bad values throw Error naming `source` and the key.
 TrainConfig parse_train_config(const std::string& json_text, const std::string& source);
+// Reads a config file; relative paths in it (train_text, valid_text,
+// tokenizer, out_dir) are taken relative to the file's folder.
 TrainConfig load_train_config(const std::string& path);
 std::string train_config_to_json(const TrainConfig& c);
 

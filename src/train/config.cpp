@@ -1,5 +1,6 @@
 // Training configs: JSON in, validated structs out, and back to JSON.
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <type_traits>
@@ -197,7 +198,12 @@ TrainConfig load_train_config(const std::string& path) {
   check(bool(f), path + ": cannot open the training config");
   std::stringstream ss;
   ss << f.rdbuf();
-  return parse_train_config(ss.str(), path);
+  TrainConfig c = parse_train_config(ss.str(), path);
+  // Paths written in the file are relative to the file's folder, wherever the command runs.
+  const std::filesystem::path folder = std::filesystem::path(path).parent_path();
+  for (std::string* p : {&c.train.train_text, &c.train.valid_text, &c.train.tokenizer, &c.train.out_dir})
+    if (!p->empty() && std::filesystem::path(*p).is_relative()) *p = (folder / *p).lexically_normal().string();
+  return c;
 }
 
 std::string train_config_to_json(const TrainConfig& c) {

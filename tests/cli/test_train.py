@@ -2,6 +2,7 @@
 command loads, data parallelism over 2 MPI ranks matching the single-process
 loss curve, and bad configs."""
 import json
+import pathlib
 import os
 import random
 import shutil
@@ -99,3 +100,20 @@ def test_bad_configs_give_one_clear_error(tmp_path):
     missing = config(tmp_path, tmp_path / "m", train_text=str(tmp_path / "nope.txt"))
     assert_one_clear_error(run("train", "--config", missing), "nope.txt")
     assert_one_clear_error(run("train", "--config", tmp_path / "absent.json"), "absent.json")
+
+
+def test_relative_paths_in_a_config_follow_the_config_folder(tmp_path):
+    sub = tmp_path / "configs"
+    sub.mkdir()
+    (tmp_path / "text.txt").write_text("hello world " * 50)
+    cfg = sub / "c.json"
+    cfg.write_text(json.dumps({"model": {"dim": 16, "n_layers": 1, "n_heads": 2, "seq_len": 8},
+                               "train": {"train_text": "../text.txt", "out_dir": "../run", "tokenizer_vocab": 300}}))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = subprocess.run([str(pathlib.Path(binary()).resolve()), "train", "--config", str(cfg), "--print-config"],
+                       capture_output=True, text=True, cwd=elsewhere)
+    assert r.returncode == 0, r.stderr
+    t = json.loads(r.stdout)["train"]
+    assert pathlib.Path(t["train_text"]) == tmp_path / "text.txt"
+    assert pathlib.Path(t["out_dir"]) == tmp_path / "run"

@@ -75,7 +75,9 @@ CLI::App* add_flags(CLI::App& bench, BenchStreamFlags& f) {
       "Per-token latency and resident memory of a sink cache over a long stream, and the speed-up "
       "of the sink cache over re-encoding the window for every token");
   add_model_flags(*a, f.model, /*with_dtype=*/false);
-  a->add_option("-f,--file", f.text, "Text whose tokens are streamed (repeated as needed)");
+  a->add_option("-f,--file", f.text,
+                 "Text whose tokens are streamed (repeated as needed); default text/tinystories_sample.txt of "
+                 "the shared assets: ../shared/assets beside the source tree, or the folder $SINKLAB_ASSETS names");
   a->add_flag("--random-ids", f.random_ids, "Stream uniform random token ids instead of a text");
   a->add_flag("--quick", f.quick,
               "Small run (seconds): marks 1000,10000, windows 256,1024, 4 recompute tokens; flags "
@@ -153,14 +155,13 @@ TokenSource make_source(const BenchStreamFlags& f, const Model& model) {
   }
   const std::string path =
       f.text.empty() ? (assets_dir() / "text" / "tinystories_sample.txt").string() : f.text;
-  std::ifstream in(path, std::ios::binary);
-  check(in.good(), "-f: cannot read text file '" + path + "' (or pass --random-ids)");
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const int64_t bad = first_invalid_utf8(text);
-  check(bad < 0, "-f: text file '" + path + "' is not valid UTF-8 (byte offset " + std::to_string(bad) + ")");
+  check(fs::is_regular_file(path), "-f: cannot read text file '" + path + "' (pass -f FILE or --random-ids)");
   check(model.tokenizer() != nullptr,
         "no tokenizer found beside model '" + model.path() + "': pass --tokenizer or --random-ids");
-  s.ids = model.tokenizer()->encode(text, true);
+  TextFileEncoding how;
+  how.add_bos = true;
+  how.what = "-f: text file";
+  s.ids = encode_text_file(*model.tokenizer(), path, how).ids;
   check(s.ids.size() >= 2, "-f: text file '" + path + "' has fewer than 2 tokens");
   s.description = "text " + path + " (" + std::to_string(s.ids.size()) + " tokens, repeated)";
   return s;

@@ -33,7 +33,7 @@ struct InspectFlags {
   int64_t tokens = 256;
   std::string out = "inspect-report";
   double eps = 0.3;
-  int first_k = 4;
+  int first_k = InspectOptions{}.first_k;
   bool no_bos = false;
   std::string json;  // a file, or "-" for stdout
   int threads = 0;

@@ -61,7 +61,9 @@ TEST(SinkScores, FindsExactlyThePlantedSinkHead) {
   auto model = m.write_and_load("sink_head");
   const std::vector<int32_t> ids = sink_ids(16);
   const int64_t n = int64_t(ids.size());
-  const SinkScores s = sink_scores(model, ids);
+  SinkScoreOptions one_key;
+  one_key.first_k = 1;  // the sink region is token 0 alone: its mass is alpha_0
+  const SinkScores s = sink_scores(model, ids, one_key);
   ASSERT_EQ(s.layers, (std::vector<int>{0, 1}));
   ASSERT_EQ(s.n_keys, n);
   ASSERT_EQ(s.alpha.size(), size_t(2 * kHeads * n));
