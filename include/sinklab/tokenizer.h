@@ -97,6 +97,12 @@ struct TokenizerJsonOptions {
 std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path,
                                                const TokenizerJsonOptions& options = {});
 // Same, from the JSON text in memory; `source_name` is used in error messages.
+// A token as a person reads it: the text it decodes to inside a sequence
+// (" truth", not "Ġtruth" or "▁truth"); special tokens as stored
+// ("<|endoftext|>"); a piece that is not whole UTF-8 by itself (one byte of a
+// longer character) as its bytes, e.g. "<0xE2>". Throws Error for ids out of range.
+std::string token_display_text(const Tokenizer& tokenizer, int32_t id);
+
 std::unique_ptr<Tokenizer> tokenizer_from_json_string(std::string_view json,
                                                       const std::string& source_name = "<memory>",
                                                       const TokenizerJsonOptions& options = {});

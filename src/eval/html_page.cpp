@@ -48,6 +48,18 @@ const char* const kSectionRunner = R"JS(function renderSections(sections, bodyOf
     }
   }
   document.body.setAttribute("data-sections-rendered", done.join(" "));
+  // Layout self-check: an axis title (class axis-title) that overlaps a tick
+  // label (class tick) of its chart is counted in body[data-text-overlaps].
+  let overlaps = 0;
+  for (const svg of document.querySelectorAll("svg")) {
+    const ticks = [...svg.querySelectorAll("text.tick")].map((t) => t.getBoundingClientRect());
+    for (const title of svg.querySelectorAll("text.axis-title")) {
+      const a = title.getBoundingClientRect();
+      for (const b of ticks)
+        if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) overlaps++;
+    }
+  }
+  document.body.setAttribute("data-text-overlaps", String(overlaps));
   return done.length === sections.length;
 }
 )JS";

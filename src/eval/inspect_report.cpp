@@ -165,7 +165,7 @@ InspectReport run_inspect(const std::shared_ptr<const Model>& model, std::span<c
       r.sink_logits.emplace_back(s.begin(), s.end());
     }
   if (const Tokenizer* tok = model->tokenizer())
-    for (int32_t id : ids) r.tokens.push_back(id >= 0 && id < tok->vocab_size() ? tok->token_text(id) : "?");
+    for (int32_t id : ids) r.tokens.push_back(id >= 0 && id < tok->vocab_size() ? token_display_text(*tok, id) : "?");
   else
     for (int32_t id : ids) r.tokens.push_back(std::to_string(id));
 

@@ -36,7 +36,7 @@ function legend(parent) {
   R.conditions.forEach((c, i) => { const sp = h("span", {}, l); h("i", {style: "background:" + PALETTE[i % PALETTE.length]}, sp); sp.appendChild(document.createTextNode(c.name)); });
 }
 function chart(parent, n, key, lo, hi, label) {
-  const W = 360, H = 230, L = 48, B = 36, T = 22, Rm = 12;
+  const W = 360, H = 230, L = 60, B = 36, T = 22, Rm = 12;
   const svg = s("svg", {width: W, height: H, viewBox: `0 0 ${W} ${H}`, "data-chart": key + "-" + n}, parent);
   s("text", {x: W / 2, y: 14, "text-anchor": "middle", "font-size": 13}, svg, `${n} pairs`);
   const x = (t) => L + t * (W - L - Rm), y = (v) => T + (1 - (v - lo) / (hi - lo || 1)) * (H - T - B);
@@ -44,12 +44,12 @@ function chart(parent, n, key, lo, hi, label) {
   s("line", {x1: L, y1: T, x2: L, y2: H - B, stroke: "#888"}, svg);
   for (let i = 0; i <= 4; i++) {
     const v = lo + (hi - lo) * i / 4;
-    s("text", {x: L - 5, y: y(v) + 4, "text-anchor": "end", "font-size": 11}, svg, num(v, 2));
+    s("text", {class: "tick", x: L - 5, y: y(v) + 4, "text-anchor": "end", "font-size": 11}, svg, num(v, 2));
     s("line", {x1: L, y1: y(v), x2: W - Rm, y2: y(v), stroke: "#eee"}, svg);
-    s("text", {x: x(i / 4), y: H - B + 14, "text-anchor": "middle", "font-size": 11}, svg, num(i / 4, 2));
+    s("text", {class: "tick", x: x(i / 4), y: H - B + 14, "text-anchor": "middle", "font-size": 11}, svg, num(i / 4, 2));
   }
-  s("text", {x: (L + W) / 2, y: H - 4, "text-anchor": "middle", "font-size": 11}, svg, "position of the queried pair, g / (n - 1)");
-  s("text", {x: 12, y: (T + H - B) / 2, "text-anchor": "middle", "font-size": 11, transform: `rotate(-90 12 ${(T + H - B) / 2})`}, svg, label);
+  s("text", {class: "axis-title", x: (L + W) / 2, y: H - 4, "text-anchor": "middle", "font-size": 11}, svg, "position of the queried pair, g / (n - 1)");
+  s("text", {class: "axis-title", x: 12, y: (T + H - B) / 2, "text-anchor": "middle", "font-size": 11, transform: `rotate(-90 12 ${(T + H - B) / 2})`}, svg, label);
   R.conditions.forEach((c, ci) => {
     const cells = R.cells.filter((e) => e.condition === ci && e.n_pairs === n).sort((a, b) => a.relative - b.relative);
     const col = PALETTE[ci % PALETTE.length];

@@ -46,12 +46,12 @@ function renderNll(body) {
   s("line", {x1: L, y1: T, x2: L, y2: H - B, stroke: "#888"}, svg);
   for (let k = 0; k <= 4; k++) {
     const v = lo - pad + (hi - lo + 2 * pad) * k / 4;
-    s("text", {x: L - 6, y: y(v) + 4, "text-anchor": "end", "font-size": 11}, svg, num(v, 2));
+    s("text", {class: "tick", x: L - 6, y: y(v) + 4, "text-anchor": "end", "font-size": 11}, svg, num(v, 2));
     s("line", {x1: L, y1: y(v), x2: W - Rm, y2: y(v), stroke: "#eee"}, svg);
-    s("text", {x: x((n - 1) * k / 4), y: H - B + 15, "text-anchor": "middle", "font-size": 11}, svg, String(Math.round((n - 1) * k / 4) + 1));
+    s("text", {class: "tick", x: x((n - 1) * k / 4), y: H - B + 15, "text-anchor": "middle", "font-size": 11}, svg, String(Math.round((n - 1) * k / 4) + 1));
   }
-  s("text", {x: (L + W) / 2, y: H - 6, "text-anchor": "middle", "font-size": 11}, svg, "token position");
-  s("text", {x: 13, y: (T + H - B) / 2, "text-anchor": "middle", "font-size": 11, transform: `rotate(-90 13 ${(T + H - B) / 2})`}, svg, "mean NLL so far");
+  s("text", {class: "axis-title", x: (L + W) / 2, y: H - 6, "text-anchor": "middle", "font-size": 11}, svg, "token position");
+  s("text", {class: "axis-title", x: 13, y: (T + H - B) / 2, "text-anchor": "middle", "font-size": 11, transform: `rotate(-90 13 ${(T + H - B) / 2})`}, svg, "mean NLL so far");
   curves.forEach((c, i) => {
     const step = Math.max(1, Math.floor(c.length / 600));
     const pts = [];

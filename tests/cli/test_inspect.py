@@ -198,3 +198,15 @@ def test_long_input_states_its_cost_and_progress(tmp_path):
     # Short inputs stay quiet.
     r = run("inspect", "-m", MODEL, "-f", book, "--tokens", 64, "--out", tmp_path / "p")
     assert r.returncode == 0 and "probe 1/5" not in r.stderr, r.stderr
+
+
+@needs_assets
+def test_tokens_past_the_context_warn_and_tokens_read_as_text(tmp_path):
+    book = ASSETS / "text" / "frankenstein.txt"
+    r = run("inspect", "-m", MODEL, "-f", book, "--tokens", 600, "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr
+    assert "past the model's training context of 512" in r.stderr
+    j = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert not any("\u2581" in t for t in j["text"]["tokens"])  # "▁" is shown as a space
+    r = run("inspect", "-m", MODEL, "-f", book, "--tokens", 64, "--out", tmp_path / "p")
+    assert "training context" not in r.stderr

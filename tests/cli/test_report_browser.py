@@ -133,6 +133,10 @@ def test_litm_page_renders_its_u_curves(tmp_path):
         part = dom[dom.index(f'id="{section}"'):dom.index(f'id="{nxt}"')]
         assert part.count("<svg") == 2 and part.count("<polyline") == 4
     assert dom[dom.index('id="sec-table"'):].count("<tr") == 1 + 2 * 6
+    # No axis title overlaps a tick label, at a narrow and a wide window.
+    for size in ("420,900", "1600,1000"):
+        dom, _ = chromium(page, "--dump-dom", f"--window-size={size}")
+        assert 'data-text-overlaps="0"' in dom, size
 
 
 @needs_assets
@@ -149,3 +153,4 @@ def test_ppl_comparison_page_draws_one_curve_per_cache(tmp_path):
     part = dom[dom.index('id="sec-nll"'):dom.index('id="sec-table"')]
     assert part.count("<polyline") == 3
     assert dom[dom.index('id="sec-table"'):].count("<tr") == 1 + 3
+    assert 'data-text-overlaps="0"' in dom

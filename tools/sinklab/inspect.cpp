@@ -127,6 +127,7 @@ int run_inspect_command(InspectFlags& f) {
     ids = task_probe_sequences(*task_gen, 1, std::max<int64_t>(model->config().max_seq, 2), first)[0].tokens;
   }
   if (int64_t(ids.size()) > f.tokens) ids.resize(size_t(f.tokens));
+
   InspectOptions opts;
   opts.eps = f.eps;
   opts.first_k = int(std::min<int64_t>(f.first_k, int64_t(ids.size())));
@@ -135,7 +136,13 @@ int run_inspect_command(InspectFlags& f) {
   // Long inputs say what they cost (heads x n^2 attention per layer) and how far along they are.
   const bool long_input = ids.size() >= kLongInspectTokens;
   const auto started = std::chrono::steady_clock::now();
+  const int64_t ctx = model->config().max_seq;
   InspectReport report = run_inspect(model, ids, opts, [&](const std::string& probe, int index, int count) {
+    if (index == 0 && ctx > 0 && int64_t(ids.size()) > ctx)  // after the memory check
+      std::fprintf(stderr,
+                   "inspect: warning: %zu tokens run past the model's training context of %lld; attention past "
+                   "it is outside what the model learned (use --tokens %lld to stay inside)\n",
+                   ids.size(), static_cast<long long>(ctx), static_cast<long long>(ctx));
     if (!long_input) return;
     if (index == 0)  // the memory check has passed
       std::fprintf(stderr, "inspect: %zu tokens; the attention probes materialise %lld heads x %zu^2 floats per layer\n",

@@ -1,4 +1,5 @@
 // Shared Tokenizer code and the streaming UTF-8 decoder.
+#include <cstdio>
 #include "sinklab/tokenizer.h"
 
 #include "unicode.h"
@@ -16,6 +17,22 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) c
   DecodeState state;
   for (int32_t id : ids) decode_append(id, skip_special, state, out);
   return out;
+}
+
+std::string token_display_text(const Tokenizer& tokenizer, int32_t id) {
+  if (tokenizer.is_special(id)) return tokenizer.token_text(id);
+  DecodeState inside;  // not at the start: a dummy-prefix space stays
+  inside.at_start = false;
+  std::string text;
+  tokenizer.decode_append(id, /*skip_special=*/false, inside, text);
+  if (first_invalid_utf8(text) < 0) return text;
+  std::string bytes;
+  char buf[8];
+  for (unsigned char c : text) {
+    std::snprintf(buf, sizeof buf, "<0x%02X>", c);
+    bytes += buf;
+  }
+  return bytes;
 }
 
 namespace {
