@@ -12,6 +12,7 @@
 #include "checked_self.h"
 #include "numpy_views.h"
 #include "sinklab/intervene.h"
+#include "session_taps.h"
 #include "sinklab/perplexity.h"
 #include "sinklab/model.h"
 #include "sinklab/probe.h"
@@ -54,6 +55,13 @@ context) is full; n=-1 runs until then.
 
 // A float default as the decimal it was written as (0.8, not 0.800000011920929).
 double shortest(float v) { return std::stod(std::to_string(v)); }
+
+constexpr const char* kAddTapDoc = R"doc(
+Installs fn(name, array, layer) on every tensor whose name matches pattern (a tap
+name, or a prefix ending in '*'). array is a float32 [rows, cols] copy of the
+tensor; edit it in place or return an array of the same shape, and the model
+continues with it. Returns an id for remove_tap.
+)doc";
 
 class PyModel {
  public:
@@ -294,7 +302,7 @@ class PySession {
     if (!prefix_.empty()) session_->feed(prefix_);
   }
 
-  void feed(py::handle ids, py::handle modality, py::handle round, py::handle chunk) {
+  py::object feed(py::handle ids, py::handle modality, py::handle round, py::handle chunk, py::handle taps) {
     const std::vector<int32_t> v = token_ids(ids, "ids", /*allow_empty=*/false, /*allow_scalar=*/true);
     if (!round.is_none() && !chunk.is_none()) throw py::value_error("give round or chunk, not both");
     const py::handle group = round.is_none() ? chunk : round;
@@ -313,9 +321,24 @@ class PySession {
         if (!grp.empty()) meta[i].round = grp[i];
       }
     }
-    py::gil_scoped_release unlocked;
-    session_->feed(v, meta);
+    std::unique_ptr<TapRecorder> recorder;
+    if (!taps.is_none()) {
+      std::vector<std::string> names;
+      if (py::isinstance<py::str>(taps)) names.push_back(taps.cast<std::string>());
+      else
+        for (const py::handle t : taps) names.push_back(to_string(t, "taps"));
+      recorder = std::make_unique<TapRecorder>(*session_, names);
+    }
+    {
+      py::gil_scoped_release unlocked;
+      session_->feed(v, meta);
+    }
+    if (!recorder) return py::none();
+    return recorder->result();
   }
+
+  int add_tap(const std::string& pattern, py::function fn) { return add_python_tap(*session_, pattern, std::move(fn)); }
+  void remove_tap(int id) { session_->taps().remove(id); }
 
   py::array_t<float> next_logits() const {
     const auto l = session_->logits();
@@ -503,9 +526,15 @@ void register_model(py::module_& m) {
       .def("feed", checked_method("Session", &PySession::feed),
            "Runs token ids (int, list or 1-D array) through the model. modality ('text', 'vision', "
            "'audio' or 0/1/2) and round or chunk (ids that never decrease) are one value for all ids or "
-           "one per id; the modal and chunked caches read them.",
+           "one per id; the modal and chunked caches read them. taps: a tap name or pattern, or a list "
+           "of them (docs/ARCHITECTURE.md lists the names: 'blk.3.resid_out', 'blk.*.attn_probs', ...): "
+           "feed then returns a dict name -> float32 array [rows, cols] ([heads, rows, n_ctx] for "
+           "attn_probs; a list of arrays when a name fires once per prefill chunk); else None.",
            py::arg("ids"), py::kw_only(), py::arg("modality") = py::none(), py::arg("round") = py::none(),
-           py::arg("chunk") = py::none())
+           py::arg("chunk") = py::none(), py::arg("taps") = py::none())
+      .def("add_tap", checked_method("Session", &PySession::add_tap), kAddTapDoc, py::arg("pattern"), py::arg("fn"))
+      .def("remove_tap", checked_method("Session", &PySession::remove_tap), "Removes a tap added by add_tap.",
+           py::arg("id"))
       .def("next_logits", checked_method("Session", &PySession::next_logits), "float32 [vocab]: next-token logits after the last fed token.")
       .def("evict_stats", checked_method("Session", &PySession::evict_stats),
            "dict: fed, cached, capacity, evicted, rows_rotated (shift), bytes (KV storage).")

@@ -104,7 +104,8 @@ struct KeyMask {
 // not stream order), blk.L.attn_ctx, blk.L.attn_out, blk.L.resid_mid,
 // blk.L.ffn_norm, blk.L.ffn_act, blk.L.ffn_out, blk.L.moe.router_probs,
 // blk.L.moe.expert.E.down_out, blk.L.resid_out, output_norm, logits.
-// A pattern may end with '*' to match every name with that prefix.
+// A pattern may hold '*', which stands for any run of characters
+// ("blk.*.attn_probs", "blk.3.*").
 class Taps {
  public:
   int add(const std::string& pattern, TapFn fn);  // returns an id for remove()

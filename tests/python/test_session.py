@@ -126,3 +126,65 @@ def test_bad_metadata_raises(model):
     with pytest.raises(sinklab.Error, match="chunk_tokens"):
         s.feed([1, 2, 3, 4, 5], chunk=0)
     assert s.n_past == 4
+
+
+DEFAULT = __import__("pathlib").Path(__file__).resolve().parents[2] / "models" / "default"
+
+
+def test_feed_returns_the_tapped_tensors():
+    m = sinklab.Model(str(DEFAULT))
+    ids = m.tokenize("It is a truth universally acknowledged, that a single man in possession")
+    s = sinklab.Session(m)
+    assert s.feed(ids) is None
+    s.reset()
+    t = s.feed(ids, taps=["blk.*.attn_probs", "blk.3.resid_out"])
+    n, heads = len(ids), m.config["n_heads"]
+    assert sorted(t) == [f"blk.{l}.attn_probs" for l in range(4)] + ["blk.3.resid_out"]
+    p = t["blk.2.attn_probs"]
+    assert p.shape == (heads, n, n) and t["blk.3.resid_out"].shape == (n, m.config["dim"])
+    np.testing.assert_allclose(p.sum(-1), 1.0, atol=1e-5)
+    assert np.abs(np.triu(p, 1)).max() == 0.0  # causal
+    # The probe's alpha_0 is the mean attention to token 0 over the queries.
+    alpha = sinklab.sink_scores(m, ids)["alpha"]
+    np.testing.assert_allclose(alpha[2, :, 0], p[:, :, 0].mean(-1), atol=1e-5)
+    with pytest.raises(ValueError, match="at least one"):
+        s.feed(ids[:1], taps=[])
+
+
+def test_add_tap_reads_and_replaces_tensors():
+    m = sinklab.Model(str(DEFAULT))
+    ids = m.tokenize("It is a truth universally acknowledged")
+    base = sinklab.Session(m)
+    base.feed(ids)
+    want = base.next_logits()
+    s = sinklab.Session(m)
+    seen = []
+    tid = s.add_tap("blk.1.v", lambda name, a, layer: seen.append((name, a.shape, layer)))
+    s.feed(ids)
+    np.testing.assert_array_equal(s.next_logits(), want)  # reading changes nothing
+    assert seen == [("blk.1.v", (len(ids), m.config["n_kv_heads"] * m.config["head_dim"]), 1)]
+    s.remove_tap(tid)
+    s.reset()
+    s.add_tap("blk.1.v", lambda name, a, layer: np.zeros_like(a))
+    s.feed(ids)
+    assert np.abs(s.next_logits() - want).max() > 1e-3  # the replacement took effect
+    s2 = sinklab.Session(m)
+
+    def in_place(name, a, layer):
+        a[:] = 0.0
+
+    s2.add_tap("blk.1.v", in_place)
+    s2.feed(ids)
+    np.testing.assert_allclose(s2.next_logits(), s.next_logits(), atol=1e-6)
+    bad = sinklab.Session(m)
+    bad.add_tap("blk.0.q", lambda name, a, layer: np.zeros((1, 1), np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        bad.feed(ids)
+    boom = sinklab.Session(m)
+
+    def fail(name, a, layer):
+        raise KeyError("from the tap")
+
+    boom.add_tap("logits", fail)
+    with pytest.raises(KeyError, match="from the tap"):
+        boom.feed(ids)

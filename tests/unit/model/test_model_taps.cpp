@@ -114,6 +114,27 @@ TEST(Taps, RejectsEmptyNamesAndCallbacks) {
   EXPECT_THROW(t.add("logits", TapFn{}), Error);
 }
 
+TEST(Taps, PatternsMatchWithStarsAnywhere) {
+  Taps t;
+  t.add("blk.*.attn_probs", [](const TapEvent&) {});
+  EXPECT_TRUE(t.wants("blk.0.attn_probs"));
+  EXPECT_TRUE(t.wants("blk.11.attn_probs"));
+  EXPECT_FALSE(t.wants("blk.0.attn_out"));
+  EXPECT_FALSE(t.wants("blk.0.attn_probs.x"));
+  Taps u;
+  u.add("blk.3.*", [](const TapEvent&) {});
+  EXPECT_TRUE(u.wants("blk.3.resid_out"));
+  EXPECT_FALSE(u.wants("blk.30.resid_out"));
+  Taps v;
+  v.add("*.moe.*.down_out", [](const TapEvent&) {});
+  EXPECT_TRUE(v.wants("blk.1.moe.expert.7.down_out"));
+  EXPECT_FALSE(v.wants("blk.1.moe.router_probs"));
+  Taps exact;
+  exact.add("logits", [](const TapEvent&) {});
+  EXPECT_TRUE(exact.wants("logits"));
+  EXPECT_FALSE(exact.wants("logits2"));
+}
+
 TEST(ModelLoad, UnknownArchitectureIsAClearError) {
   const std::string dir = ::testing::TempDir() + "/sinklab_unknown_arch";
   std::filesystem::create_directories(dir);
