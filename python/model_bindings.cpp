@@ -76,7 +76,7 @@ class PyModel {
     if (dtype != "f32" && dtype != "bf16") throw py::value_error("dtype must be 'f32' or 'bf16', got '" + dtype + "'");
     opts.weight_dtype = dtype_from_name(dtype);
     py::gil_scoped_release unlocked;
-    model_ = Model::load(path, opts);
+    model_ = Model::load(resolve_model_source(path), opts);
   }
 
   std::vector<int32_t> tokenize(py::handle text, bool add_bos) const {

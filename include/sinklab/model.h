@@ -134,6 +134,15 @@ struct LoadOptions {
   bool mmap = true;
 };
 
+// Where a model named on the command line or in Python lives: `path` itself
+// when it exists; otherwise, for a Hugging Face repo id "org/name", the
+// snapshot of models--org--name in the local Hugging Face cache
+// ($HF_HUB_CACHE, else $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub or
+// ~/.cache/huggingface/hub) that refs/main names, or the newest one. Nothing
+// is downloaded. Throws Error listing the folders it looked in when a repo id
+// is in none of them; other paths are returned unchanged.
+std::string resolve_model_source(const std::string& path);
+
 struct ModelWeights;  // defined in src/model/weights.h
 class TensorFile;     // sinklab/formats.h
 

@@ -1,11 +1,13 @@
 """The `sinklab` binary: --version, info and generate on the real stories260K
 checkpoint, and one clear error line (never a crash) for bad flags or files."""
 import json
+import os
+import subprocess
 import shutil
 
 import pytest
 
-from cli_util import ASSETS, MODEL, SOURCE, assert_one_clear_error, run
+from cli_util import ASSETS, MODEL, SOURCE, assert_one_clear_error, binary, run
 
 GOLDEN_TEXT = ASSETS / "golden" / "stories260K_greedy200_expected.txt"
 
@@ -326,3 +328,33 @@ def test_stream_has_the_sampling_flags_of_generate_and_ablate():
     assert r.returncode == 0, r.stderr
     j = json.loads(r.stdout)
     assert j["generated_tokens"] == 20 and j["ablate"] == ["sink:keys=0"]
+
+
+def make_hf_cache(root, repo="sinklab-test/tiny"):
+    """A Hugging Face cache layout: blobs, a snapshot of symlinks, refs/main."""
+    folder = root / ("models--" + repo.replace("/", "--"))
+    (folder / "blobs").mkdir(parents=True)
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text("0123abcd")
+    snap = folder / "snapshots" / "0123abcd"
+    snap.mkdir(parents=True)
+    (folder / "snapshots" / "older").mkdir()
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        blob = folder / "blobs" / ("blob-" + name)
+        blob.write_bytes((DEFAULT_MODEL / name).read_bytes())
+        (snap / name).symlink_to(blob)
+    return snap
+
+
+def test_a_repo_id_resolves_to_the_local_hugging_face_cache(tmp_path):
+    snap = make_hf_cache(tmp_path / "hub")
+    env = dict(os.environ, HF_HUB_CACHE=str(tmp_path / "hub"))
+    r = subprocess.run([binary(), "info", "-m", "sinklab-test/tiny", "--json", "-"], capture_output=True, text=True,
+                       env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["path"] == str(snap)
+    env = dict(os.environ, HF_HUB_CACHE=str(tmp_path / "empty"), HF_HOME=str(tmp_path / "home"))
+    r = subprocess.run([binary(), "info", "-m", "sinklab-test/absent"], capture_output=True, text=True, env=env,
+                       timeout=60)
+    assert r.returncode != 0
+    assert "looked in" in r.stderr and str(tmp_path / "empty") in r.stderr and "never downloads" in r.stderr

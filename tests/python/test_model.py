@@ -149,3 +149,16 @@ def test_perplexity_matches_logits_and_defaults_cache_sizes():
         m.perplexity(ids[:1])
     with pytest.raises(sinklab.Error, match="unknown cache policy"):
         m.perplexity(ids, cache="nope")
+
+
+def test_model_by_repo_id_from_the_local_cache(tmp_path, monkeypatch):
+    root = pathlib.Path(__file__).resolve().parents[2] / "models" / "default"
+    snap = tmp_path / "models--acme--tiny" / "snapshots" / "c0ffee"
+    snap.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        (snap / name).symlink_to(root / name)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    m = sinklab.Model("acme/tiny")
+    assert m.tokenize("hello") == sinklab.Model(str(root)).tokenize("hello")
+    with pytest.raises(sinklab.Error, match="looked in"):
+        sinklab.Model("acme/absent")

@@ -26,7 +26,7 @@ void add_model_flags(CLI::App& app, ModelArgs& args, bool with_dtype) {
 }
 
 std::string resolve_model_path(const std::string& given) {
-  if (!given.empty()) return given;
+  if (!given.empty()) return resolve_model_source(given);
 #ifdef SINKLAB_SOURCE_DIR
   const fs::path fallback = fs::path(SINKLAB_SOURCE_DIR) / "models" / "default";
   std::error_code ec;
