@@ -31,7 +31,7 @@ training length {m['seq_len']}) with a learnable sink token (`{m['variant']}`: `
 window), trained by `scripts/train-default.sh` from `configs/default.json` on the public-domain corpus of
 `scripts/make-corpus.sh` (King James Bible + Jane Austen's novels, from Debian packages; every other paragraph
 set in typographic punctuation, so the model reads curly quotes and em-dashes as well as ASCII ones), with the
-levers that help a sink form (shared REFERENCES §6): the fixed first token, weight decay {t['weight_decay']},
+levers that help a sink form (Gu et al. 2025, "When Attention Sink Emerges in Language Models"): the fixed first token, weight decay {t['weight_decay']},
 lr {t['lr']}, context {m['seq_len']}.
 
 - steps: {last['step']} of {t['batch_size']} x {m['seq_len']} tokens ({last['step'] * t['batch_size'] * m['seq_len'] / 1e6:.2f}M tokens), {last['seconds'] / 60:.0f} minutes on one core

@@ -113,7 +113,7 @@ std::unique_ptr<KvPolicy> make_kv_policy(std::string_view name, const CacheOptio
 std::unique_ptr<KvPolicy> make_kv_policy(const CacheSpec& spec);
 
 // ---------------------------------------------------------------- positions --
-// What positions the survivors get (see DESIGN.md, "Position contracts").
+// What positions the survivors get (docs/ARCHITECTURE.md, "position contract").
 enum class PositionContract : uint8_t {
   Reindex,   // keys stored raw; positions 0..n-1 in cache order, query n; RoPE in the kernel
   Shift,     // same positions as Reindex, but keys stored rotated and re-rotated on eviction

@@ -25,7 +25,7 @@ struct MoeConfig {
   bool shared_gate = false;    // shared expert scaled by sigmoid(x . w) (Qwen2-MoE)
 };
 
-// Additive attention priors of models without RoPE (REFERENCES §2). GOAT:
+// Additive attention priors of models without RoPE (GOAT, "You Need Better Attention Priors"). GOAT:
 // a relative Fourier part kappa (AttnSpec::goat) plus a key-only part u(t) of
 // the key position t, per kv head:
 //   u_g(t) = sum_j W2[g][j] * silu(sum_p W1[j][p] phi_p(t) + b1[j]) + first[g] * [t == 0]

@@ -1,7 +1,7 @@
 // Synthetic tasks: token sequences generated on the fly by a seeded generator,
-// made so that attention sinks form within minutes of training (shared
-// REFERENCES §6). Token 0 is BOS and appears only at position 0; the other ids
-// are the task's own tokens. Each position carries a query kind: `rule` when
+// made so that attention sinks form within minutes of training (Guo et al.
+// 2024, "Active-Dormant Attention Heads"). Token 0 is BOS and appears only at
+// position 0; the other ids are the task's own tokens. Each position carries a query kind: `rule` when
 // the token after it is fixed by the task's rule (a copy or a recall, which a
 // head must look back for), `free` otherwise (a head that copies has nothing to
 // do there and parks its attention somewhere).

@@ -68,7 +68,7 @@ struct TrainOptions {
   int64_t checkpoint_every = 0;  // steps; 0 = only at the end
   std::string out_dir;
   int threads = 0;  // 0 = all
-  // The levers of sink formation (shared REFERENCES §6).
+  // The levers of sink formation (Gu et al. 2025, "When Attention Sink Emerges in Language Models").
   std::string optimizer = "adamw";    // "adamw", or "sgd" (with momentum; weight_decay is L2 added to the gradient)
   float momentum = 0.9f;              // sgd
   std::string lr_schedule = "cosine"; // "cosine" (to lr * min_lr_ratio) or "constant", after the warm-up

@@ -1,4 +1,4 @@
-// GOAT channel folding (REFERENCES §2): extra q/k channels that make plain
+// GOAT channel folding (GOAT, "You Need Better Attention Priors"): extra q/k channels that make plain
 // attention with scale 1 compute content/sqrt(Dc) + kappa(qpos - kpos) + u(j).
 #include <cmath>
 

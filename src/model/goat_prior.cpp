@@ -1,5 +1,5 @@
 // GOAT's key-only prior u(t): a small MLP of Fourier and normalised features
-// of the key position (REFERENCES §2). The relative part kappa lives in the
+// of the key position (GOAT, "You Need Better Attention Priors"). The relative part kappa lives in the
 // attention kernel (AttnSpec::goat); u reaches it as a key bias.
 #include <cmath>
 
