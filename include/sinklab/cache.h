@@ -99,10 +99,14 @@ struct KvPolicyInfo {
   bool streaming;       // evicts: false only for dense
   bool batched_append;  // a batch of tokens may be appended at once up to the room left
   bool needs_metadata;  // reads TokenMeta modality / round (from --meta)
+  bool needs_sink_logits;  // only for models with learned sink logits
+  const char* group_size_option;  // the option a fixed group size (--chunk-tokens) sets; nullptr = none
 };
 std::span<const KvPolicyInfo> kv_policies();
 // The row of a policy; throws Error naming the unknown policy and listing the known ones.
 const KvPolicyInfo& kv_policy_info(std::string_view name);
+// Whether `policy` reads the CacheOptions field named `option` (option_keys).
+bool kv_policy_reads(std::string_view policy, std::string_view option);
 // `spec` with its unset sizes filled from `context` (> 0).
 CacheSpec with_default_sizes(CacheSpec spec, int64_t context);
 // "sink:sink=4,window=252": the policy and the options it reads (those set,

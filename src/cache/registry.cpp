@@ -20,28 +20,33 @@ void window_defaults(CacheOptions& o, int64_t context) {
 }
 // StreamingLLM's layout: 4 sinks and the rest of the context as the window.
 void sink_defaults(CacheOptions& o, int64_t context) {
-  if (o.window == 0 && o.budget == 0) o.window = std::max<int64_t>(context - o.sink, 1);
+  if (o.window != 0 || o.budget != 0) return;
+  check(o.sink < context, "sink cache: sink=" + std::to_string(o.sink) + " leaves no window in a context of " +
+                              std::to_string(context) + " tokens (sink must be below the context)");
+  o.window = context - o.sink;
 }
 
 constexpr KvPolicyInfo kPolicies[] = {
     {"dense", "keep every token up to a hard 'limit' (no streaming; default the context)", make_dense_policy, "limit",
-     dense_defaults, false, true, false},
-    {"window", "the last 'window' tokens (0+W; default W = the context)", make_window_policy, "window", window_defaults, true,
-     true, false},
+     dense_defaults, false, true, false, false, nullptr},
+    {"window", "the last 'window' tokens (0+W; default W = the context)", make_window_policy, "window",
+     window_defaults, true, true, false, false, nullptr},
     {"sink",
      "StreamingLLM: the first 'sink' tokens + the last 'window' (or 'budget' - 'sink'); default 4 + the "
      "context - 4",
-     make_sink_policy, "sink,window,budget", sink_defaults, true, true, false},
+     make_sink_policy, "sink,window,budget", sink_defaults, true, true, false, false, nullptr},
     {"sink-logit", "the last 'window' tokens, for models with learned sink logits (default W = the context)",
-     make_sink_logit_policy, "window", window_defaults, true, true, false},
+     make_sink_logit_policy, "window", window_defaults, true, true, false, true, nullptr},
     {"modal",
      "StreamingVLM: 'text_sink' + 'text_window' text tokens + the last 'vision_rounds' rounds of "
      "other tokens (at most 'round_tokens' per round)",
-     make_modal_policy, "text_sink,text_window,vision_rounds,round_tokens", nullptr, true, false, true},
+     make_modal_policy, "text_sink,text_window,vision_rounds,round_tokens", nullptr, true, false, true, false,
+     "round_tokens"},
     {"chunked",
      "chunked video: the first 'sink_chunks' chunks + the last 'window_chunks' chunks (at most "
      "'chunk_tokens' each), evicted whole",
-     make_chunked_policy, "sink_chunks,window_chunks,chunk_tokens", nullptr, true, false, true},
+     make_chunked_policy, "sink_chunks,window_chunks,chunk_tokens", nullptr, true, false, true, false,
+     "chunk_tokens"},
 };
 
 struct OptionField {
@@ -121,6 +126,16 @@ std::unique_ptr<KvPolicy> make_kv_policy(std::string_view name, const CacheOptio
   return kv_policy_info(name).make(options);
 }
 
+bool kv_policy_reads(std::string_view policy, std::string_view option) {
+  std::string_view keys = kv_policy_info(policy).option_keys;
+  while (!keys.empty()) {
+    const size_t comma = keys.find(',');
+    if (keys.substr(0, comma) == option) return true;
+    keys = comma == std::string_view::npos ? std::string_view{} : keys.substr(comma + 1);
+  }
+  return false;
+}
+
 CacheSpec with_default_sizes(CacheSpec spec, int64_t context) {
   check(context > 0, "cache defaults: the context must be > 0 (got " + std::to_string(context) + ")");
   const KvPolicyInfo& info = kv_policy_info(spec.policy);
@@ -129,12 +144,11 @@ CacheSpec with_default_sizes(CacheSpec spec, int64_t context) {
 }
 
 std::string cache_spec_string(const CacheSpec& spec) {
-  const std::string keys = std::string(",") + kv_policy_info(spec.policy).option_keys + ",";
   std::string out = spec.policy;
   bool first = true;
   for (const auto& f : kOptionFields) {
     const int64_t v = spec.options.*(f.member);
-    if (v == 0 || keys.find(std::string(",") + f.key + ",") == std::string::npos) continue;
+    if (v == 0 || !kv_policy_reads(spec.policy, f.key)) continue;
     out += std::string(first ? ":" : ",") + f.key + "=" + std::to_string(v);
     first = false;
   }

@@ -28,7 +28,7 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions opts)
   spec_ = with_default_sizes(parse_cache_spec(opts_.cache),
                              opts_.context > 0 ? opts_.context : (c.max_seq > 0 ? c.max_seq : 4096));
   const bool rope = c.rope.style != RopeStyle::None;
-  check(spec_.policy != "sink-logit" || c.sink_logits,
+  check(!kv_policy_info(spec_.policy).needs_sink_logits || c.sink_logits,
         "Session: cache policy 'sink-logit' needs a model with learned sink logits, and this " +
             c.arch + " model has none (use 'sink' or 'window')");
   // Without RoPE, positions reach the model only through a prior (GOAT,

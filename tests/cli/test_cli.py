@@ -239,7 +239,8 @@ def test_ppl_bad_text_is_one_clear_error(tmp_path, content, words):
 
 @needs_model
 @pytest.mark.parametrize("flags,words", [
-    (["--cache", "sink", "--sink", "64", "-c", "64"], ["--sink 64", "budget"]),
+    (["--cache", "sink", "--sink", "64", "-c", "64"], ["sink=64", "context of 64"]),
+    (["--cache", "dense", "--window", "8"], ["--window", "dense"]),
     (["--cache", "sink:sink=8,budget=8"], ["sink", "budget"]),
     (["--cache", "sink-logit", "--window", "8"], ["sink logits"]),
     (["--cache", "nosuch"], ["nosuch"]),

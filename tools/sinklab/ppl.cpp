@@ -141,6 +141,7 @@ int run_ppl(PplFlags& f) {
     PerplexityOptions o;
     o.cache = with_group_size(cache_spec_from_flags(args), f.meta, /*strict=*/true);
     o.positions = f.cache.positions;
+    o.context = f.cache.context;
     o.recompute = f.recompute;
     o.ablate = f.ablate;
     o.chunk = f.chunk;
@@ -152,6 +153,7 @@ int run_ppl(PplFlags& f) {
       SessionOptions probe;
       probe.cache = o.cache;
       probe.positions = o.positions;
+      probe.context = o.context;
       Session s(model, probe);
       const AttachedInterventions check_ablate(s, parse_interventions(o.ablate));  // refuses what does not apply
       if (k == 0 && !f.ablate.empty())

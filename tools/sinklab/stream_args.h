@@ -47,47 +47,34 @@ inline void add_cache_flags(CLI::App& sub, CacheArgs& a, const std::string& defa
                  "for models with neither RoPE nor a GOAT/ALiBi prior)")
       ->check(CLI::IsMember({"reindex", "shift", "absolute"}));
   sub.add_option("-c,--ctx-size", a.context,
-                 "dense: context limit (default the model's training context); sink: budget S+W "
-                 "when --window is not given; window, sink-logit: W when --window is not given")
+                 "Context the cache sizes left out follow (default the model's training context): dense "
+                 "limit; window and sink-logit W; sink S + W")
       ->check(CLI::Range(int64_t(0), int64_t(1) << 30));
 }
 
-// The spec string for SessionOptions::cache: --cache plus the flags that apply.
+// The spec string for SessionOptions::cache: --cache plus --sink and --window,
+// each allowed only for a policy that reads it (the registry says which).
 inline std::string cache_spec_from_flags(const CacheArgs& a) {
   const std::string given = a.cache.empty() ? a.default_policy : a.cache;
   const CacheSpec base = parse_cache_spec(given);
   std::string spec = given;
-  auto add = [&](const std::string& key, int64_t v) {
-    spec += (spec.find(':') == std::string::npos ? ":" : ",") + key + "=" + std::to_string(v);
+  auto add = [&](const char* key, int64_t v) {
+    if (v < 0) return;
+    check(kv_policy_reads(base.policy, key),
+          std::string("--") + key + " applies to a cache that has a '" + key + "' size (got --cache " + given + ")");
+    spec += (spec.find(':') == std::string::npos ? ":" : ",") + std::string(key) + "=" + std::to_string(v);
   };
-  const std::string& p = base.policy;
-  if (p == "sink") {
-    if (a.sink >= 0) add("sink", a.sink);
-    if (a.window > 0) {
-      add("window", a.window);
-    } else if (a.context > 0) {
-      const int64_t s = a.sink >= 0 ? a.sink : base.options.sink;
-      check(s < a.context, "--sink " + std::to_string(s) + " must be smaller than the budget -c " +
-                               std::to_string(a.context) + " so that the window keeps at least one token");
-      add("budget", a.context);
-    }
-  } else {
-    check(a.sink < 0, "--sink applies to --cache sink only (got --cache " + given + ")");
-    if (p == "window" || p == "sink-logit") {
-      if (a.window > 0) add("window", a.window);
-      else if (a.context > 0) add("window", a.context);
-    } else {
-      check(a.window <= 0, "--window applies to --cache window, sink or sink-logit only (got --cache " + given + ")");
-      if (p == "dense" && a.context > 0) add("limit", a.context);
-    }
-  }
+  add("sink", a.sink);
+  add("window", a.window);
   return spec;
 }
 
+// -c is the context every size left out follows (with_default_sizes).
 inline SessionOptions session_options(const CacheArgs& a) {
   SessionOptions o;
   o.cache = cache_spec_from_flags(a);
   o.positions = a.positions;
+  o.context = a.context;
   return o;
 }
 

@@ -20,7 +20,7 @@ void add_meta_flags(CLI::App& sub, MetaArgs& a) {
 std::string with_group_size(const std::string& spec, const MetaArgs& a, bool strict) {
   if (a.group_tokens <= 0) return spec;
   const CacheSpec parsed = parse_cache_spec(spec);
-  const char* key = parsed.policy == "chunked" ? "chunk_tokens" : parsed.policy == "modal" ? "round_tokens" : nullptr;
+  const char* key = kv_policy_info(parsed.policy).group_size_option;
   check(key != nullptr || !strict, "--chunk-tokens applies to --cache chunked or modal only (got --cache " + spec + ")");
   if (key == nullptr) return spec;
   if (spec.find(std::string(key) + "=") != std::string::npos) return spec;
