@@ -249,7 +249,14 @@ class Session {
   const Model& model() const { return *model_; }
 
  private:
-  struct Buffers;
+  struct Buffers;    // the forward's scratch, kept across calls
+  struct Forward;    // one chunk's forward: sizes, taps, scratch (session.cpp)
+  struct Placement;  // where a chunk's tokens sit in the cache: slots, positions
+  Placement place_chunk(std::span<const TokenMeta> given, int64_t n);
+  void attention_block(Forward& fw, int layer, const Placement& at);
+  void ffn_block(Forward& fw, int layer);
+  void moe_ffn(Forward& fw, int layer);
+  void lm_head(Forward& fw, std::vector<float>* all_logits);
   void feed_chunk(std::span<const int32_t> ids, std::span<const TokenMeta> meta,
                   std::vector<float>* all_logits);
   std::unique_ptr<StreamingCache> make_cache() const;

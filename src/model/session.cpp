@@ -53,6 +53,7 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions opts)
   cache_ = make_cache();
   context_ = cache_->policy().capacity();
   buf_ = std::make_unique<Buffers>();
+  if (c.prior.kind == PriorKind::Alibi) buf_->alibi = alibi_slopes(int(c.n_heads));  // per model, not per layer
 }
 
 std::unique_ptr<StreamingCache> Session::make_cache() const {
@@ -143,40 +144,241 @@ void Session::feed(std::span<const int32_t> ids, std::span<const TokenMeta> meta
   }
 }
 
-namespace {
-
-struct Forward {
+// One chunk's forward: model, sizes, scratch and the taps. Tap names are
+// built only when some tap is set (a decode step would build ~150).
+struct Session::Forward {
   const ModelConfig& c;
   const ModelWeights& w;
   const Taps& taps;
-  int64_t n, n_past;
-  std::span<const int32_t> tokens;
+  Buffers& B;
+  int64_t n;
+  std::span<const int32_t> tokens;  // stream indices of the rows
 
   void tap(const std::string& name, float* data, int64_t rows, int64_t cols, int layer,
            std::span<const int32_t> row_ids = {}) const {
     if (taps.empty() || !taps.wants(name)) return;
     taps.fire(TapEvent{name, data, rows, cols, layer, tokens, row_ids});
   }
-  // Tap names are built only when some tap is set (a decode step would build ~150).
   std::string blk(int l, const char* what) const {
     return taps.empty() ? std::string() : "blk." + std::to_string(l) + "." + what;
   }
 
-  void expert_ffn(const ExpertWeights& e, const float* h, int64_t rows, int64_t hidden,
-                  std::vector<float>& g, std::vector<float>& u, std::vector<float>& a, float* out,
-                  int layer, const std::string& act_name) const {
-    g.resize(size_t(rows * hidden));
-    u.resize(g.size());
-    a.resize(g.size());
-    const ops::MatmulJob gate_up[] = {{&e.gate, g.data()}, {&e.up, u.data()}};
+  // SwiGLU feed-forward of one expert (or the dense FFN) on `rows` rows of h.
+  void expert_ffn(const ExpertWeights& e, const float* h, int64_t rows, int64_t hidden, float* out, int layer,
+                  const std::string& act_name) const {
+    B.g.resize(size_t(rows * hidden));
+    B.u.resize(B.g.size());
+    B.a.resize(B.g.size());
+    const ops::MatmulJob gate_up[] = {{&e.gate, B.g.data()}, {&e.up, B.u.data()}};
     ops::matmul_group(gate_up, h, rows);
-    ops::swiglu(g.data(), u.data(), rows * hidden, a.data());
-    if (!act_name.empty()) tap(act_name, a.data(), rows, hidden, layer);
-    ops::matmul(e.down, a.data(), rows, out);
+    ops::swiglu(B.g.data(), B.u.data(), rows * hidden, B.a.data());
+    if (!act_name.empty()) tap(act_name, B.a.data(), rows, hidden, layer);
+    ops::matmul(e.down, B.a.data(), rows, out);
   }
 };
 
-}  // namespace
+struct Session::Placement {
+  std::vector<int32_t> slots;        // the storage slot of each new token
+  CachePositions pos;                // the position of every slot's key
+  std::vector<int64_t> slot_tokens;  // stream index in each slot (only for key masks)
+  std::vector<RopeAngles> angles;    // per new token, when keys are rotated before storing
+  bool rotate_outside = false;
+  int64_t n_ctx = 0;                 // slots in use (the kernel's key count)
+};
+
+// Appends the chunk to the cache: slots, key positions (a token's query
+// position is its own key position), key bias, and rotation angles.
+Session::Placement Session::place_chunk(std::span<const TokenMeta> given, int64_t n) {
+  Buffers& B = *buf_;
+  Placement at;
+  std::vector<TokenMeta> meta(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    if (!given.empty()) meta[size_t(i)] = given[size_t(i)];
+    meta[size_t(i)].index = n_past_ + i;
+  }
+  at.slots = cache_->append(meta);
+  for (int32_t s : at.slots) check(s >= 0, "Session: a token was evicted within its own batch");
+  at.pos = cache_->slot_positions(n_past_ + n);
+  B.q_pos.resize(size_t(n));
+  for (int64_t i = 0; i < n; ++i) B.q_pos[size_t(i)] = at.pos.keys[size_t(at.slots[size_t(i)])];
+  B.key_bias = cache_->slot_key_bias();
+  // Key masks (sink ablation) address tokens by stream index: which token sits in each slot.
+  if (!key_masks_.empty()) at.slot_tokens = key_mask::slot_tokens(*cache_, cache_->storage().high_water());
+  at.n_ctx = cache_->storage().high_water();
+  at.rotate_outside = storage_contract_ == PositionContract::Shift;
+  if (at.rotate_outside) {
+    const ModelConfig& c = model_->config();
+    const RopeTable rope = rope_table(c.rope, int(c.head_dim));
+    for (int64_t i = 0; i < n; ++i) at.angles.push_back(rope_angles(rope, double(B.q_pos[size_t(i)])));
+  }
+  return at;
+}
+
+// Norm, q/k/v, keys and values into the cache, attention through the AttnSpec,
+// output projection and the residual add.
+void Session::attention_block(Forward& fw, int l, const Placement& at) {
+  const ModelConfig& c = fw.c;
+  const LayerWeights& L = fw.w.layers[size_t(l)];
+  Buffers& B = fw.B;
+  const int64_t n = fw.n, D = c.dim, hd = c.head_dim, H = c.n_heads, Hkv = c.n_kv_heads;
+  const int64_t qd = H * hd, kvd = Hkv * hd, n_ctx = at.n_ctx;
+  KvStorage& store = cache_->storage();
+  ops::rmsnorm(B.x.data(), L.attn_norm.data(), n, D, c.norm_eps, B.h.data());
+  fw.tap(fw.blk(l, "attn_norm"), B.h.data(), n, D, l);
+  const auto bias = [](const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); };
+  const ops::MatmulJob qkv[] = {
+      {&L.wq, B.q.data(), bias(L.bq)}, {&L.wk, B.k.data(), bias(L.bk)}, {&L.wv, B.v.data(), bias(L.bv)}};
+  ops::matmul_group(qkv, B.h.data(), n);
+  if (c.qk_norm) {
+    ops::rmsnorm(B.q.data(), L.q_norm.data(), n * H, hd, c.norm_eps, B.q.data());
+    ops::rmsnorm(B.k.data(), L.k_norm.data(), n * Hkv, hd, c.norm_eps, B.k.data());
+  } else if (c.qk_norm_full) {
+    ops::rmsnorm(B.q.data(), L.q_norm.data(), n, qd, c.norm_eps, B.q.data());
+    ops::rmsnorm(B.k.data(), L.k_norm.data(), n, kvd, c.norm_eps, B.k.data());
+  }
+  fw.tap(fw.blk(l, "q"), B.q.data(), n, qd, l);
+  fw.tap(fw.blk(l, "k"), B.k.data(), n, kvd, l);
+  fw.tap(fw.blk(l, "v"), B.v.data(), n, kvd, l);
+  for (int64_t i = 0; i < n; ++i) {
+    if (at.rotate_outside) {
+      const RopeAngles& a = at.angles[size_t(i)];
+      for (int64_t hh = 0; hh < H; ++hh) rope_rotate(c.rope, a, B.q.data() + i * qd + hh * hd);
+      for (int64_t g = 0; g < Hkv; ++g) rope_rotate(c.rope, a, B.k.data() + i * kvd + g * hd);
+    }
+    for (int64_t g = 0; g < Hkv; ++g)
+      store.write(l, int(g), at.slots[size_t(i)], B.k.data() + i * kvd + g * hd, B.v.data() + i * kvd + g * hd);
+  }
+  AttnSpec spec;
+  spec.window = opts_.attn_window > 0 ? int(opts_.attn_window) : c.layer_window[size_t(l)];
+  spec.sink_keys = int(opts_.attn_sink_keys);
+  spec.q_pos = B.q_pos.data();
+  spec.k_pos = at.pos.keys.data();
+  if (!at.rotate_outside) spec.rope = c.rope;
+  spec.key_bias = TensorView::strided(B.key_bias.data(), DType::F32, {1, Hkv, n_ctx}, {0, 0, 1});
+  if (!L.sinks.empty()) spec.sink_logits = L.sinks.data();
+  if (c.relu_attention) spec.normalization = AttnNormalization::Relu;
+  if (c.prior.kind == PriorKind::Alibi) {
+    spec.alibi_slopes = B.alibi.data();  // computed once, when the session was made
+  } else if (c.prior.kind == PriorKind::Goat) {
+    spec.goat = GoatRelative{c.prior.goat_rank, c.prior.goat_base, L.prior_sym.data(), L.prior_asym.data()};
+    // u per kv head and slot, on top of the cache's own bias (-inf for empty slots).
+    B.prior_bias.resize(size_t(Hkv * n_ctx));
+    goat_key_prior(c.prior, Hkv, L.prior_key_w1.data(), L.prior_key_b1.data(), L.prior_key_w2.data(),
+                   L.prior_first.data(), std::span<const int32_t>(at.pos.keys.data(), size_t(n_ctx)),
+                   B.prior_bias.data());
+    for (int64_t g = 0; g < Hkv; ++g)
+      for (int64_t s = 0; s < n_ctx; ++s) B.prior_bias[size_t(g * n_ctx + s)] += B.key_bias[size_t(s)];
+    spec.key_bias = TensorView::strided(B.prior_bias.data(), DType::F32, {1, Hkv, n_ctx}, {0, n_ctx, 1});
+  }
+  const TensorView qv = TensorView::strided(B.q.data(), DType::F32, {1, H, n, hd}, {n * qd, hd, qd, 1});
+  const TensorView ov = TensorView::strided(B.att.data(), DType::F32, {1, H, n, hd}, {n * qd, hd, qd, 1});
+  // Materialised probabilities (float64 oracle) only when tapped; key masks applied to both.
+  const std::string probs_name = fw.blk(l, "attn_probs");
+  const bool want_probs = !taps_.empty() && taps_.wants(probs_name);
+  std::vector<float> probs;
+  key_mask::attend(spec, key_masks_, l, at.slot_tokens, qv, store.keys(l), store.values(l), ov,
+                   want_probs ? &probs : nullptr);
+  if (want_probs) fw.tap(probs_name, probs.data(), H * n, n_ctx, l);
+  fw.tap(fw.blk(l, "attn_ctx"), B.att.data(), n, qd, l);
+  ops::matmul(L.wo, B.att.data(), n, B.f.data(), L.bo.empty() ? nullptr : L.bo.data());
+  fw.tap(fw.blk(l, "attn_out"), B.f.data(), n, D, l);
+  for (int64_t i = 0; i < n * D; ++i) B.x[size_t(i)] += B.f[size_t(i)];
+  fw.tap(fw.blk(l, "resid_mid"), B.x.data(), n, D, l);
+}
+
+// Norm, the dense or mixture-of-experts feed-forward, and the residual add.
+void Session::ffn_block(Forward& fw, int l) {
+  const ModelConfig& c = fw.c;
+  const LayerWeights& L = fw.w.layers[size_t(l)];
+  Buffers& B = fw.B;
+  const int64_t n = fw.n, D = c.dim;
+  ops::rmsnorm(B.x.data(), L.ffn_norm.data(), n, D, c.norm_eps, B.h.data());
+  fw.tap(fw.blk(l, "ffn_norm"), B.h.data(), n, D, l);
+  if (c.moe.n_experts == 0)
+    fw.expert_ffn(L.ffn, B.h.data(), n, c.hidden, B.f.data(), l, fw.blk(l, "ffn_act"));
+  else
+    moe_ffn(fw, l);
+  fw.tap(fw.blk(l, "ffn_out"), B.f.data(), n, D, l);
+  for (int64_t i = 0; i < n * D; ++i) B.x[size_t(i)] += B.f[size_t(i)];
+  fw.tap(fw.blk(l, "resid_out"), B.x.data(), n, D, l);
+}
+
+// Router softmax, top-k experts per token (ties to the lower index), each
+// expert on its rows, weighted sum; plus the shared expert and its gate.
+void Session::moe_ffn(Forward& fw, int l) {
+  const ModelConfig& c = fw.c;
+  const LayerWeights& L = fw.w.layers[size_t(l)];
+  Buffers& B = fw.B;
+  const int64_t n = fw.n, D = c.dim;
+  const int E = c.moe.n_experts, K = c.moe.n_used;
+  B.router.resize(size_t(n * E));
+  ops::matmul(L.router, B.h.data(), n, B.router.data());
+  for (int64_t i = 0; i < n; ++i) ops::softmax(B.router.data() + i * E, E);
+  fw.tap(fw.blk(l, "moe.router_probs"), B.router.data(), n, E, l);
+  std::vector<std::vector<std::pair<int32_t, float>>> routed(static_cast<size_t>(E));
+  std::vector<int> order(static_cast<size_t>(E));
+  for (int64_t i = 0; i < n; ++i) {
+    const float* p = B.router.data() + i * E;
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + K, order.end(),
+                      [&](int a, int b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+    float norm = 0;
+    for (int t = 0; t < K; ++t) norm += p[order[size_t(t)]];
+    for (int t = 0; t < K; ++t) {
+      const int e = order[size_t(t)];
+      routed[size_t(e)].push_back({int32_t(i), c.moe.norm_topk ? p[e] / norm : p[e]});
+    }
+  }
+  std::fill(B.f.begin(), B.f.end(), 0.f);
+  std::vector<float> hin, out;
+  std::vector<int32_t> rows;
+  for (int e = 0; e < E; ++e) {
+    const auto& r = routed[size_t(e)];
+    if (r.empty()) continue;
+    const int64_t m = int64_t(r.size());
+    hin.resize(size_t(m * D));
+    out.resize(size_t(m * D));
+    rows.resize(size_t(m));
+    for (int64_t t = 0; t < m; ++t) {
+      rows[size_t(t)] = r[size_t(t)].first;
+      std::copy_n(B.h.data() + r[size_t(t)].first * D, D, hin.data() + t * D);
+    }
+    fw.expert_ffn(L.experts[size_t(e)], hin.data(), m, c.moe.expert_hidden, out.data(), l, "");
+    fw.tap(fw.blk(l, ("moe.expert." + std::to_string(e) + ".down_out").c_str()), out.data(), m, D, l, rows);
+    for (int64_t t = 0; t < m; ++t) {
+      float* dst = B.f.data() + r[size_t(t)].first * D;
+      const float wgt = r[size_t(t)].second;
+      for (int64_t d = 0; d < D; ++d) dst[d] += wgt * out[size_t(t * D + d)];
+    }
+  }
+  if (c.moe.shared_hidden == 0) return;
+  out.resize(size_t(n * D));
+  fw.expert_ffn(L.shared, B.h.data(), n, c.moe.shared_hidden, out.data(), l, "");
+  for (int64_t i = 0; i < n; ++i) {
+    float scale = 1.f;
+    if (!L.shared_gate.empty()) {
+      double z = 0;
+      for (int64_t d = 0; d < D; ++d) z += double(L.shared_gate[size_t(d)]) * B.h[size_t(i * D + d)];
+      scale = float(1.0 / (1.0 + std::exp(-z)));
+    }
+    for (int64_t d = 0; d < D; ++d) B.f[size_t(i * D + d)] += scale * out[size_t(i * D + d)];
+  }
+}
+
+// Final norm and the classifier: logits of the last row, or of every row.
+void Session::lm_head(Forward& fw, std::vector<float>* all_logits) {
+  const ModelConfig& c = fw.c;
+  Buffers& B = fw.B;
+  const int64_t n = fw.n, D = c.dim;
+  ops::rmsnorm(B.x.data(), fw.w.out_norm.data(), n, D, c.norm_eps, B.h.data());
+  fw.tap("output_norm", B.h.data(), n, D, -1);
+  const int64_t first = all_logits ? 0 : n - 1, rows = n - first;
+  B.logits.resize(size_t(rows * c.vocab));
+  ops::matmul(fw.w.output, B.h.data() + first * D, rows, B.logits.data());
+  fw.tap("logits", B.logits.data(), rows, c.vocab, -1);
+  last_logits_.assign(B.logits.end() - c.vocab, B.logits.end());
+  if (all_logits) *all_logits = B.logits;
+}
 
 void Session::feed_chunk(std::span<const int32_t> ids, std::span<const TokenMeta> given,
                          std::vector<float>* all_logits) {
@@ -184,184 +386,21 @@ void Session::feed_chunk(std::span<const int32_t> ids, std::span<const TokenMeta
   const ModelWeights& w = model_->weights();
   const int64_t n = int64_t(ids.size());
   Buffers& B = *buf_;
-  const int64_t D = c.dim, hd = c.head_dim, H = c.n_heads, Hkv = c.n_kv_heads;
-  const int64_t qd = H * hd, kvd = Hkv * hd;
+  const int64_t D = c.dim, qd = c.n_heads * c.head_dim, kvd = c.n_kv_heads * c.head_dim;
   B.tokens.resize(size_t(n));
   std::iota(B.tokens.begin(), B.tokens.end(), int32_t(n_past_));
-  Forward fw{c, w, taps_, n, n_past_, B.tokens};
-  B.x.resize(size_t(n * D));
-  B.h.resize(size_t(n * D));
-  B.q.resize(size_t(n * qd));
-  B.k.resize(size_t(n * kvd));
-  B.v.resize(size_t(n * kvd));
-  B.att.resize(size_t(n * qd));
-  B.f.resize(size_t(n * D));
+  for (auto [buf, size] : {std::pair{&B.x, D}, {&B.h, D}, {&B.q, qd}, {&B.k, kvd}, {&B.v, kvd}, {&B.att, qd},
+                           {&B.f, D}})
+    buf->resize(size_t(n * size));
+  Forward fw{c, w, taps_, B, n, B.tokens};
   for (int64_t i = 0; i < n; ++i) ops::matrix_row(w.embed, ids[size_t(i)], B.x.data() + i * D);
   fw.tap("token_embd", B.x.data(), n, D, -1);
-
-  // Slots and positions: a token's query position is its own key position.
-  std::vector<TokenMeta> meta(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    if (!given.empty()) meta[size_t(i)] = given[size_t(i)];
-    meta[size_t(i)].index = n_past_ + i;
-  }
-  const std::vector<int32_t> slots = cache_->append(meta);
-  for (int32_t s : slots) check(s >= 0, "Session: a token was evicted within its own batch");
-  const CachePositions pos = cache_->slot_positions(n_past_ + n);
-  B.q_pos.resize(size_t(n));
-  for (int64_t i = 0; i < n; ++i) B.q_pos[size_t(i)] = pos.keys[size_t(slots[size_t(i)])];
-  B.key_bias = cache_->slot_key_bias();
-  // Key masks (sink ablation) address tokens by stream index: which token sits in each slot.
-  const std::vector<int64_t> slot_tokens =
-      key_masks_.empty() ? std::vector<int64_t>{} : key_mask::slot_tokens(*cache_, cache_->storage().high_water());
-  KvStorage& store = cache_->storage();
-  const int64_t n_ctx = store.high_water();
-  const bool rotate_outside = storage_contract_ == PositionContract::Shift;
-  // Rotation angles of each token's position, shared by its heads and layers.
-  std::vector<RopeAngles> angles;
-  if (rotate_outside) {
-    const RopeTable rope = rope_table(c.rope, int(hd));
-    for (int64_t i = 0; i < n; ++i) angles.push_back(rope_angles(rope, double(B.q_pos[size_t(i)])));
-  }
+  const Placement at = place_chunk(given, n);
   for (int l = 0; l < int(c.n_layers); ++l) {
-    const LayerWeights& L = w.layers[size_t(l)];
-    ops::rmsnorm(B.x.data(), L.attn_norm.data(), n, D, c.norm_eps, B.h.data());
-    fw.tap(fw.blk(l, "attn_norm"), B.h.data(), n, D, l);
-    const auto bias = [](const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); };
-    const ops::MatmulJob qkv[] = {
-        {&L.wq, B.q.data(), bias(L.bq)}, {&L.wk, B.k.data(), bias(L.bk)}, {&L.wv, B.v.data(), bias(L.bv)}};
-    ops::matmul_group(qkv, B.h.data(), n);
-    if (c.qk_norm) {
-      ops::rmsnorm(B.q.data(), L.q_norm.data(), n * H, hd, c.norm_eps, B.q.data());
-      ops::rmsnorm(B.k.data(), L.k_norm.data(), n * Hkv, hd, c.norm_eps, B.k.data());
-    } else if (c.qk_norm_full) {
-      ops::rmsnorm(B.q.data(), L.q_norm.data(), n, qd, c.norm_eps, B.q.data());
-      ops::rmsnorm(B.k.data(), L.k_norm.data(), n, kvd, c.norm_eps, B.k.data());
-    }
-    fw.tap(fw.blk(l, "q"), B.q.data(), n, qd, l);
-    fw.tap(fw.blk(l, "k"), B.k.data(), n, kvd, l);
-    fw.tap(fw.blk(l, "v"), B.v.data(), n, kvd, l);
-    for (int64_t i = 0; i < n; ++i) {
-      if (rotate_outside) {
-        const RopeAngles& a = angles[size_t(i)];
-        for (int64_t hh = 0; hh < H; ++hh) rope_rotate(c.rope, a, B.q.data() + i * qd + hh * hd);
-        for (int64_t g = 0; g < Hkv; ++g) rope_rotate(c.rope, a, B.k.data() + i * kvd + g * hd);
-      }
-      for (int64_t g = 0; g < Hkv; ++g)
-        store.write(l, int(g), slots[size_t(i)], B.k.data() + i * kvd + g * hd, B.v.data() + i * kvd + g * hd);
-    }
-    AttnSpec spec;
-    spec.window = opts_.attn_window > 0 ? int(opts_.attn_window) : c.layer_window[size_t(l)];
-    spec.sink_keys = int(opts_.attn_sink_keys);
-    spec.q_pos = B.q_pos.data();
-    spec.k_pos = pos.keys.data();
-    if (!rotate_outside) spec.rope = c.rope;
-    spec.key_bias = TensorView::strided(B.key_bias.data(), DType::F32, {1, Hkv, n_ctx}, {0, 0, 1});
-    if (!L.sinks.empty()) spec.sink_logits = L.sinks.data();
-    if (c.relu_attention) spec.normalization = AttnNormalization::Relu;
-    if (c.prior.kind == PriorKind::Alibi) {
-      B.alibi = alibi_slopes(int(H));
-      spec.alibi_slopes = B.alibi.data();
-    } else if (c.prior.kind == PriorKind::Goat) {
-      spec.goat = GoatRelative{c.prior.goat_rank, c.prior.goat_base, L.prior_sym.data(), L.prior_asym.data()};
-      // u per kv head and slot, on top of the cache's own bias (-inf for empty slots).
-      B.prior_bias.resize(size_t(Hkv * n_ctx));
-      goat_key_prior(c.prior, Hkv, L.prior_key_w1.data(), L.prior_key_b1.data(), L.prior_key_w2.data(),
-                     L.prior_first.data(), std::span<const int32_t>(pos.keys.data(), size_t(n_ctx)),
-                     B.prior_bias.data());
-      for (int64_t g = 0; g < Hkv; ++g)
-        for (int64_t s = 0; s < n_ctx; ++s) B.prior_bias[size_t(g * n_ctx + s)] += B.key_bias[size_t(s)];
-      spec.key_bias = TensorView::strided(B.prior_bias.data(), DType::F32, {1, Hkv, n_ctx}, {0, n_ctx, 1});
-    }
-    const TensorView qv = TensorView::strided(B.q.data(), DType::F32, {1, H, n, hd}, {n * qd, hd, qd, 1});
-    const TensorView kv = store.keys(l);
-    const TensorView vv = store.values(l);
-    const TensorView ov = TensorView::strided(B.att.data(), DType::F32, {1, H, n, hd}, {n * qd, hd, qd, 1});
-    // Materialised probabilities (float64 oracle) only when tapped; key masks applied to both.
-    const std::string probs_name = fw.blk(l, "attn_probs");
-    const bool want_probs = !taps_.empty() && taps_.wants(probs_name);
-    std::vector<float> probs;
-    key_mask::attend(spec, key_masks_, l, slot_tokens, qv, kv, vv, ov, want_probs ? &probs : nullptr);
-    if (want_probs) fw.tap(probs_name, probs.data(), H * n, n_ctx, l);
-    fw.tap(fw.blk(l, "attn_ctx"), B.att.data(), n, qd, l);
-    ops::matmul(L.wo, B.att.data(), n, B.f.data(), L.bo.empty() ? nullptr : L.bo.data());
-    fw.tap(fw.blk(l, "attn_out"), B.f.data(), n, D, l);
-    for (int64_t i = 0; i < n * D; ++i) B.x[size_t(i)] += B.f[size_t(i)];
-    fw.tap(fw.blk(l, "resid_mid"), B.x.data(), n, D, l);
-
-    ops::rmsnorm(B.x.data(), L.ffn_norm.data(), n, D, c.norm_eps, B.h.data());
-    fw.tap(fw.blk(l, "ffn_norm"), B.h.data(), n, D, l);
-    if (c.moe.n_experts == 0) {
-      fw.expert_ffn(L.ffn, B.h.data(), n, c.hidden, B.g, B.u, B.a, B.f.data(), l, fw.blk(l, "ffn_act"));
-    } else {
-      const int E = c.moe.n_experts, K = c.moe.n_used;
-      B.router.resize(size_t(n * E));
-      ops::matmul(L.router, B.h.data(), n, B.router.data());
-      for (int64_t i = 0; i < n; ++i) ops::softmax(B.router.data() + i * E, E);
-      fw.tap(fw.blk(l, "moe.router_probs"), B.router.data(), n, E, l);
-      // Top-k per token (ties go to the lower expert index).
-      std::vector<std::vector<std::pair<int32_t, float>>> routed(static_cast<size_t>(E));
-      std::vector<int> order(static_cast<size_t>(E));
-      for (int64_t i = 0; i < n; ++i) {
-        const float* p = B.router.data() + i * E;
-        std::iota(order.begin(), order.end(), 0);
-        std::partial_sort(order.begin(), order.begin() + K, order.end(),
-                          [&](int a, int b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
-        float norm = 0;
-        for (int t = 0; t < K; ++t) norm += p[order[size_t(t)]];
-        for (int t = 0; t < K; ++t) {
-          const int e = order[size_t(t)];
-          routed[size_t(e)].push_back({int32_t(i), c.moe.norm_topk ? p[e] / norm : p[e]});
-        }
-      }
-      std::fill(B.f.begin(), B.f.end(), 0.f);
-      std::vector<float> hin, out;
-      std::vector<int32_t> rows;
-      for (int e = 0; e < E; ++e) {
-        const auto& r = routed[size_t(e)];
-        if (r.empty()) continue;
-        const int64_t m = int64_t(r.size());
-        hin.resize(size_t(m * D));
-        out.resize(size_t(m * D));
-        rows.resize(size_t(m));
-        for (int64_t t = 0; t < m; ++t) {
-          rows[size_t(t)] = r[size_t(t)].first;
-          std::copy_n(B.h.data() + r[size_t(t)].first * D, D, hin.data() + t * D);
-        }
-        fw.expert_ffn(L.experts[size_t(e)], hin.data(), m, c.moe.expert_hidden, B.g, B.u, B.a, out.data(), l, "");
-        fw.tap(fw.blk(l, ("moe.expert." + std::to_string(e) + ".down_out").c_str()), out.data(), m, D, l, rows);
-        for (int64_t t = 0; t < m; ++t) {
-          float* dst = B.f.data() + r[size_t(t)].first * D;
-          const float wgt = r[size_t(t)].second;
-          for (int64_t d = 0; d < D; ++d) dst[d] += wgt * out[size_t(t * D + d)];
-        }
-      }
-      if (c.moe.shared_hidden > 0) {
-        out.resize(size_t(n * D));
-        fw.expert_ffn(L.shared, B.h.data(), n, c.moe.shared_hidden, B.g, B.u, B.a, out.data(), l, "");
-        for (int64_t i = 0; i < n; ++i) {
-          float scale = 1.f;
-          if (!L.shared_gate.empty()) {
-            double z = 0;
-            for (int64_t d = 0; d < D; ++d) z += double(L.shared_gate[size_t(d)]) * B.h[size_t(i * D + d)];
-            scale = float(1.0 / (1.0 + std::exp(-z)));
-          }
-          for (int64_t d = 0; d < D; ++d) B.f[size_t(i * D + d)] += scale * out[size_t(i * D + d)];
-        }
-      }
-    }
-    fw.tap(fw.blk(l, "ffn_out"), B.f.data(), n, D, l);
-    for (int64_t i = 0; i < n * D; ++i) B.x[size_t(i)] += B.f[size_t(i)];
-    fw.tap(fw.blk(l, "resid_out"), B.x.data(), n, D, l);
+    attention_block(fw, l, at);
+    ffn_block(fw, l);
   }
-  ops::rmsnorm(B.x.data(), w.out_norm.data(), n, D, c.norm_eps, B.h.data());
-  fw.tap("output_norm", B.h.data(), n, D, -1);
-  const int64_t first = all_logits ? 0 : n - 1, rows = n - first;
-  B.logits.resize(size_t(rows * c.vocab));
-  ops::matmul(w.output, B.h.data() + first * D, rows, B.logits.data());
-  fw.tap("logits", B.logits.data(), rows, c.vocab, -1);
-  last_logits_.assign(B.logits.end() - c.vocab, B.logits.end());
-  if (all_logits) *all_logits = B.logits;
+  lm_head(fw, all_logits);
   n_past_ += n;
 }
 
