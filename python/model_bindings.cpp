@@ -98,19 +98,53 @@ class PyModel {
     return py::reinterpret_steal<py::str>(s);
   }
 
-  py::array_t<float> logits(py::handle ids) const {
-    const std::vector<int32_t> v = token_ids(ids, "ids");
+  // One sequence -> [n, vocab]; a 2-D array -> [batch, n, vocab]; a list of
+  // sequences (ragged allowed) -> a list of [n_i, vocab] arrays. Each sequence
+  // runs from a fresh cache; one session (sized for the longest) serves all.
+  py::object logits(py::handle ids) const {
+    std::vector<std::vector<int32_t>> batch;
+    bool as_3d = false, as_list = false;
+    if (py::isinstance<py::array>(ids) && py::reinterpret_borrow<py::array>(ids).ndim() == 2) {
+      const py::array a = py::reinterpret_borrow<py::array>(ids);
+      if (a.shape(0) == 0 || a.shape(1) == 0) throw py::value_error("ids must not be empty");
+      for (ssize_t b = 0; b < a.shape(0); ++b) batch.push_back(token_ids(ids[py::int_(b)], "ids[" + std::to_string(b) + "]"));
+      as_3d = true;
+    } else if (py::isinstance<py::list>(ids) || py::isinstance<py::tuple>(ids)) {
+      const py::sequence seq = py::reinterpret_borrow<py::sequence>(ids);
+      if (seq.size() > 0 && !py::isinstance<py::int_>(seq[0]) && py::hasattr(seq[0], "__len__")) {
+        for (size_t b = 0; b < seq.size(); ++b) batch.push_back(token_ids(seq[b], "ids[" + std::to_string(b) + "]"));
+        as_list = true;
+      }
+    }
+    if (batch.empty()) batch.push_back(token_ids(ids, "ids"));
     const int64_t vocab = model_->config().vocab;
-    py::array_t<float> out(std::vector<ssize_t>{ssize_t(v.size()), ssize_t(vocab)});
-    std::vector<float> all;
+    size_t longest = 0;
+    for (const auto& v : batch) longest = std::max(longest, v.size());
+    std::vector<std::vector<float>> rows(batch.size());
     {
       py::gil_scoped_release unlocked;
       SessionOptions so;
-      so.context = std::max<int64_t>(int64_t(v.size()), default_context());
+      so.context = std::max<int64_t>(int64_t(longest), default_context());
       Session session(model_, so);
-      session.feed(v, &all);
+      for (size_t b = 0; b < batch.size(); ++b) {
+        session.reset();
+        session.feed(batch[b], &rows[b]);
+      }
     }
-    std::copy(all.begin(), all.end(), out.mutable_data());
+    auto array_of = [&](size_t b) {
+      py::array_t<float> out(std::vector<ssize_t>{ssize_t(batch[b].size()), ssize_t(vocab)});
+      std::copy(rows[b].begin(), rows[b].end(), out.mutable_data());
+      return out;
+    };
+    if (as_3d) {
+      py::array_t<float> out(std::vector<ssize_t>{ssize_t(batch.size()), ssize_t(longest), ssize_t(vocab)});
+      for (size_t b = 0; b < batch.size(); ++b)
+        std::copy(rows[b].begin(), rows[b].end(), out.mutable_data() + b * longest * size_t(vocab));
+      return out;
+    }
+    if (!as_list) return array_of(0);
+    py::list out;
+    for (size_t b = 0; b < batch.size(); ++b) out.append(array_of(b));
     return out;
   }
 
@@ -480,7 +514,8 @@ void register_model(py::module_& m) {
            "Token ids to text (special tokens dropped; invalid UTF-8 becomes U+FFFD).", py::arg("ids"))
       .def("logits", checked_method("Model", &PyModel::logits),
            "float32 array [len(ids), vocab]: row i holds the next-token logits after ids[:i+1], "
-           "computed in one fresh session.",
+           "computed from a fresh cache. Batches: a 2-D integer array gives [batch, n, vocab]; a list "
+           "of sequences (ragged lengths allowed) gives a list of [n_i, vocab] arrays.",
            py::arg("ids"))
       .def("generate", checked_method("Model", &PyModel::generate), kGenerateDoc, py::arg("prompt"), py::kw_only(),
            py::arg("n") = GenerateOptions{}.max_tokens, py::arg("temperature") = shortest(GenerateOptions{}.temperature),

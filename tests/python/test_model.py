@@ -108,8 +108,8 @@ def test_errors_become_python_exceptions(model, tmp_path):
         model.logits([])
     with pytest.raises(TypeError, match="integer"):
         model.logits([1.5, 2.5])
-    with pytest.raises(ValueError, match="one-dimensional"):
-        model.logits([[1, 2]])
+    with pytest.raises(ValueError, match="shape"):
+        model.logits(np.ones((1, 1, 2), dtype=np.int32))  # neither a sequence nor a batch
     with pytest.raises(sinklab.Error, match="temperature"):
         model.generate("x", temperature=-1.0)
     with pytest.raises(sinklab.Error, match="top-p"):
@@ -162,3 +162,19 @@ def test_model_by_repo_id_from_the_local_cache(tmp_path, monkeypatch):
     assert m.tokenize("hello") == sinklab.Model(str(root)).tokenize("hello")
     with pytest.raises(sinklab.Error, match="looked in"):
         sinklab.Model("acme/absent")
+
+
+def test_logits_of_a_batch_equal_each_sequence_alone(model):
+    a = model.tokenize("Once upon a time there was a dog")
+    b = model.tokenize("Lily saw a big red ball")
+    n = min(len(a), len(b))
+    two_d = model.logits(np.array([a[:n], b[:n]], dtype=np.int64))
+    assert two_d.shape == (2, n, model.config["vocab"])
+    np.testing.assert_array_equal(two_d[0], model.logits(a[:n]))
+    np.testing.assert_array_equal(two_d[1], model.logits(b[:n]))
+    ragged = model.logits([a, b])
+    assert isinstance(ragged, list) and [r.shape[0] for r in ragged] == [len(a), len(b)]
+    np.testing.assert_array_equal(ragged[1], model.logits(b))
+    assert model.logits(a).shape == (len(a), model.config["vocab"])
+    with pytest.raises(ValueError, match=r"ids\[1\]"):
+        model.logits([a, []])
