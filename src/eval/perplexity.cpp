@@ -64,6 +64,12 @@ class StreamRunner {
  private:
   std::span<const float> recompute_step(int64_t i, const TokenMeta& meta) {
     evicted_.clear();
+    if (!session_->streaming() && policy_->size() >= policy_->capacity()) {
+      // Dense past its capacity: a fresh window, BOS first, as without recompute.
+      policy_ = make_kv_policy(session_->cache_spec());
+      if (restart_with_bos_) policy_->append(TokenMeta{0, 0, 0}, evicted_);
+      ++windows_;
+    }
     policy_->append(TokenMeta{i, meta.modality, meta.round}, evicted_);
     policy_->survivors(alive_);
     window_ids_.assign(prefix_.begin(), prefix_.end());

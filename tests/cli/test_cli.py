@@ -178,6 +178,8 @@ def test_ppl_dense_past_its_context_is_scored_in_windows_and_says_so():
     assert r.returncode == 0, r.stderr
     assert "scored in windows of 64 tokens" in r.stderr
     assert "dense in 2 windows" in r.stdout
+    rec = run("ppl", "-m", MODEL, "-f", TEXT, "-c", "64", "--max-tokens", "100", "--recompute")
+    assert rec.returncode == 0 and "dense in 2 windows" in rec.stdout, rec.stderr
     # The same as a base run: no "context full" from the base either.
     r = run("ppl", "-m", MODEL, "-f", TEXT, "--max-tokens", "600", "--cache", "sink", "--kl-base", "dense")
     assert r.returncode == 0, r.stderr
