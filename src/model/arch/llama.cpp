@@ -7,11 +7,11 @@ namespace sinklab::arch {
 
 namespace {
 void llama_from_hf(const nlohmann::json& cfg, ModelConfig& c) {
-  c.qkv_bias = cfg.value("attention_bias", false);
+  c.qkv_bias = config_value<bool>(cfg, "attention_bias", false);
   c.o_bias = c.qkv_bias;
-  if (cfg.value("model_type", "") == "mistral" && cfg.contains("sliding_window") &&
+  if (config_value<std::string>(cfg, "model_type", std::string()) == "mistral" && cfg.contains("sliding_window") &&
       cfg["sliding_window"].is_number_integer())
-    c.layer_window.assign(size_t(c.n_layers), cfg["sliding_window"].get<int32_t>());
+    c.layer_window.assign(size_t(c.n_layers), config_value<int32_t>(cfg, "sliding_window", 0));
   sinklab_variant_from_hf(cfg, c);  // a plain RoPE model trained by `sinklab train`
 }
 }  // namespace

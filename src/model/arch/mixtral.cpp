@@ -6,12 +6,12 @@ namespace sinklab::arch {
 
 namespace {
 void mixtral_from_hf(const nlohmann::json& cfg, ModelConfig& c) {
-  c.moe.n_experts = cfg.value("num_local_experts", 0);
-  c.moe.n_used = cfg.value("num_experts_per_tok", 2);
+  c.moe.n_experts = config_value<int>(cfg, "num_local_experts", 0);
+  c.moe.n_used = config_value<int>(cfg, "num_experts_per_tok", 2);
   c.moe.expert_hidden = c.hidden;
   c.moe.norm_topk = true;
   if (cfg.contains("sliding_window") && cfg["sliding_window"].is_number_integer())
-    c.layer_window.assign(size_t(c.n_layers), cfg["sliding_window"].get<int32_t>());
+    c.layer_window.assign(size_t(c.n_layers), config_value<int32_t>(cfg, "sliding_window", 0));
 }
 std::string mixtral_router(int l) {
   return "model.layers." + std::to_string(l) + ".block_sparse_moe.gate.weight";

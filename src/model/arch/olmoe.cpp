@@ -6,12 +6,12 @@ namespace sinklab::arch {
 
 namespace {
 void olmoe_from_hf(const nlohmann::json& cfg, ModelConfig& c) {
-  c.moe.n_experts = cfg.value("num_experts", 0);
-  c.moe.n_used = cfg.value("num_experts_per_tok", 8);
+  c.moe.n_experts = config_value<int>(cfg, "num_experts", 0);
+  c.moe.n_used = config_value<int>(cfg, "num_experts_per_tok", 8);
   c.moe.expert_hidden = c.hidden;
-  c.moe.norm_topk = cfg.value("norm_topk_prob", false);
+  c.moe.norm_topk = config_value<bool>(cfg, "norm_topk_prob", false);
   c.qk_norm_full = true;
-  if (cfg.value("clip_qkv", nlohmann::json()).is_number())
+  if (cfg.contains("clip_qkv") && cfg["clip_qkv"].is_number())
     throw Error("config.json: OLMoE clip_qkv is not supported");
 }
 }  // namespace

@@ -7,10 +7,10 @@ namespace sinklab::arch {
 namespace {
 void qwen2_from_hf(const nlohmann::json& cfg, ModelConfig& c) {
   c.qkv_bias = true;
-  if (cfg.value("use_sliding_window", false) && cfg.contains("sliding_window") &&
+  if (config_value<bool>(cfg, "use_sliding_window", false) && cfg.contains("sliding_window") &&
       cfg["sliding_window"].is_number_integer()) {
-    const int32_t w = cfg["sliding_window"].get<int32_t>();
-    const int64_t from = cfg.value("max_window_layers", int64_t(0));
+    const int32_t w = config_value<int32_t>(cfg, "sliding_window", 0);
+    const int64_t from = config_value<int64_t>(cfg, "max_window_layers", int64_t(0));
     for (int64_t l = from; l < c.n_layers; ++l) c.layer_window[size_t(l)] = w;
   }
 }

@@ -6,7 +6,7 @@ namespace sinklab::arch {
 namespace {
 void qwen3_from_hf(const nlohmann::json& cfg, ModelConfig& c) {
   c.qk_norm = true;
-  c.qkv_bias = cfg.value("attention_bias", false);
+  c.qkv_bias = config_value<bool>(cfg, "attention_bias", false);
 }
 }  // namespace
 

@@ -7,16 +7,16 @@ namespace sinklab::arch {
 
 namespace {
 void qwen_moe_from_hf(const nlohmann::json& cfg, ModelConfig& c) {
-  const bool qwen3 = cfg.value("model_type", "") == "qwen3_moe";
-  c.moe.n_experts = cfg.value("num_experts", 0);
-  c.moe.n_used = cfg.value("num_experts_per_tok", 2);
-  c.moe.expert_hidden = cfg.value("moe_intermediate_size", int64_t(0));
-  c.moe.norm_topk = cfg.value("norm_topk_prob", qwen3);
-  c.moe.shared_hidden = cfg.value("shared_expert_intermediate_size", int64_t(0));
+  const bool qwen3 = config_value<std::string>(cfg, "model_type", std::string()) == "qwen3_moe";
+  c.moe.n_experts = config_value<int>(cfg, "num_experts", 0);
+  c.moe.n_used = config_value<int>(cfg, "num_experts_per_tok", 2);
+  c.moe.expert_hidden = config_value<int64_t>(cfg, "moe_intermediate_size", int64_t(0));
+  c.moe.norm_topk = config_value<bool>(cfg, "norm_topk_prob", qwen3);
+  c.moe.shared_hidden = config_value<int64_t>(cfg, "shared_expert_intermediate_size", int64_t(0));
   c.moe.shared_gate = c.moe.shared_hidden > 0;
   c.qkv_bias = !qwen3;
   c.qk_norm = qwen3;
-  if (cfg.value("decoder_sparse_step", 1) != 1 ||
+  if (config_value<int>(cfg, "decoder_sparse_step", 1) != 1 ||
       (cfg.contains("mlp_only_layers") && cfg["mlp_only_layers"].is_array() && !cfg["mlp_only_layers"].empty()))
     throw Error("config.json: mixed dense/MoE layer schedules (decoder_sparse_step, mlp_only_layers) are not supported");
 }

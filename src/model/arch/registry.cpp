@@ -54,48 +54,21 @@ std::string mlp_expert_name(int l, int e, ExpertPart part) {
 
 namespace {
 
-// A config field of type T: integers must be whole numbers that fit T (5.5
-// layers is an error, not 5), floats finite numbers, booleans booleans.
-template <typename T>
-T get_or(const nlohmann::json& j, const char* key, T fallback, const std::string& source) {
-  if (!j.contains(key) || j[key].is_null()) return fallback;
-  const nlohmann::json& v = j[key];
-  const std::string where = source + ": config field '" + key + "'";
-  if constexpr (std::is_same_v<T, bool>) {
-    check(v.is_boolean(), where + " must be true or false");
-  } else if constexpr (std::is_integral_v<T>) {
-    check(v.is_number_integer(), where + " must be an integer, got " + v.dump());
-    if (v.is_number_unsigned())
-      check(v.get<uint64_t>() <= uint64_t(std::numeric_limits<T>::max()), where + " = " + v.dump() + " is too large");
-    else
-      check(v.get<int64_t>() >= int64_t(std::numeric_limits<T>::min()) &&
-                v.get<int64_t>() <= int64_t(std::numeric_limits<T>::max()),
-            where + " = " + v.dump() + " is out of range");
-  } else if constexpr (std::is_floating_point_v<T>) {
-    check(v.is_number() && std::isfinite(v.get<double>()), where + " must be a finite number");
-  }
-  try {
-    return v.get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw Error(where + " has the wrong type");
-  }
-}
-
 template <typename T>
 T require(const nlohmann::json& j, const char* key, const std::string& source) {
   if (!j.contains(key) || j[key].is_null()) throw Error(source + ": config.json lacks '" + key + "'");
-  return get_or<T>(j, key, T{}, source);
+  return config_value<T>(j, key, T{}, source);
 }
 
 void rope_scaling_from_hf(const nlohmann::json& cfg, RopeSpec& r, const std::string& source) {
   if (!cfg.contains("rope_scaling") || cfg["rope_scaling"].is_null()) return;
   const auto& rs = cfg["rope_scaling"];
   check(rs.is_object(), source + ": rope_scaling must be an object");
-  std::string type = get_or<std::string>(rs, "rope_type", "", source);
-  if (type.empty()) type = get_or<std::string>(rs, "type", "default", source);
-  r.factor = get_or<float>(rs, "factor", 1.f, source);
+  std::string type = config_value<std::string>(rs, "rope_type", "", source);
+  if (type.empty()) type = config_value<std::string>(rs, "type", "default", source);
+  r.factor = config_value<float>(rs, "factor", 1.f, source);
   check(r.factor > 0, source + ": rope_scaling factor must be > 0");
-  r.original_context = get_or<int>(rs, "original_max_position_embeddings", 0, source);
+  r.original_context = config_value<int>(rs, "original_max_position_embeddings", 0, source);
   if (type == "default") {
     r.scaling = RopeScaling::None;
   } else if (type == "linear") {
@@ -104,14 +77,14 @@ void rope_scaling_from_hf(const nlohmann::json& cfg, RopeSpec& r, const std::str
     r.scaling = RopeScaling::NTK;
   } else if (type == "yarn") {
     r.scaling = RopeScaling::YaRN;
-    r.beta_fast = get_or<float>(rs, "beta_fast", 32.f, source);
-    r.beta_slow = get_or<float>(rs, "beta_slow", 1.f, source);
-    r.attn_factor = get_or<float>(rs, "attention_factor", 0.f, source);
-    if (r.original_context == 0) r.original_context = get_or<int>(cfg, "max_position_embeddings", 0, source);
+    r.beta_fast = config_value<float>(rs, "beta_fast", 32.f, source);
+    r.beta_slow = config_value<float>(rs, "beta_slow", 1.f, source);
+    r.attn_factor = config_value<float>(rs, "attention_factor", 0.f, source);
+    if (r.original_context == 0) r.original_context = config_value<int>(cfg, "max_position_embeddings", 0, source);
   } else if (type == "llama3") {
     r.scaling = RopeScaling::Llama3;
-    r.low_freq_factor = get_or<float>(rs, "low_freq_factor", 1.f, source);
-    r.high_freq_factor = get_or<float>(rs, "high_freq_factor", 4.f, source);
+    r.low_freq_factor = config_value<float>(rs, "low_freq_factor", 1.f, source);
+    r.high_freq_factor = config_value<float>(rs, "high_freq_factor", 4.f, source);
   } else {
     throw Error(source + ": unsupported rope_scaling type '" + type + "'");
   }
@@ -143,18 +116,18 @@ ModelConfig config_from_hf(const nlohmann::json& cfg, const std::string& source)
   c.dim = require<int64_t>(cfg, "hidden_size", source);
   c.n_layers = require<int64_t>(cfg, "num_hidden_layers", source);
   c.n_heads = require<int64_t>(cfg, "num_attention_heads", source);
-  c.n_kv_heads = get_or<int64_t>(cfg, "num_key_value_heads", c.n_heads, source);
-  c.head_dim = get_or<int64_t>(cfg, "head_dim", c.n_heads > 0 ? c.dim / c.n_heads : 0, source);
-  c.hidden = get_or<int64_t>(cfg, "intermediate_size", 0, source);
-  c.max_seq = get_or<int64_t>(cfg, "max_position_embeddings", 4096, source);
-  c.norm_eps = get_or<float>(cfg, "rms_norm_eps", 1e-6f, source);
+  c.n_kv_heads = config_value<int64_t>(cfg, "num_key_value_heads", c.n_heads, source);
+  c.head_dim = config_value<int64_t>(cfg, "head_dim", c.n_heads > 0 ? c.dim / c.n_heads : 0, source);
+  c.hidden = config_value<int64_t>(cfg, "intermediate_size", 0, source);
+  c.max_seq = config_value<int64_t>(cfg, "max_position_embeddings", 4096, source);
+  c.norm_eps = config_value<float>(cfg, "rms_norm_eps", 1e-6f, source);
   c.rope.style = RopeStyle::RotateHalf;
-  c.rope.theta = get_or<float>(cfg, "rope_theta", 10000.f, source);
-  const float partial = get_or<float>(cfg, "partial_rotary_factor", 1.f, source);
+  c.rope.theta = config_value<float>(cfg, "rope_theta", 10000.f, source);
+  const float partial = config_value<float>(cfg, "partial_rotary_factor", 1.f, source);
   check(partial > 0 && partial <= 1, source + ": partial_rotary_factor must be in (0, 1]");
   if (partial < 1.f) c.rope.rotary_dim = int(std::lround(partial * double(c.head_dim)));
   rope_scaling_from_hf(cfg, c.rope, source);
-  c.tied_embeddings = get_or<bool>(cfg, "tie_word_embeddings", false, source);
+  c.tied_embeddings = config_value<bool>(cfg, "tie_word_embeddings", false, source);
   c.bos_id = first_id(cfg, "bos_token_id", source);
   c.eos_id = first_id(cfg, "eos_token_id", source);
   check_layer_count(c.n_layers, source);  // before anything is sized by it

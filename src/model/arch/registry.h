@@ -4,6 +4,9 @@
 // Adding an architecture = one file defining its row + one line in registry.cpp.
 #pragma once
 
+#include <cmath>
+#include <limits>
+#include <type_traits>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -26,6 +29,35 @@ struct ArchRow {
   std::string (*router_name)(int l) = nullptr;
   std::string (*expert_name)(int l, int e, ExpertPart part) = nullptr;
 };
+
+// A config field of type T, or `fallback` when absent or null; every
+// architecture row reads its fields through it, so a wrong value is an Error
+// naming the field, never a raw JSON exception. A config field of type T: integers must be whole numbers that fit T (5.5
+// layers is an error, not 5), floats finite numbers, booleans booleans.
+template <typename T>
+T config_value(const nlohmann::json& j, const char* key, T fallback, const std::string& source = "config.json") {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  const nlohmann::json& v = j[key];
+  const std::string where = source + ": config field '" + key + "'";
+  if constexpr (std::is_same_v<T, bool>) {
+    check(v.is_boolean(), where + " must be true or false");
+  } else if constexpr (std::is_integral_v<T>) {
+    check(v.is_number_integer(), where + " must be an integer, got " + v.dump());
+    if (v.is_number_unsigned())
+      check(v.get<uint64_t>() <= uint64_t(std::numeric_limits<T>::max()), where + " = " + v.dump() + " is too large");
+    else
+      check(v.get<int64_t>() >= int64_t(std::numeric_limits<T>::min()) &&
+                v.get<int64_t>() <= int64_t(std::numeric_limits<T>::max()),
+            where + " = " + v.dump() + " is out of range");
+  } else if constexpr (std::is_floating_point_v<T>) {
+    check(v.is_number() && std::isfinite(v.get<double>()), where + " must be a finite number");
+  }
+  try {
+    return v.get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw Error(where + " has the wrong type");
+  }
+}
 
 const std::vector<ArchRow>& all_archs();
 const ArchRow& arch_for_hf(const std::string& model_type);    // throws Error listing the known ones

@@ -61,13 +61,13 @@ void sinklab_variant_from_hf(const nlohmann::json& cfg, ModelConfig& c) {
 
 namespace {
 void sinklab_from_hf(const nlohmann::json& cfg, ModelConfig& c) {
-  c.sink_logits = cfg.value("attention_sinks", false);
-  const std::string norm = cfg.value("attention_normalization", std::string("softmax"));
+  c.sink_logits = config_value<bool>(cfg, "attention_sinks", false);
+  const std::string norm = config_value<std::string>(cfg, "attention_normalization", std::string("softmax"));
   check(norm == "softmax" || norm == "relu", "config.json: attention_normalization must be \"softmax\" or \"relu\"");
   c.relu_attention = norm == "relu";
   check(!c.relu_attention || !c.sink_logits, "config.json: ReLU attention cannot have attention_sinks");
-  c.qk_norm = cfg.value("qk_norm", false);
-  if (cfg.value("position_encoding", std::string("rope")) == "none") c.rope.style = RopeStyle::None;
+  c.qk_norm = config_value<bool>(cfg, "qk_norm", false);
+  if (config_value<std::string>(cfg, "position_encoding", std::string("rope")) == "none") c.rope.style = RopeStyle::None;
   if (cfg.contains("attention_prior") && !cfg["attention_prior"].is_null()) {
     const auto& pr = cfg["attention_prior"];
     check(pr.is_object() && pr.contains("type") && pr["type"].is_string(),
@@ -79,11 +79,11 @@ void sinklab_from_hf(const nlohmann::json& cfg, ModelConfig& c) {
       c.prior.kind = PriorKind::Alibi;
     } else if (type == "goat") {
       c.prior.kind = PriorKind::Goat;
-      c.prior.goat_rank = pr.value("rank", 0);
-      c.prior.goat_base = pr.value("base", 1e4f);
-      c.prior.goat_abs_rank = pr.value("abs_rank", 0);
-      c.prior.goat_u_hidden = pr.value("u_hidden", 0);
-      c.prior.train_length = pr.value("train_length", int64_t(0));
+      c.prior.goat_rank = config_value<int>(pr, "rank", 0);
+      c.prior.goat_base = config_value<float>(pr, "base", 1e4f);
+      c.prior.goat_abs_rank = config_value<int>(pr, "abs_rank", 0);
+      c.prior.goat_u_hidden = config_value<int>(pr, "u_hidden", 0);
+      c.prior.train_length = config_value<int64_t>(pr, "train_length", int64_t(0));
       check(c.prior.goat_rank >= 1 && c.prior.goat_rank <= 64 && c.prior.goat_abs_rank >= 0 &&
                 c.prior.goat_abs_rank <= 64 && c.prior.goat_u_hidden >= 1 &&
                 c.prior.goat_u_hidden <= 1024 && c.prior.train_length >= 1 && c.prior.goat_base > 1.f,
@@ -97,7 +97,7 @@ void sinklab_from_hf(const nlohmann::json& cfg, ModelConfig& c) {
     const auto& lt = cfg["layer_types"];
     check(lt.is_array() && int64_t(lt.size()) == c.n_layers,
           "config.json: layer_types must list one entry per layer");
-    const int32_t w = cfg.value("sliding_window", 0);
+    const int32_t w = config_value<int>(cfg, "sliding_window", 0);
     for (size_t l = 0; l < lt.size(); ++l) {
       check(lt[l].is_string(), "config.json: layer_types entries must be strings");
       const std::string t = lt[l].get<std::string>();

@@ -63,3 +63,25 @@ TEST(ConfigValues, WrongValuesAreErrorsNamingTheField) {
 }
 
 }  // namespace
+
+namespace {
+
+// Architecture rows read their own fields through the same checked reader: a
+// wrong type is an Error naming the field, never a raw JSON exception.
+TEST(ConfigValues, ArchitectureFieldsAreCheckedToo) {
+  const std::string moe = R"({"model_type": "mixtral", "vocab_size": 8, "hidden_size": 8, "num_hidden_layers": 1,
+                             "num_attention_heads": 2, "intermediate_size": 16, "num_local_experts": "four"})";
+  EXPECT_NE(load_error(moe).find("'num_local_experts' must be an integer"), std::string::npos) << load_error(moe);
+  const std::string bias = base_config(R"(, "attention_bias": "yes")");
+  EXPECT_NE(load_error(bias).find("'attention_bias' must be true or false"), std::string::npos) << load_error(bias);
+  const std::string window = R"({"model_type": "mistral", "vocab_size": 8, "hidden_size": 8, "num_hidden_layers": 1,
+                                "num_attention_heads": 2, "intermediate_size": 16, "sliding_window": 100000000000})";
+  EXPECT_NE(load_error(window).find("'sliding_window' = 100000000000 is too large"), std::string::npos)
+      << load_error(window);
+  const std::string qwen = R"({"model_type": "qwen2", "vocab_size": 8, "hidden_size": 8, "num_hidden_layers": 1,
+                              "num_attention_heads": 2, "intermediate_size": 16, "use_sliding_window": true,
+                              "sliding_window": 4, "max_window_layers": 0.5})";
+  EXPECT_NE(load_error(qwen).find("'max_window_layers' must be an integer"), std::string::npos) << load_error(qwen);
+}
+
+}  // namespace
