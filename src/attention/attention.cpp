@@ -2,7 +2,7 @@
 // implementation (float64 reference or the flash kernels).
 #include <cmath>
 
-#include "blas_threads.h"
+#include "sinklab/blas_threads.h"
 #include "flash.h"
 
 namespace sinklab {
@@ -95,7 +95,7 @@ void attention_forward(const AttnSpec& spec, const TensorView& q, const TensorVi
     write_reference(d, attention_reference(spec, q, k, v, stats ? stats->first_k : 1), o, lse, stats);
     return;
   }
-  const attn::SingleThreadedBlas blas_guard;
+  const vec::SingleThreadedBlas blas_guard;
   attn::flash_forward(spec, d, q, k, v, o, lse, stats);
   propagate_nan_queries(d, q, o, lse);
 }
@@ -133,7 +133,7 @@ void attention_backward(const AttnSpec& spec, const TensorView& q, const TensorV
     copy_out(g.d_alibi_slopes, r.d_alibi_slopes);
     return;
   }
-  const attn::SingleThreadedBlas blas_guard;
+  const vec::SingleThreadedBlas blas_guard;
   attn::flash_backward(spec, d, q, k, v, o, lse, d_o, g);
 }
 

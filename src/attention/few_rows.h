@@ -14,7 +14,11 @@
 #include <cstdint>
 #include <cstring>
 
-#include "vec_math.h"
+#include "sinklab/vec_math.h"
+
+namespace sinklab::attn {
+using namespace sinklab::vec;  // the shared vector helpers
+}  // namespace sinklab::attn
 
 namespace sinklab::attn {
 

@@ -7,7 +7,11 @@
 
 #include "flash.h"
 #include "tile.h"
-#include "vec_math.h"
+#include "sinklab/vec_math.h"
+
+namespace sinklab::attn {
+using namespace sinklab::vec;  // the shared vector helpers
+}  // namespace sinklab::attn
 
 namespace sinklab::attn {
 

@@ -8,7 +8,11 @@
 #include <numbers>
 
 #include "few_rows.h"
-#include "vec_math.h"
+#include "sinklab/vec_math.h"
+
+namespace sinklab::attn {
+using namespace sinklab::vec;  // the shared vector helpers
+}  // namespace sinklab::attn
 
 namespace sinklab::attn {
 

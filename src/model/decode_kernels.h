@@ -1,5 +1,5 @@
 // Row kernels of the decode matrix-vector products: w . x for one weight row.
-// f32 rows use attn::dot (8-float vectors). bf16 rows widen 16 weights at a
+// f32 rows use vec::dot (8-float vectors). bf16 rows widen 16 weights at a
 // time to f32 (a 16-bit shift of the bits); with AVX-512 the 16 land in one
 // register from one 256-bit load, which on the hosts measured streamed ~7%
 // faster than two 8-float halves (docs/results/model-bench.md). Both paths are
@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-#include "../attention/vec_math.h"
+#include "sinklab/vec_math.h"
 #include "sinklab/core.h"
 
 #if defined(__AVX512F__)
@@ -21,12 +21,12 @@ using u16x8 = uint16_t __attribute__((vector_size(16)));
 
 // Portable: 8 weights at a time through vector extensions.
 inline float dot_bf16_portable(const uint16_t* w, const float* x, int64_t n) {
-  const auto widen8 = [w](int64_t i, attn::f32x8& out) {
+  const auto widen8 = [w](int64_t i, vec::f32x8& out) {
     u16x8 h;
     __builtin_memcpy(&h, w + i, sizeof h);
-    attn::as_f32(__builtin_convertvector(h, attn::u32x8) << 16, out);
+    vec::as_f32(__builtin_convertvector(h, vec::u32x8) << 16, out);
   };
-  return attn::dot_with(widen8, [w](int64_t i) { return bf16_to_f32(bf16{w[i]}); }, x, n);
+  return vec::dot_with(widen8, [w](int64_t i) { return bf16_to_f32(bf16{w[i]}); }, x, n);
 }
 
 #if defined(__AVX512F__)
@@ -34,9 +34,9 @@ inline float dot_bf16_portable(const uint16_t* w, const float* x, int64_t n) {
 inline float hsum16(__m512 v) {
   float lanes[16];
   _mm512_storeu_ps(lanes, v);
-  attn::f32x8 lo, hi;
-  attn::load8(lanes, lo), attn::load8(lanes + 8, hi);
-  return attn::hsum(lo + hi);
+  vec::f32x8 lo, hi;
+  vec::load8(lanes, lo), vec::load8(lanes + 8, hi);
+  return vec::hsum(lo + hi);
 }
 
 inline float dot_bf16_avx512(const uint16_t* w, const float* x, int64_t n) {
@@ -74,48 +74,48 @@ inline float dot_bf16(const uint16_t* w, const float* x, int64_t n) {
 // of a with one of b. With a and b far apart this keeps two memory streams in
 // flight per thread (see rows_product_pair in ops.cpp).
 inline void dot2_f32(const float* a, const float* b, const float* x, int64_t n, float& ya, float& yb) {
-  attn::f32x8 a0 = {}, a1 = {}, b0 = {}, b1 = {};
+  vec::f32x8 a0 = {}, a1 = {}, b0 = {}, b1 = {};
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    attn::f32x8 x0, x1, va0, va1, vb0, vb1;
-    attn::load8(x + i, x0), attn::load8(x + i + 8, x1);
-    attn::load8(a + i, va0), attn::load8(a + i + 8, va1);
-    attn::load8(b + i, vb0), attn::load8(b + i + 8, vb1);
+    vec::f32x8 x0, x1, va0, va1, vb0, vb1;
+    vec::load8(x + i, x0), vec::load8(x + i + 8, x1);
+    vec::load8(a + i, va0), vec::load8(a + i + 8, va1);
+    vec::load8(b + i, vb0), vec::load8(b + i + 8, vb1);
     a0 += va0 * x0, a1 += va1 * x1, b0 += vb0 * x0, b1 += vb1 * x1;
   }
   if (i + 8 <= n) {
-    attn::f32x8 x0, va0, vb0;
-    attn::load8(x + i, x0), attn::load8(a + i, va0), attn::load8(b + i, vb0);
+    vec::f32x8 x0, va0, vb0;
+    vec::load8(x + i, x0), vec::load8(a + i, va0), vec::load8(b + i, vb0);
     a0 += va0 * x0, b0 += vb0 * x0;
     i += 8;
   }
-  float sa = attn::hsum(a0 + a1), sb = attn::hsum(b0 + b1);
+  float sa = vec::hsum(a0 + a1), sb = vec::hsum(b0 + b1);
   for (; i < n; ++i) sa += a[i] * x[i], sb += b[i] * x[i];
   ya = sa, yb = sb;
 }
 
 inline void dot2_bf16_portable(const uint16_t* a, const uint16_t* b, const float* x, int64_t n, float& ya,
                                float& yb) {
-  const auto widen8 = [](const uint16_t* w, attn::f32x8& out) {
+  const auto widen8 = [](const uint16_t* w, vec::f32x8& out) {
     u16x8 h;
     __builtin_memcpy(&h, w, sizeof h);
-    attn::as_f32(__builtin_convertvector(h, attn::u32x8) << 16, out);
+    vec::as_f32(__builtin_convertvector(h, vec::u32x8) << 16, out);
   };
-  attn::f32x8 a0 = {}, a1 = {}, b0 = {}, b1 = {};
+  vec::f32x8 a0 = {}, a1 = {}, b0 = {}, b1 = {};
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    attn::f32x8 x0, x1, va0, va1, vb0, vb1;
-    attn::load8(x + i, x0), attn::load8(x + i + 8, x1);
+    vec::f32x8 x0, x1, va0, va1, vb0, vb1;
+    vec::load8(x + i, x0), vec::load8(x + i + 8, x1);
     widen8(a + i, va0), widen8(a + i + 8, va1), widen8(b + i, vb0), widen8(b + i + 8, vb1);
     a0 += va0 * x0, a1 += va1 * x1, b0 += vb0 * x0, b1 += vb1 * x1;
   }
   if (i + 8 <= n) {
-    attn::f32x8 x0, va0, vb0;
-    attn::load8(x + i, x0), widen8(a + i, va0), widen8(b + i, vb0);
+    vec::f32x8 x0, va0, vb0;
+    vec::load8(x + i, x0), widen8(a + i, va0), widen8(b + i, vb0);
     a0 += va0 * x0, b0 += vb0 * x0;
     i += 8;
   }
-  float sa = attn::hsum(a0 + a1), sb = attn::hsum(b0 + b1);
+  float sa = vec::hsum(a0 + a1), sb = vec::hsum(b0 + b1);
   for (; i < n; ++i) sa += bf16_to_f32(bf16{a[i]}) * x[i], sb += bf16_to_f32(bf16{b[i]}) * x[i];
   ya = sa, yb = sb;
 }

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "attention/blas_threads.h"
-#include "attention/vec_math.h"
+#include "sinklab/blas_threads.h"
+#include "sinklab/vec_math.h"
 #include "decode_kernels.h"
 
 namespace sinklab::ops {
@@ -29,7 +29,7 @@ void matmul_bf16_blocked(const WeightMatrix& w, const float* x, int64_t n, float
   constexpr int64_t kRows = 64;
   const int64_t blocks = (w.rows + kRows - 1) / kRows;
   const uint16_t* base = static_cast<const uint16_t*>(w.data);
-  const attn::SingleThreadedBlas blas_guard;
+  const vec::SingleThreadedBlas blas_guard;
 #pragma omp parallel if (double(n) * double(w.rows) * double(w.cols) > 3e5)
   {
     std::vector<float> tile(size_t(kRows * w.cols));
@@ -56,7 +56,7 @@ void rows_product(const WeightMatrix& w, const float* x, int64_t n, float* y, in
   } else {
     const auto* base = static_cast<const float*>(w.data);
     for (int64_t r = r0; r < r1; ++r)
-      for (int64_t t = 0; t < n; ++t) y[t * rows + r] = attn::dot(base + r * cols, x + t * cols, cols);
+      for (int64_t t = 0; t < n; ++t) y[t * rows + r] = vec::dot(base + r * cols, x + t * cols, cols);
   }
 }
 
@@ -196,7 +196,7 @@ void rmsnorm(const float* x, const float* weight, int64_t rows, int64_t d, float
 void swiglu(const float* g, const float* u, int64_t n, float* a) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
-    const float e = attn::exp_nonpos(-std::abs(g[i]));
+    const float e = vec::exp_nonpos(-std::abs(g[i]));
     const float sig = (g[i] >= 0.f ? 1.f : e) / (1.f + e);
     a[i] = g[i] * sig * u[i];
   }

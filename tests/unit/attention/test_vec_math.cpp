@@ -7,9 +7,9 @@
 #include <random>
 #include <vector>
 
-#include "../../../src/attention/vec_math.h"
+#include "sinklab/vec_math.h"
 
-namespace sinklab::attn {
+namespace sinklab::vec {
 namespace {
 
 std::vector<float> random_floats(size_t n, std::mt19937& rng) {
@@ -82,4 +82,4 @@ TEST(VecMath, DotMatchesFloat64AcrossTails) {
 }
 
 }  // namespace
-}  // namespace sinklab::attn
+}  // namespace sinklab::vec

@@ -1,11 +1,12 @@
-// Small vectorisable math kernels for the attention tiles and the decode
-// matrix-vector products.
+// Small vectorisable math kernels shared by the attention tiles (src/attention)
+// and the decode matrix-vector products (src/model): exp for non-positive
+// arguments, 8-float vectors, dot products.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
 
-namespace sinklab::attn {
+namespace sinklab::vec {
 
 // exp(x) for x <= 0 (logits minus their running max), relative error ~2e-7.
 // Returns exactly 0 for x < -87 (and for -inf), so masked keys add nothing.
@@ -110,4 +111,4 @@ inline float dot(const float* a, const float* b, int64_t n) {
   return dot_with([a](int64_t i, f32x8& v) { load8(a + i, v); }, [a](int64_t i) { return a[i]; }, b, n);
 }
 
-}  // namespace sinklab::attn
+}  // namespace sinklab::vec

@@ -6,7 +6,7 @@
 
 #include <cblas.h>
 
-namespace sinklab::attn {
+namespace sinklab::vec {
 
 class SingleThreadedBlas {
  public:
@@ -26,4 +26,4 @@ class SingleThreadedBlas {
   int saved_ = 0;
 };
 
-}  // namespace sinklab::attn
+}  // namespace sinklab::vec
