@@ -104,6 +104,81 @@ RunData prepare_data(TrainConfig& cfg) {
   return d;
 }
 
+// The batches of one step or evaluation: B windows of T tokens, from the
+// task generator or the token stream.
+struct Batches {
+  const RunData& data;
+  const TrainOptions& o;
+  int64_t B, T;
+  std::vector<int32_t> inputs, targets;
+
+  Batches(const RunData& d, const TrainOptions& opts, int64_t b, int64_t t)
+      : data(d), o(opts), B(b), T(t), inputs(size_t(b * t)), targets(size_t(b * t)) {}
+  void training(int64_t step, int64_t micro) {
+    if (data.task)
+      sample_task_batch(*data.task, o.seed, step, micro, B, T, data.first_token, inputs.data(), targets.data());
+    else
+      sample_batch(data.tokens.train, o.seed, step, micro, B, T, data.first_token, inputs.data(), targets.data());
+  }
+  void evaluation(int64_t i) {
+    if (data.task)
+      sample_task_batch(*data.task, o.seed, -1 - i, 0, B, T, data.first_token, inputs.data(), targets.data());
+    else
+      eval_batch(data.tokens.valid, i, B, T, data.first_token, inputs.data(), targets.data());
+  }
+};
+
+// Mean loss per scored token over the evaluation batches, shared by the ranks.
+double evaluate(TrainModel& model, Batches& batches, const World& world) {
+  double sums[2] = {0, 0};
+  for (int64_t i = world.rank; i < batches.o.eval_batches; i += world.size) {
+    batches.evaluation(i);
+    int64_t n = 0;
+    sums[0] += model.forward_loss(batches.inputs.data(), batches.targets.data(), batches.B, batches.T, &n);
+    sums[1] += double(n);
+  }
+  world_allreduce_sum(std::span<double>(sums, 2));
+  return sums[1] > 0 ? sums[0] / sums[1] : -1.0;
+}
+
+struct StepGradients {
+  double loss = 0, grad_norm = 0;
+};
+
+// The gradients of one step: this rank's micro-batches, summed over ranks,
+// scaled to the mean over scored tokens (a task's loss "rule" scores only
+// some) and clipped. A diverged run stops here, before it updates or saves
+// anything non-finite.
+StepGradients step_gradients(TrainModel& model, Batches& batches, const World& world, int64_t step,
+                             int64_t saved_step) {
+  const TrainOptions& o = batches.o;
+  const double tokens_per_step = double(batches.B * batches.T * o.grad_accum);
+  model.zero_grad();
+  double sums[2] = {0, 0};  // loss, scored tokens
+  for (int64_t micro = 0; micro < o.grad_accum; ++micro) {
+    if (micro % world.size != world.rank) continue;
+    batches.training(step, micro);
+    int64_t n = 0;
+    sums[0] += model.forward_backward(batches.inputs.data(), batches.targets.data(), batches.B, batches.T,
+                                      float(1.0 / tokens_per_step), &n);
+    sums[1] += double(n);
+  }
+  world_allreduce_sum(model.grads());
+  world_allreduce_sum(std::span<double>(sums, 2));
+  const double scored = std::max(sums[1], 1.0);
+  if (scored != tokens_per_step)
+    for (float& g : model.grads()) g = float(double(g) * tokens_per_step / scored);
+  const double norm = clip_grad_norm(model.grads(), o.grad_clip);
+  check(std::isfinite(sums[0]) && std::isfinite(norm),
+        "train: the loss or its gradient became non-finite at step " + std::to_string(step + 1) + " (loss " +
+            std::to_string(sums[0] / scored) + ", gradient norm " + std::to_string(norm) + "); stopped: " +
+            (saved_step >= 0 ? "the checkpoint of step " + std::to_string(saved_step) + " in " + o.out_dir +
+                                   " is kept"
+                             : std::string("no checkpoint was written")) +
+            " (try a lower train.lr)");
+  return {sums[0] / scored, norm};
+}
+
 }  // namespace
 
 TrainResult train(const TrainConfig& config_in, const std::function<void(const TrainEvent&)>& on_event) {
@@ -124,27 +199,11 @@ TrainResult train(const TrainConfig& config_in, const std::function<void(const T
   probes.resume(start);
 
   const int64_t B = o.batch_size, T = cfg.model.seq_len;
-  std::vector<int32_t> inputs(size_t(B * T)), targets(size_t(B * T));
+  Batches batches(data, o, B, T);
   const double tokens_per_step = double(B * T * o.grad_accum);
-  const float grad_scale = float(1.0 / tokens_per_step);
   TrainResult result;
   std::ofstream log;
   if (world.rank == 0) log.open(o.out_dir + "/log.jsonl", start == 0 ? std::ios::trunc : std::ios::app);
-
-  auto evaluate = [&]() {
-    double sums[2] = {0, 0};
-    for (int64_t i = world.rank; i < o.eval_batches; i += world.size) {
-      if (data.task)
-        sample_task_batch(*data.task, o.seed, -1 - i, 0, B, T, data.first_token, inputs.data(), targets.data());
-      else
-        eval_batch(data.tokens.valid, i, B, T, data.first_token, inputs.data(), targets.data());
-      int64_t n = 0;
-      sums[0] += model.forward_loss(inputs.data(), targets.data(), B, T, &n);
-      sums[1] += double(n);
-    }
-    world_allreduce_sum(std::span<double>(sums, 2));
-    return sums[1] > 0 ? sums[0] / sums[1] : -1.0;
-  };
 
   using clock = std::chrono::steady_clock;
   const auto t_start = clock::now();
@@ -152,36 +211,10 @@ TrainResult train(const TrainConfig& config_in, const std::function<void(const T
   auto window_start = clock::now();
   if (world.rank == 0 && start == 0 && probes.due(0, o.steps)) probes.record(model, 0, 0.0, 0.0);
   for (int64_t step = start; step < o.steps; ++step) {
-    model.zero_grad();
-    double sums[2] = {0, 0};  // loss, scored tokens
-    for (int64_t micro = 0; micro < o.grad_accum; ++micro) {
-      if (micro % world.size != world.rank) continue;
-      if (data.task)
-        sample_task_batch(*data.task, o.seed, step, micro, B, T, data.first_token, inputs.data(), targets.data());
-      else
-        sample_batch(data.tokens.train, o.seed, step, micro, B, T, data.first_token, inputs.data(), targets.data());
-      int64_t n = 0;
-      sums[0] += model.forward_backward(inputs.data(), targets.data(), B, T, grad_scale, &n);
-      sums[1] += double(n);
-    }
-    world_allreduce_sum(model.grads());
-    world_allreduce_sum(std::span<double>(sums, 2));
-    // The loss is the mean over scored tokens (a task's loss "rule" scores only some).
-    const double scored = std::max(sums[1], 1.0);
-    if (scored != tokens_per_step)
-      for (float& g : model.grads()) g = float(double(g) * tokens_per_step / scored);
-    const double norm = clip_grad_norm(model.grads(), o.grad_clip);
-    // A diverged run stops before it updates (or saves) anything non-finite.
-    check(std::isfinite(sums[0]) && std::isfinite(norm),
-          "train: the loss or its gradient became non-finite at step " + std::to_string(step + 1) + " (loss " +
-              std::to_string(sums[0] / scored) + ", gradient norm " + std::to_string(norm) + "); stopped: " +
-              (saved_step >= 0 ? "the checkpoint of step " + std::to_string(saved_step) + " in " + o.out_dir +
-                                     " is kept"
-                               : std::string("no checkpoint was written")) +
-              " (try a lower train.lr)");
+    const StepGradients g = step_gradients(model, batches, world, step, saved_step);
+    const double loss = g.loss, norm = g.grad_norm;
     const float lr = learning_rate(o, step);
     opt.step(model, lr);
-    const double loss = sums[0] / scored;
     result.losses.push_back(loss);
     result.steps_done = step + 1;
     window_tokens += tokens_per_step;
@@ -198,7 +231,7 @@ TrainResult train(const TrainConfig& config_in, const std::function<void(const T
     ev.tokens_per_s = dt > 0 ? window_tokens / dt : 0;
     if ((o.eval_every > 0 && (step + 1) % o.eval_every == 0) || last) {
       if (o.eval_batches > 0) {
-        ev.eval_loss = evaluate();
+        ev.eval_loss = evaluate(model, batches, world);
         ev.is_eval = true;
         result.final_eval_loss = ev.eval_loss;
       }
