@@ -156,6 +156,8 @@ struct Backward {
   int extra_width = 0;  // 2R with GOAT, +1 with ALiBi
   int alibi_col = 0;    // index of the ALiBi sum in a row of `extra`
 
+  // A kernel step, long on purpose: recompute P for the tile, then dV, dP, dS,
+  // dQ and dK in one pass so the tile stays in cache between the products.
   // One row block against key block [j0, j0+nk) of its (b, g). `row0` is the
   // slab's first row (offset into the thread buffers).
   void tile(const RowBlock& rb, int64_t first, const KeySet& ks, int64_t j0, int nk,
@@ -273,6 +275,10 @@ void write_rows(const TensorView& t, int64_t b, int64_t h, int64_t i, const floa
 
 }  // namespace
 
+// Kept as one function on purpose (a kernel): the split of work over threads,
+// the per-thread accumulators and the reduction of dK/dV and the parameter
+// gradients read top to bottom in the order they run, as FlashAttention-2's
+// backward does; pieces of it would only pass the same dozen buffers around.
 void flash_backward(const AttnSpec& spec, const Dims& d, const TensorView& q, const TensorView& k,
                     const TensorView& v, const TensorView& o, const TensorView& lse,
                     const TensorView& d_o, AttnGrads& grads) {

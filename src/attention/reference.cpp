@@ -191,6 +191,9 @@ ReferenceForward attention_reference(const AttnSpec& spec, const TensorView& q,
   return out;
 }
 
+// The float64 oracle's backward, long on purpose: every gradient (q, k, v,
+// sink logits, priors) is written out in one place, next to the forward it
+// differentiates, so a reader checks it against the math line by line.
 ReferenceGrads attention_reference_backward(const AttnSpec& spec, const TensorView& q,
                                             const TensorView& k, const TensorView& v,
                                             const TensorView& d_o) {

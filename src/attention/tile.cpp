@@ -315,6 +315,9 @@ TileMask classify_tile(const TileContext& c, const RowBlock& rb, const KeySet& k
   return causal_ok && window_ok ? TileMask::Visible : TileMask::Partial;
 }
 
+// The one place a logit is computed (a kernel, long on purpose): scale, RoPE,
+// softcap, priors and mask are applied in the order the math defines, each in
+// its own vectorised pass over the tile.
 void logits_tile(const TileContext& c, const RowBlock& rb, const KeySet& ks, int64_t j0, int nk,
                  TileMask mask, float* s, int ld, float* pre_cap, const TensorView* values) {
   const AttnSpec& sp = c.spec;
