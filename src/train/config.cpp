@@ -73,26 +73,9 @@ AttnVariant attn_variant_from_name(const std::string& name) {
               "' (known: vanilla, sink-token, sink-logit, goat, alibi, softmax-off-by-one, relu-attention)");
 }
 
-TrainConfig parse_train_config(const std::string& text, const std::string& source) {
-  nlohmann::json j;
-  try {
-    j = parse_json_text(text, source);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(source + ": not valid JSON (" + e.what() + ")");
-  }
-  check(j.is_object(), source + ": a training config is a JSON object with 'model' and 'train'");
-  TrainConfig c;
-  Reader top(j, source);
-  nlohmann::json model = nlohmann::json::object(), train = nlohmann::json::object();
-  top.get("model", model);
-  top.get("train", train);
-  nlohmann::json data;
-  top.get("data", data);
-  std::string comment;
-  top.get("comment", comment);
-  top.finish();
+namespace {
 
-  TrainModelConfig& m = c.model;
+void read_model_section(const nlohmann::json& model, const std::string& source, TrainModelConfig& m) {
   Reader mr(model, source + ": model");
   std::string variant = "vanilla";
   mr.get("vocab", m.vocab);
@@ -116,8 +99,9 @@ TrainConfig parse_train_config(const std::string& text, const std::string& sourc
   if (!model.contains("n_kv_heads")) m.n_kv_heads = m.n_heads;
   m.variant = attn_variant_from_name(variant);
   if (m.variant == AttnVariant::Goat || m.variant == AttnVariant::Alibi) m.rope = false;
+}
 
-  TrainOptions& t = c.train;
+void read_train_section(const nlohmann::json& train, const std::string& source, TrainOptions& t) {
   Reader tr(train, source + ": train");
   tr.get("train_text", t.train_text);
   tr.get("valid_text", t.valid_text);
@@ -148,8 +132,10 @@ TrainConfig parse_train_config(const std::string& text, const std::string& sourc
   tr.get("probe_every", t.probe_every);
   tr.get("probe_sequences", t.probe_sequences);
   tr.finish();
-  if (!data.is_null()) c.data = task_config_from_json(data, source + ": data");
+}
 
+// Ranges and caps, checked before anything is sized by a value.
+void check_model_values(const TrainModelConfig& m, const std::string& source) {
   auto positive = [&](bool ok, const char* what) { check(ok, source + ": " + what); };
   positive(m.vocab >= 0, "model.vocab must be >= 0 (0 = the tokenizer's size)");
   positive(m.dim > 0 && m.n_layers > 0 && m.n_heads > 0 && m.n_kv_heads > 0 && m.seq_len > 1,
@@ -165,6 +151,12 @@ TrainConfig parse_train_config(const std::string& text, const std::string& sourc
   positive(m.goat_rank >= 1 && m.goat_rank <= 64 && m.goat_abs_rank >= 0 && m.goat_abs_rank <= 64 &&
                m.goat_u_hidden >= 1 && m.goat_u_hidden <= 1024 && m.goat_base > 1.f,
            "model.goat_rank in 1..64, goat_abs_rank in 0..64, goat_u_hidden in 1..1024, goat_base > 1");
+}
+
+void check_train_values(const TrainConfig& c, const std::string& source) {
+  const TrainModelConfig& m = c.model;
+  const TrainOptions& t = c.train;
+  auto positive = [&](bool ok, const char* what) { check(ok, source + ": " + what); };
   positive(!t.train_text.empty() || c.data.enabled(),
            "train.train_text (a text file) or data.task (a synthetic task) is required");
   positive(t.train_text.empty() || !c.data.enabled(), "train.train_text and data.task exclude each other");
@@ -190,6 +182,33 @@ TrainConfig parse_train_config(const std::string& text, const std::string& sourc
            "train: eval_every, eval_batches, checkpoint_every >= 0 and log_every > 0");
   positive(t.tokenizer_vocab >= 260 && t.tokenizer_vocab <= 1 << 20, "train.tokenizer_vocab must be in 260..1048576");
   positive(t.threads >= 0, "train.threads must be >= 0");
+}
+
+}  // namespace
+
+TrainConfig parse_train_config(const std::string& text, const std::string& source) {
+  nlohmann::json j;
+  try {
+    j = parse_json_text(text, source);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(source + ": not valid JSON (" + e.what() + ")");
+  }
+  check(j.is_object(), source + ": a training config is a JSON object with 'model' and 'train'");
+  TrainConfig c;
+  Reader top(j, source);
+  nlohmann::json model = nlohmann::json::object(), train = nlohmann::json::object();
+  top.get("model", model);
+  top.get("train", train);
+  nlohmann::json data;
+  top.get("data", data);
+  std::string comment;
+  top.get("comment", comment);
+  top.finish();
+  read_model_section(model, source, c.model);
+  read_train_section(train, source, c.train);
+  if (!data.is_null()) c.data = task_config_from_json(data, source + ": data");
+  check_model_values(c.model, source);
+  check_train_values(c, source);
   return c;
 }
 
