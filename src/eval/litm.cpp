@@ -156,6 +156,81 @@ LitmScore score_value(std::span<const float> logits, int64_t vocab, std::span<co
   return s;
 }
 
+namespace {
+
+// One list per size first: its prompt length bounds the context, the memory of
+// the planned lists and the attention work, all checked before anything runs.
+void check_plan_fits(const Model& model, const LitmOptions& options, size_t longest_prefix) {
+  const ModelConfig& c = model.config();
+  double planned_bytes = 0;
+  for (int n : options.n_pairs) {
+    const int64_t len = int64_t(longest_prefix) +
+                        int64_t(make_litm_trial(model, options, n, 0, trial_seed(options.seed, n, 0, 0)).prompt.size());
+    check(options.beyond_context || c.max_seq <= 0 || len <= c.max_seq,
+          "litm: --pairs " + std::to_string(n) + " makes prompts of " + std::to_string(len) +
+              " tokens, more than the model's context of " + std::to_string(c.max_seq) +
+              " (use fewer pairs, or allow it with --beyond-context)");
+    planned_bytes += 1.5 * double(len) * 4.0 * double(options.positions) * double(options.trials);
+  }
+  const double ram = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
+  check(ram <= 0 || planned_bytes <= 0.5 * ram,
+        "litm: the planned lists alone need about " + std::to_string(int64_t(planned_bytes / (1 << 20))) +
+            " MiB, more than half of this machine's memory; use fewer --pairs, --positions or --trials");
+}
+
+struct PlannedCell {
+  int n, g;
+  std::vector<LitmTrial> trials;
+};
+
+// Every trial first, so that the session holds the longest and every condition sees the same lists.
+std::vector<PlannedCell> plan_cells(const Model& model, const LitmOptions& options, int64_t* max_prompt_tokens) {
+  std::vector<PlannedCell> plan;
+  for (int n : options.n_pairs)
+    for (int g : positions_for(n, options.positions)) {
+      PlannedCell p{n, g, {}};
+      for (int t = 0; t < options.trials; ++t) {
+        p.trials.push_back(make_litm_trial(model, options, n, g, trial_seed(options.seed, n, g, t)));
+        *max_prompt_tokens = std::max(*max_prompt_tokens, int64_t(p.trials.back().prompt.size()));
+      }
+      plan.push_back(std::move(p));
+    }
+  return plan;
+}
+
+constexpr int64_t kExtraTokens = 8;  // greedy continuation beyond the value (uuid)
+
+// Teacher-forced score of the value after the prompt; for uuid, a value not
+// reproduced exactly counts as found when the greedy continuation contains it.
+LitmScore score_trial(Session& session, const Model& model, const LitmOptions& options,
+                      const std::vector<int32_t>& prefix, const LitmTrial& t, std::vector<float>& rows) {
+  std::vector<int32_t> fed = prefix;
+  append(fed, t.prompt);
+  session.reset();
+  session.feed(fed);
+  std::vector<float> logits(session.logits().begin(), session.logits().end());
+  if (t.value.size() > 1) {
+    session.feed(std::span<const int32_t>(t.value.data(), t.value.size() - 1), &rows);
+    logits.insert(logits.end(), rows.begin(), rows.end());
+  }
+  LitmScore s = score_value(logits, model.config().vocab, t.value);
+  if (options.task != "uuid" || s.exact) return s;
+  session.reset();
+  session.feed(fed);
+  std::vector<int32_t> out;
+  const int64_t steps = int64_t(t.value.size()) + kExtraTokens;
+  for (int64_t i = 0; i < steps; ++i) {
+    const auto l = session.logits();
+    const int32_t next = int32_t(std::max_element(l.begin(), l.end()) - l.begin());
+    out.push_back(next);
+    if (i + 1 < steps) session.feed(std::span<const int32_t>(&next, 1));
+  }
+  s.found = model.tokenizer()->decode(out, true).find(t.value_text) != std::string::npos;
+  return s;
+}
+
+}  // namespace
+
 LitmResult run_litm(const std::shared_ptr<const Model>& model, const LitmOptions& options,
                     const LitmProgress& progress) {
   check(model != nullptr, "litm: model is null");
@@ -170,45 +245,13 @@ LitmResult run_litm(const std::shared_ptr<const Model>& model, const LitmOptions
     longest_prefix = std::max(longest_prefix, intervention_prefix(conditions.back(), c).size());
     r.condition_names.push_back(specs.empty() ? "baseline" : describe_interventions(conditions.back()));
   }
-  // One list per size first: its prompt length bounds the context, the memory of
-  // the planned lists and the attention work, all checked before anything runs.
-  {
-    double planned_bytes = 0;
-    for (int n : options.n_pairs) {
-      const int64_t len = int64_t(longest_prefix) +
-                          int64_t(make_litm_trial(*model, options, n, 0, trial_seed(options.seed, n, 0, 0)).prompt.size());
-      check(options.beyond_context || c.max_seq <= 0 || len <= c.max_seq,
-            "litm: --pairs " + std::to_string(n) + " makes prompts of " + std::to_string(len) +
-                " tokens, more than the model's context of " + std::to_string(c.max_seq) +
-                " (use fewer pairs, or allow it with --beyond-context)");
-      planned_bytes += 1.5 * double(len) * 4.0 * double(options.positions) * double(options.trials);
-    }
-    const double ram = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
-    check(ram <= 0 || planned_bytes <= 0.5 * ram,
-          "litm: the planned lists alone need about " + std::to_string(int64_t(planned_bytes / (1 << 20))) +
-              " MiB, more than half of this machine's memory; use fewer --pairs, --positions or --trials");
-  }
-  // Every trial first, so that the session holds the longest and every condition sees the same lists.
-  struct Planned {
-    int n, g;
-    std::vector<LitmTrial> trials;
-  };
-  std::vector<Planned> plan;
-  for (int n : options.n_pairs)
-    for (int g : positions_for(n, options.positions)) {
-      Planned p{n, g, {}};
-      for (int t = 0; t < options.trials; ++t) {
-        p.trials.push_back(make_litm_trial(*model, options, n, g, trial_seed(options.seed, n, g, t)));
-        r.max_prompt_tokens = std::max(r.max_prompt_tokens, int64_t(p.trials.back().prompt.size()));
-      }
-      plan.push_back(std::move(p));
-    }
-  const int64_t extra = 8;  // greedy continuation beyond the value (uuid)
+  check_plan_fits(*model, options, longest_prefix);
+  const std::vector<PlannedCell> plan = plan_cells(*model, options, &r.max_prompt_tokens);
   int64_t longest_value = 0;
-  for (const Planned& p : plan)
+  for (const PlannedCell& p : plan)
     for (const LitmTrial& t : p.trials) longest_value = std::max(longest_value, int64_t(t.value.size()));
   SessionOptions so;
-  so.context = int64_t(longest_prefix) + r.max_prompt_tokens + longest_value + extra;
+  so.context = int64_t(longest_prefix) + r.max_prompt_tokens + longest_value + kExtraTokens;
   const int64_t total = int64_t(conditions.size() * plan.size()) * options.trials;
   int64_t done = 0;
   std::vector<float> rows;
@@ -216,35 +259,14 @@ LitmResult run_litm(const std::shared_ptr<const Model>& model, const LitmOptions
     Session session(model, so);
     const AttachedInterventions attached(session, conditions[ci]);
     const std::vector<int32_t> prefix = intervention_prefix(conditions[ci], c);
-    for (const Planned& p : plan) {
+    for (const PlannedCell& p : plan) {
       LitmCell cell;
       cell.condition = int(ci);
       cell.n_pairs = p.n;
       cell.position = p.g;
       cell.relative = p.n > 1 ? double(p.g) / double(p.n - 1) : 0.0;
       for (const LitmTrial& t : p.trials) {
-        std::vector<int32_t> fed = prefix;
-        append(fed, t.prompt);
-        session.reset();
-        session.feed(fed);
-        std::vector<float> logits(session.logits().begin(), session.logits().end());
-        if (t.value.size() > 1) {
-          session.feed(std::span<const int32_t>(t.value.data(), t.value.size() - 1), &rows);
-          logits.insert(logits.end(), rows.begin(), rows.end());
-        }
-        LitmScore s = score_value(logits, c.vocab, t.value);
-        if (options.task == "uuid" && !s.exact) {
-          session.reset();
-          session.feed(fed);
-          std::vector<int32_t> out;
-          for (int64_t i = 0; i < int64_t(t.value.size()) + extra; ++i) {
-            const auto l = session.logits();
-            const int32_t next = int32_t(std::max_element(l.begin(), l.end()) - l.begin());
-            out.push_back(next);
-            if (i + 1 < int64_t(t.value.size()) + extra) session.feed(std::span<const int32_t>(&next, 1));
-          }
-          s.found = model->tokenizer()->decode(out, true).find(t.value_text) != std::string::npos;
-        }
+        const LitmScore s = score_trial(session, *model, options, prefix, t, rows);
         cell.trials++;
         cell.accuracy += s.found;
         cell.exact += s.exact;
