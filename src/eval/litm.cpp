@@ -113,7 +113,7 @@ void check_options(const LitmOptions& o) {
   check(o.task == "uuid" || o.task == "synthetic", "litm: --task must be uuid or synthetic, got '" + o.task + "'");
   check(!o.n_pairs.empty(), "litm: --pairs lists no sizes");
   for (int n : o.n_pairs) check(n >= 1 && n <= 100000, "litm: --pairs " + std::to_string(n) + " must be in 1..100000");
-  check(o.positions >= 1 && o.positions <= 1000, "litm: --positions must be in 1..1000");
+  check(o.positions >= 1 && o.positions <= 1000, "litm: --query-positions must be in 1..1000");
   check(o.trials >= 1, "litm: --trials must be at least 1");
   check(!o.conditions.empty(), "litm: no conditions to run");
 }
@@ -175,7 +175,7 @@ void check_plan_fits(const Model& model, const LitmOptions& options, size_t long
   const double ram = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
   check(ram <= 0 || planned_bytes <= 0.5 * ram,
         "litm: the planned lists alone need about " + std::to_string(int64_t(planned_bytes / (1 << 20))) +
-            " MiB, more than half of this machine's memory; use fewer --pairs, --positions or --trials");
+            " MiB, more than half of this machine's memory; use fewer --pairs, --query-positions or --trials");
 }
 
 struct PlannedCell {

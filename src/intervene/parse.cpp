@@ -12,7 +12,7 @@ namespace {
 constexpr int64_t kMaxListItems = int64_t(1) << 20;
 
 [[noreturn]] void fail(const std::string& spec, const std::string& what) {
-  throw Error("--ablate '" + spec + "': " + what);
+  throw Error("ablate spec '" + spec + "': " + what);
 }
 
 int64_t parse_int(const std::string& spec, const std::string& key, std::string_view text) {

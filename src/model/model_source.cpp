@@ -1,10 +1,10 @@
 // Models named by a Hugging Face repo id, found in the local cache (model.h,
 // resolve_model_source). The cache layout: models--ORG--NAME/refs/main holds a
 // commit hash, and models--ORG--NAME/snapshots/HASH/ holds the files.
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 
 #include "sinklab/model.h"
 
@@ -45,14 +45,26 @@ fs::path pick_snapshot(const fs::path& repo) {
   return best;
 }
 
+// ORG/NAME with the characters the Hub allows (letters, digits, '_', '.', '-';
+// each part starting with a letter or digit), not a relative path like "a/..".
+bool looks_like_repo_id(const std::string& s) {
+  const size_t slash = s.find('/');
+  if (slash == std::string::npos || s.find('/', slash + 1) != std::string::npos) return false;
+  if (s.find("..") != std::string::npos) return false;
+  for (const std::string& part : {s.substr(0, slash), s.substr(slash + 1)}) {
+    if (part.empty() || !std::isalnum(static_cast<unsigned char>(part[0]))) return false;
+    for (char ch : part)
+      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_' && ch != '.' && ch != '-') return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string resolve_model_source(const std::string& path) {
   std::error_code ec;
   if (path.empty() || fs::exists(path, ec)) return path;
-  // A repo id: ORG/NAME with the characters the Hub allows, not a relative path.
-  static const std::regex repo_id(R"(^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$)");
-  if (!std::regex_match(path, repo_id) || path.find("..") != std::string::npos) return path;
+  if (!looks_like_repo_id(path)) return path;
   const std::string folder = "models--" + path.substr(0, path.find('/')) + "--" + path.substr(path.find('/') + 1);
   std::string looked;
   for (const fs::path& hub : hub_folders()) {

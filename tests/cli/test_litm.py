@@ -39,7 +39,7 @@ def test_litm_writes_json_and_html(tmp_path, task):
 
 @needs_model
 def test_litm_bad_input_is_one_line():
-    assert_one_clear_error(run("litm", "-m", MODEL, "--ablate", "sink:layers=9"), "--ablate", "layer 9")
+    assert_one_clear_error(run("litm", "-m", MODEL, "--ablate", "sink:layers=9"), "ablate spec", "layer 9")
     assert_one_clear_error(run("litm", "-m", MODEL, "--ablate", "warp:x=1"), "unknown intervention")
     assert_one_clear_error(run("litm", "-m", MODEL, "--pairs", "100000", "--key-tokens", "1", "--trials", "1"),
                            "too few")

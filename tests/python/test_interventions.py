@@ -76,3 +76,11 @@ def test_bad_specs_raise_sinklab_error():
         sinklab.propagation(m, ids, ablate="reset:tap=blk.0.nope,dims=0")
     with pytest.raises(TypeError):
         sinklab.Session(m, ablate=[3])
+
+
+def test_python_errors_do_not_name_command_line_flags():
+    m = sinklab.Model(str(__import__("pathlib").Path(__file__).resolve().parents[2] / "models" / "default"))
+    for bad in ("sink:kyes=0", "warp:x=1", "sink:layers=99"):
+        with pytest.raises(sinklab.Error) as e:
+            sinklab.Session(m, ablate=bad)
+        assert "--" not in str(e.value), str(e.value)

@@ -364,10 +364,10 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const Metadata& m, const std::str
     if (const PreName* known = find_pre_name(pre)) return byte_level_bpe_from_gguf(m, source, *known);
     why = "GGUF tokenizer '" + source + "': tokenizer.ggml.pre \"" + pre +
           "\" is not supported (expected a name with the GPT-2, Llama-3 or Qwen2 split, e.g. gpt-2, "
-          "llama-bpe, qwen2); pass --tokenizer";
+          "llama-bpe, qwen2); give a tokenizer file (--tokenizer, or tokenizer= in Python)";
   } else {
     why = "GGUF tokenizer '" + source + "': tokenizer.ggml.model \"" + model +
-          "\" is not supported (expected llama or gpt2); pass --tokenizer";
+          "\" is not supported (expected llama or gpt2); give a tokenizer file (--tokenizer, or tokenizer= in Python)";
   }
   const std::string tokens_key = "tokenizer.ggml.tokens";
   int64_t n = 0;

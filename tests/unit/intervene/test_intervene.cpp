@@ -131,7 +131,7 @@ TEST(InterventionParse, RejectsMalformedSpecsWithTheSpecInTheMessage) {
       parse_intervention(bad);
       ADD_FAILURE() << "accepted '" << bad << "'";
     } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(std::string("--ablate '") + bad + "'"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(std::string("ablate spec '") + bad + "'"), std::string::npos) << e.what();
     }
   }
 }
