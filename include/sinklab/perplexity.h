@@ -71,6 +71,31 @@ PerplexityResult run_perplexity(const std::shared_ptr<const Model>& model, std::
                                 std::span<const TokenMeta> meta, const PerplexityOptions& options,
                                 const std::function<void(const PerplexityProgress&)>& progress = {});
 
+// The loop's inner step, for callers that time or drive steps themselves
+// (`sinklab bench stream`): one configuration of `options` (its kl_base and
+// chunk are not used) fed token by token over `ids`, which must outlive it.
+class PerplexityRunner {
+ public:
+  PerplexityRunner(const std::shared_ptr<const Model>& model, std::span<const int32_t> ids,
+                   const PerplexityOptions& options);
+  ~PerplexityRunner();
+  PerplexityRunner(const PerplexityRunner&) = delete;
+  PerplexityRunner& operator=(const PerplexityRunner&) = delete;
+
+  // Feeds ids[i] and returns the logits that predict ids[i + 1].
+  std::span<const float> step(int64_t i, const TokenMeta& meta);
+  // Feeds ids[0, n) as text tokens without scoring them (a warm-up): one batch
+  // through a streaming cache, the policy alone under recompute.
+  void skip(int64_t n);
+  const Session& session() const;
+  int64_t windows() const;  // dense windows used so far
+  int64_t cached() const;   // tokens the cache (or the recompute policy) holds
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 // NLL of `target` under the logits, and KL(p || q) of two next-token distributions (nats).
 double next_token_nll(std::span<const float> logits, int32_t target);
 double next_token_kl(std::span<const float> p_logits, std::span<const float> q_logits);

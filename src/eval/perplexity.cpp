@@ -19,14 +19,17 @@ double log_sum_exp(std::span<const float> logits) {
   return mx + std::log(sum);
 }
 
+}  // namespace
+
 // One configuration fed token by token: a Session that streams, or a dense one
 // that restarts in windows of its capacity, or (recompute) a policy whose
 // survivors a dense session re-encodes for every prediction.
-class StreamRunner {
+class PerplexityRunner::Impl {
  public:
-  StreamRunner(const std::shared_ptr<const Model>& model, const std::string& cache, const PerplexityOptions& o,
-               std::span<const int32_t> ids, const std::vector<std::string>& ablate)
+  Impl(const std::shared_ptr<const Model>& model, const std::string& cache, const PerplexityOptions& o,
+       std::span<const int32_t> ids, const std::vector<std::string>& ablate)
       : ids_(ids) {
+    check(model != nullptr, "perplexity: model is null");
     SessionOptions so;
     so.cache = cache;
     so.positions = o.positions;
@@ -57,12 +60,25 @@ class StreamRunner {
     return session_->logits();
   }
 
+  // Feeds ids[0, n) as text tokens without scoring them: one batch through a
+  // streaming cache, the policy alone under recompute, token by token otherwise.
+  void skip(int64_t n) {
+    check(n >= 0 && size_t(n) <= ids_.size(), "perplexity: cannot skip past the end of the stream");
+    if (policy_) {
+      for (int64_t i = 0; i < n; ++i) append_to_policy(i, TokenMeta{i, 0, 0});
+    } else if (session_->streaming()) {
+      session_->feed(ids_.subspan(0, size_t(n)));
+    } else {
+      for (int64_t i = 0; i < n; ++i) step(i, TokenMeta{i, 0, 0});
+    }
+  }
+
   const Session& session() const { return *session_; }
   int64_t windows() const { return windows_; }
   int64_t cached() const { return policy_ ? policy_->size() : session_->evict_stats().cached; }
 
  private:
-  std::span<const float> recompute_step(int64_t i, const TokenMeta& meta) {
+  void append_to_policy(int64_t i, const TokenMeta& meta) {
     evicted_.clear();
     if (!session_->streaming() && policy_->size() >= policy_->capacity()) {
       // Dense past its capacity: a fresh window, BOS first, as without recompute.
@@ -71,6 +87,10 @@ class StreamRunner {
       ++windows_;
     }
     policy_->append(TokenMeta{i, meta.modality, meta.round}, evicted_);
+  }
+
+  std::span<const float> recompute_step(int64_t i, const TokenMeta& meta) {
+    append_to_policy(i, meta);
     policy_->survivors(alive_);
     window_ids_.assign(prefix_.begin(), prefix_.end());
     for (const TokenMeta& t : alive_) window_ids_.push_back(ids_[size_t(t.index)]);
@@ -101,7 +121,15 @@ class StreamRunner {
   int64_t windows_ = 1;
 };
 
-}  // namespace
+PerplexityRunner::PerplexityRunner(const std::shared_ptr<const Model>& model, std::span<const int32_t> ids,
+                                   const PerplexityOptions& o)
+    : impl_(std::make_unique<Impl>(model, o.cache, o, ids, o.ablate)) {}
+PerplexityRunner::~PerplexityRunner() = default;
+std::span<const float> PerplexityRunner::step(int64_t i, const TokenMeta& meta) { return impl_->step(i, meta); }
+void PerplexityRunner::skip(int64_t n) { impl_->skip(n); }
+const Session& PerplexityRunner::session() const { return impl_->session(); }
+int64_t PerplexityRunner::windows() const { return impl_->windows(); }
+int64_t PerplexityRunner::cached() const { return impl_->cached(); }
 
 double next_token_nll(std::span<const float> logits, int32_t target) {
   check(target >= 0 && size_t(target) < logits.size(), "perplexity: target id outside the vocabulary");
@@ -126,12 +154,13 @@ PerplexityResult run_perplexity(const std::shared_ptr<const Model>& model, std::
   check(ids.size() >= 2, "perplexity: at least 2 tokens are needed (got " + std::to_string(ids.size()) + ")");
   check(meta.empty() || meta.size() >= ids.size(), "perplexity: meta must hold one entry per token");
   check(o.chunk >= 1, "perplexity: chunk must be >= 1");
-  StreamRunner run(model, o.cache, o, ids, o.ablate);
-  std::unique_ptr<StreamRunner> base;
+  PerplexityRunner run(model, ids, o);
+  std::unique_ptr<PerplexityRunner> base;
   if (!o.kl_base.empty()) {
     PerplexityOptions b;
+    b.cache = o.kl_base;
     b.context = o.context;
-    base = std::make_unique<StreamRunner>(model, o.kl_base, b, ids, std::vector<std::string>{});
+    base = std::make_unique<PerplexityRunner>(model, ids, b);
   }
   PerplexityResult r;
   r.cache = cache_spec_string(run.session().cache_spec());

@@ -25,6 +25,7 @@
 #include "commands.h"
 #include "model_args.h"
 #include "sinklab/model.h"
+#include "sinklab/perplexity.h"
 
 namespace sinklab::cli {
 
@@ -260,46 +261,29 @@ Speedup run_speedup(const std::shared_ptr<const Model>& model, const TokenSource
   r.cache = cache;
   r.sink_tokens = f.sink_tokens;
   r.recompute_tokens = f.recompute_tokens > 0 ? f.recompute_tokens : (cache <= 256 ? 64 : cache <= 1024 ? 16 : 4);
-  const std::string spec = sink_spec(4, cache - 4);
   const int64_t start = cache + 16;  // the cache is full and has evicted
+  std::vector<int32_t> ids(size_t(start + std::max(r.sink_tokens, r.recompute_tokens) + 1));
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = src.at(int64_t(i));
 
-  SessionOptions so;
-  so.cache = spec;
-  Session session(model, so);
-  std::vector<int32_t> prefix(static_cast<size_t>(start));
-  for (int64_t i = 0; i < start; ++i) prefix[size_t(i)] = src.at(i);
-  session.feed(prefix);
-  std::vector<double> t;
-  for (int64_t i = 0; i < r.sink_tokens; ++i) {
-    const int32_t id = src.at(start + i);
-    const auto t0 = clock_type::now();
-    session.feed(std::span<const int32_t>(&id, 1));
-    t.push_back(seconds_since(t0));
-  }
-  r.sink_us = median(t) * 1e6;
-
-  // The baseline: the same policy decides the survivors; a dense Session
-  // re-encodes them at positions 0..n-1 for every prediction.
-  std::unique_ptr<KvPolicy> policy = make_kv_policy(parse_cache_spec(spec));
-  SessionOptions d;
-  d.context = policy->capacity();
-  Session fresh(model, d);
-  std::vector<TokenMeta> evicted, alive;
-  std::vector<int32_t> window_ids;
-  for (int64_t i = 0; i < start; ++i) policy->append(TokenMeta{i, 0, 0}, evicted);
-  t.clear();
-  for (int64_t i = 0; i < r.recompute_tokens; ++i) {
-    const auto t0 = clock_type::now();
-    evicted.clear();
-    policy->append(TokenMeta{start + i, 0, 0}, evicted);
-    policy->survivors(alive);
-    window_ids.clear();
-    for (const TokenMeta& m : alive) window_ids.push_back(src.at(m.index));
-    fresh.reset();
-    fresh.feed(window_ids);
-    t.push_back(seconds_since(t0));
-  }
-  r.recompute_us = median(t) * 1e6;
+  // The same perplexity step `sinklab ppl` runs, streaming and under recompute
+  // (the policy decides the survivors; a dense Session re-encodes them at
+  // positions 0..n-1 for every prediction), each timed once warm.
+  auto time_steps = [&](bool recompute, int64_t steps) {
+    PerplexityOptions o;
+    o.cache = sink_spec(4, cache - 4);
+    o.recompute = recompute;
+    PerplexityRunner runner(model, ids, o);
+    runner.skip(start);
+    std::vector<double> t;
+    for (int64_t i = 0; i < steps; ++i) {
+      const auto t0 = clock_type::now();
+      runner.step(start + i, TokenMeta{start + i, 0, 0});
+      t.push_back(seconds_since(t0));
+    }
+    return median(t) * 1e6;
+  };
+  r.sink_us = time_steps(false, r.sink_tokens);
+  r.recompute_us = time_steps(true, r.recompute_tokens);
   return r;
 }
 
