@@ -136,6 +136,7 @@ class TrainModel {
 
  private:
   struct Workspace;
+  struct Pass;
   double run(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T, float grad_scale,
              int64_t* n_scored, bool backward);
   void add_param(const std::string& name, std::vector<int64_t> shape, bool decay);

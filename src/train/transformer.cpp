@@ -202,142 +202,154 @@ double TrainModel::forward_loss(const int32_t* inputs, const int32_t* targets, i
   return run(inputs, targets, B, T, 0.f, n_scored, false);
 }
 
-double TrainModel::run(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T, float grad_scale,
-                       int64_t* n_scored, bool backward) {
-  const TrainModelConfig& c = config_;
-  check(B > 0 && T > 0, "TrainModel: empty batch");
-  const int64_t N = B * T, D = c.dim, V = c.vocab, H = c.n_heads, Hkv = c.n_kv_heads, hd = c.head_dim();
-  const int64_t qd = H * hd, kvd = Hkv * hd, F = c.ffn_hidden(), NL = c.n_layers;
-  for (int64_t i = 0; i < N; ++i)
-    check(inputs[i] >= 0 && inputs[i] < V, "TrainModel: input token id " + std::to_string(inputs[i]) +
-                                              " is outside the vocabulary");
-  for (int64_t i = 0; i < N; ++i)
-    check(targets[i] < V, "TrainModel: target token id " + std::to_string(targets[i]) + " is outside the vocabulary");
-  Workspace& W = *ws_;
-  W.B = B;
-  W.T = T;
-  W.resid.resize(size_t(NL + 1));
-  W.mid.resize(size_t(NL));
-  W.layers.resize(size_t(NL));
-  for (auto& r : W.resid) r.resize(size_t(N * D));
-  for (auto& m : W.mid) m.resize(size_t(N * D));
-  const bool goat = c.variant == AttnVariant::Goat;
-  const int64_t P = 2 * c.goat_abs_rank + 2, Hu = c.goat_u_hidden;
-  PriorConfig prior = c.runtime_config().prior;
-  if (goat) {
-    W.phi.resize(size_t(T * P));
-    for (int64_t t = 0; t < T; ++t) goat_position_features(prior, double(t), W.phi.data() + t * P);
-  }
-  if (c.variant == AttnVariant::Alibi) W.alibi = alibi_slopes(int(H));
+// One forward (and backward) over a [B, T] batch: the sizes, the attention
+// spec shared by forward and backward, and each step in the order it runs.
+struct TrainModel::Pass {
+  TrainModel& m;
+  const TrainModelConfig& c;
+  Workspace& W;
+  const int32_t* inputs;
+  const int64_t B, T, N, D, V, H, Hkv, hd, qd, kvd, F, NL;
+  const int64_t P, Hu;  // GOAT position features and key-MLP width
+  const bool goat;
+  const char* head;     // the LM head's parameter
 
-  // Attention spec shared by forward and backward of every layer.
-  auto make_spec = [&](int64_t l, Workspace::Layer& A) {
+  Pass(TrainModel& model, const int32_t* in, int64_t b, int64_t t)
+      : m(model), c(model.config_), W(*model.ws_), inputs(in), B(b), T(t), N(b * t), D(c.dim), V(c.vocab),
+        H(c.n_heads), Hkv(c.n_kv_heads), hd(c.head_dim()), qd(H * hd), kvd(Hkv * hd), F(c.ffn_hidden()),
+        NL(c.n_layers), P(2 * c.goat_abs_rank + 2), Hu(c.goat_u_hidden), goat(c.variant == AttnVariant::Goat),
+        head(c.tied_embeddings ? "model.embed_tokens.weight" : "lm_head.weight") {}
+
+  float* value(const std::string& name) { return m.value(name); }
+  float* value(int64_t l, const char* what) { return m.value(layer_name(l, what)); }
+  float* grad(const std::string& name) { return m.grads_.data() + m.param(name).offset; }
+  float* grad(int64_t l, const char* what) { return grad(layer_name(l, what)); }
+  TensorView view(float* p, int64_t heads, int64_t width) const {
+    return TensorView::strided(p, DType::F32, {B, heads, T, hd}, {T * width, hd, width, 1});
+  }
+
+  void check_ids(const int32_t* targets) const {
+    for (int64_t i = 0; i < N; ++i)
+      check(inputs[i] >= 0 && inputs[i] < V,
+            "TrainModel: input token id " + std::to_string(inputs[i]) + " is outside the vocabulary");
+    for (int64_t i = 0; i < N; ++i)
+      check(targets[i] < V, "TrainModel: target token id " + std::to_string(targets[i]) + " is outside the vocabulary");
+  }
+
+  // Buffers sized for this batch; the per-batch constants (GOAT features, ALiBi slopes).
+  void prepare() {
+    W.B = B;
+    W.T = T;
+    W.resid.resize(size_t(NL + 1));
+    W.mid.resize(size_t(NL));
+    W.layers.resize(size_t(NL));
+    for (auto& r : W.resid) r.resize(size_t(N * D));
+    for (auto& x : W.mid) x.resize(size_t(N * D));
+    if (goat) {
+      const PriorConfig prior = c.runtime_config().prior;
+      W.phi.resize(size_t(T * P));
+      for (int64_t t = 0; t < T; ++t) goat_position_features(prior, double(t), W.phi.data() + t * P);
+    }
+    if (c.variant == AttnVariant::Alibi) W.alibi = alibi_slopes(int(H));
+  }
+
+  AttnSpec spec(int64_t l, Workspace::Layer& A) {
     AttnSpec s;
     if (c.rope && c.variant != AttnVariant::Goat && c.variant != AttnVariant::Alibi) {
       s.rope.style = RopeStyle::RotateHalf;
       s.rope.theta = c.rope_theta;
     }
-    if (c.variant == AttnVariant::SinkLogit || c.variant == AttnVariant::OffByOne)
-      s.sink_logits = values_.data() + param(layer_name(l, "self_attn.sinks")).offset;
+    if (c.variant == AttnVariant::SinkLogit || c.variant == AttnVariant::OffByOne) s.sink_logits = value(l, "self_attn.sinks");
     if (c.variant == AttnVariant::Alibi) s.alibi_slopes = W.alibi.data();
     if (c.variant == AttnVariant::ReluAttention) s.normalization = AttnNormalization::Relu;
     if (goat) {
-      s.goat = GoatRelative{c.goat_rank, c.goat_base, value(layer_name(l, "self_attn.prior.lambda_sym")),
-                            value(layer_name(l, "self_attn.prior.lambda_asym"))};
+      s.goat = GoatRelative{c.goat_rank, c.goat_base, value(l, "self_attn.prior.lambda_sym"),
+                            value(l, "self_attn.prior.lambda_asym")};
       s.key_bias = TensorView::strided(A.prior_u.data(), DType::F32, {B, Hkv, T}, {0, T, 1});
     }
     return s;
-  };
-  auto view = [&](float* p, int64_t heads, int64_t width) {
-    return TensorView::strided(p, DType::F32, {B, heads, T, hd}, {T * width, hd, width, 1});
-  };
+  }
 
-  // ---------------------------------------------------------- forward ----
-  L::embedding_forward(W.resid[0].data(), inputs, values_.data() + param("model.embed_tokens.weight").offset, N, D);
-  for (int64_t l = 0; l < NL; ++l) {
-    Workspace::Layer& A = W.layers[size_t(l)];
-    A.h1.resize(size_t(N * D));
-    A.rstd1.resize(size_t(N));
-    A.q.resize(size_t(N * qd));
-    A.k.resize(size_t(N * kvd));
-    A.v.resize(size_t(N * kvd));
-    A.att.resize(size_t(N * qd));
+  // mid = x + o_proj(attn(q, k, v)), q/k/v = proj(norm(x)).
+  void attention_forward_layer(int64_t l, Workspace::Layer& A) {
+    for (auto* buf : {&A.h1, &A.h2}) buf->resize(size_t(N * D));
+    for (auto* buf : {&A.rstd1, &A.rstd2}) buf->resize(size_t(N));
+    for (auto* buf : {&A.q, &A.att}) buf->resize(size_t(N * qd));
+    for (auto* buf : {&A.k, &A.v}) buf->resize(size_t(N * kvd));
     A.lse.resize(size_t(B * H * T));
-    A.h2.resize(size_t(N * D));
-    A.rstd2.resize(size_t(N));
-    A.g.resize(size_t(N * F));
-    A.u.resize(size_t(N * F));
-    A.a.resize(size_t(N * F));
     const float* x = W.resid[size_t(l)].data();
-    L::rmsnorm_forward(A.h1.data(), A.rstd1.data(), x, value(layer_name(l, "input_layernorm.weight")), N, D, c.norm_eps);
-    L::linear_forward(A.q.data(), A.h1.data(), value(layer_name(l, "self_attn.q_proj.weight")), N, D, qd);
-    L::linear_forward(A.k.data(), A.h1.data(), value(layer_name(l, "self_attn.k_proj.weight")), N, D, kvd);
-    L::linear_forward(A.v.data(), A.h1.data(), value(layer_name(l, "self_attn.v_proj.weight")), N, D, kvd);
+    L::rmsnorm_forward(A.h1.data(), A.rstd1.data(), x, value(l, "input_layernorm.weight"), N, D, c.norm_eps);
+    L::linear_forward(A.q.data(), A.h1.data(), value(l, "self_attn.q_proj.weight"), N, D, qd);
+    L::linear_forward(A.k.data(), A.h1.data(), value(l, "self_attn.k_proj.weight"), N, D, kvd);
+    L::linear_forward(A.v.data(), A.h1.data(), value(l, "self_attn.v_proj.weight"), N, D, kvd);
     if (goat) {
       A.prior_u.resize(size_t(Hkv * T));
       A.prior_pre.resize(size_t(T * Hu));
       L::goat_key_forward(A.prior_u.data(), A.prior_pre.data(), W.phi.data(),
-                          value(layer_name(l, "self_attn.prior.key_mlp.in.weight")),
-                          value(layer_name(l, "self_attn.prior.key_mlp.in.bias")),
-                          value(layer_name(l, "self_attn.prior.key_mlp.out.weight")),
-                          value(layer_name(l, "self_attn.prior.first_logit")), T, P, Hu, Hkv);
+                          value(l, "self_attn.prior.key_mlp.in.weight"), value(l, "self_attn.prior.key_mlp.in.bias"),
+                          value(l, "self_attn.prior.key_mlp.out.weight"), value(l, "self_attn.prior.first_logit"), T,
+                          P, Hu, Hkv);
     }
-    const AttnSpec spec = make_spec(l, A);
-    attention_forward(spec, view(A.q.data(), H, qd), view(A.k.data(), Hkv, kvd), view(A.v.data(), Hkv, kvd),
+    attention_forward(spec(l, A), view(A.q.data(), H, qd), view(A.k.data(), Hkv, kvd), view(A.v.data(), Hkv, kvd),
                       view(A.att.data(), H, qd), TensorView(A.lse.data(), DType::F32, {B, H, T}));
     float* mid = W.mid[size_t(l)].data();
-    L::linear_forward(mid, A.att.data(), value(layer_name(l, "self_attn.o_proj.weight")), N, qd, D);
+    L::linear_forward(mid, A.att.data(), value(l, "self_attn.o_proj.weight"), N, qd, D);
     for (int64_t i = 0; i < N * D; ++i) mid[i] += x[i];
-    L::rmsnorm_forward(A.h2.data(), A.rstd2.data(), mid, value(layer_name(l, "post_attention_layernorm.weight")), N, D,
+  }
+
+  // out = mid + down(swiglu(gate h2, up h2)), h2 = norm(mid).
+  void ffn_forward_layer(int64_t l, Workspace::Layer& A) {
+    for (auto* buf : {&A.g, &A.u, &A.a}) buf->resize(size_t(N * F));
+    const float* mid = W.mid[size_t(l)].data();
+    L::rmsnorm_forward(A.h2.data(), A.rstd2.data(), mid, value(l, "post_attention_layernorm.weight"), N, D,
                        c.norm_eps);
-    L::linear_forward(A.g.data(), A.h2.data(), value(layer_name(l, "mlp.gate_proj.weight")), N, D, F);
-    L::linear_forward(A.u.data(), A.h2.data(), value(layer_name(l, "mlp.up_proj.weight")), N, D, F);
+    L::linear_forward(A.g.data(), A.h2.data(), value(l, "mlp.gate_proj.weight"), N, D, F);
+    L::linear_forward(A.u.data(), A.h2.data(), value(l, "mlp.up_proj.weight"), N, D, F);
     L::swiglu_forward(A.a.data(), A.g.data(), A.u.data(), N * F);
     float* out = W.resid[size_t(l + 1)].data();
-    L::linear_forward(out, A.a.data(), value(layer_name(l, "mlp.down_proj.weight")), N, F, D);
+    L::linear_forward(out, A.a.data(), value(l, "mlp.down_proj.weight"), N, F, D);
     for (int64_t i = 0; i < N * D; ++i) out[i] += mid[i];
   }
-  W.hN.resize(size_t(N * D));
-  W.rstdN.resize(size_t(N));
-  W.logits.resize(size_t(N * V));
-  L::rmsnorm_forward(W.hN.data(), W.rstdN.data(), W.resid[size_t(NL)].data(), value("model.norm.weight"), N, D,
-                     c.norm_eps);
-  const char* head = c.tied_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
-  L::linear_forward(W.logits.data(), W.hN.data(), value(head), N, D, V);
-  const double loss = L::cross_entropy(W.logits.data(), targets, N, V, grad_scale, backward, n_scored);
-  if (!backward) return loss;
 
-  // --------------------------------------------------------- backward ----
-  auto grad = [&](const std::string& name) { return grads_.data() + param(name).offset; };
-  W.dx.assign(size_t(N * D), 0.f);  // gradient of the residual stream
-  W.dh.assign(size_t(N * D), 0.f);
-  L::linear_backward(W.dh.data(), grad(head), W.logits.data(), W.hN.data(), value(head), N, D, V, false);
-  L::rmsnorm_backward(W.dx.data(), grad("model.norm.weight"), W.dh.data(), W.resid[size_t(NL)].data(),
-                      value("model.norm.weight"), W.rstdN.data(), N, D);
-  W.datt.resize(size_t(N * qd));
-  W.dq.resize(size_t(N * qd));
-  W.dk.resize(size_t(N * kvd));
-  W.dv.resize(size_t(N * kvd));
-  W.dg.resize(size_t(N * F));
-  W.du.resize(size_t(N * F));
-  W.da.resize(size_t(N * F));
-  for (int64_t l = NL - 1; l >= 0; --l) {
-    Workspace::Layer& A = W.layers[size_t(l)];
-    // FFN: out = mid + down(swiglu(gate h2, up h2)), h2 = norm(mid).
-    L::linear_backward(W.da.data(), grad(layer_name(l, "mlp.down_proj.weight")), W.dx.data(), A.a.data(),
-                       value(layer_name(l, "mlp.down_proj.weight")), N, F, D, false);
+  double head_forward(const int32_t* targets, float grad_scale, bool backward, int64_t* n_scored) {
+    W.hN.resize(size_t(N * D));
+    W.rstdN.resize(size_t(N));
+    W.logits.resize(size_t(N * V));
+    L::rmsnorm_forward(W.hN.data(), W.rstdN.data(), W.resid[size_t(NL)].data(), value("model.norm.weight"), N, D,
+                       c.norm_eps);
+    L::linear_forward(W.logits.data(), W.hN.data(), value(head), N, D, V);
+    return L::cross_entropy(W.logits.data(), targets, N, V, grad_scale, backward, n_scored);
+  }
+
+  // Leaves the gradient of the last residual stream in W.dx.
+  void head_backward() {
+    W.dx.assign(size_t(N * D), 0.f);
+    W.dh.assign(size_t(N * D), 0.f);
+    L::linear_backward(W.dh.data(), grad(head), W.logits.data(), W.hN.data(), value(head), N, D, V, false);
+    L::rmsnorm_backward(W.dx.data(), grad("model.norm.weight"), W.dh.data(), W.resid[size_t(NL)].data(),
+                        value("model.norm.weight"), W.rstdN.data(), N, D);
+    for (auto* buf : {&W.datt, &W.dq}) buf->resize(size_t(N * qd));
+    for (auto* buf : {&W.dk, &W.dv}) buf->resize(size_t(N * kvd));
+    for (auto* buf : {&W.dg, &W.du, &W.da}) buf->resize(size_t(N * F));
+  }
+
+  // W.dx: gradient of the layer's output in, of its mid residual out.
+  void ffn_backward_layer(int64_t l, Workspace::Layer& A) {
+    L::linear_backward(W.da.data(), grad(l, "mlp.down_proj.weight"), W.dx.data(), A.a.data(),
+                       value(l, "mlp.down_proj.weight"), N, F, D, false);
     L::swiglu_backward(W.dg.data(), W.du.data(), W.da.data(), A.g.data(), A.u.data(), N * F);
-    L::linear_backward(W.dh.data(), grad(layer_name(l, "mlp.gate_proj.weight")), W.dg.data(), A.h2.data(),
-                       value(layer_name(l, "mlp.gate_proj.weight")), N, D, F, false);
-    L::linear_backward(W.dh.data(), grad(layer_name(l, "mlp.up_proj.weight")), W.du.data(), A.h2.data(),
-                       value(layer_name(l, "mlp.up_proj.weight")), N, D, F, true);
-    L::rmsnorm_backward(W.dx.data(), grad(layer_name(l, "post_attention_layernorm.weight")), W.dh.data(),
-                        W.mid[size_t(l)].data(), value(layer_name(l, "post_attention_layernorm.weight")),
-                        A.rstd2.data(), N, D);
-    // Attention: mid = x + o_proj(attn(q, k, v)), q/k/v = proj(norm(x)).
-    L::linear_backward(W.datt.data(), grad(layer_name(l, "self_attn.o_proj.weight")), W.dx.data(), A.att.data(),
-                       value(layer_name(l, "self_attn.o_proj.weight")), N, qd, D, false);
-    const AttnSpec spec = make_spec(l, A);
+    L::linear_backward(W.dh.data(), grad(l, "mlp.gate_proj.weight"), W.dg.data(), A.h2.data(),
+                       value(l, "mlp.gate_proj.weight"), N, D, F, false);
+    L::linear_backward(W.dh.data(), grad(l, "mlp.up_proj.weight"), W.du.data(), A.h2.data(),
+                       value(l, "mlp.up_proj.weight"), N, D, F, true);
+    L::rmsnorm_backward(W.dx.data(), grad(l, "post_attention_layernorm.weight"), W.dh.data(), W.mid[size_t(l)].data(),
+                        value(l, "post_attention_layernorm.weight"), A.rstd2.data(), N, D);
+  }
+
+  // W.dx: gradient of the mid residual in, of the layer's input out.
+  void attention_backward_layer(int64_t l, Workspace::Layer& A) {
+    L::linear_backward(W.datt.data(), grad(l, "self_attn.o_proj.weight"), W.dx.data(), A.att.data(),
+                       value(l, "self_attn.o_proj.weight"), N, qd, D, false);
     AttnGrads ag;
     ag.dq = view(W.dq.data(), H, qd);
     ag.dk = view(W.dk.data(), Hkv, kvd);
@@ -353,43 +365,64 @@ double TrainModel::run(const int32_t* inputs, const int32_t* targets, int64_t B,
       W.dkb.assign(size_t(B * Hkv * T), 0.f);
       ag.d_key_bias = TensorView(W.dkb.data(), DType::F32, {B, Hkv, T});
     }
-    attention_backward(spec, view(A.q.data(), H, qd), view(A.k.data(), Hkv, kvd), view(A.v.data(), Hkv, kvd),
+    attention_backward(spec(l, A), view(A.q.data(), H, qd), view(A.k.data(), Hkv, kvd), view(A.v.data(), Hkv, kvd),
                        view(A.att.data(), H, qd), TensorView(A.lse.data(), DType::F32, {B, H, T}),
                        view(W.datt.data(), H, qd), ag);
     if (c.variant == AttnVariant::SinkLogit) {
-      float* gs = grad(layer_name(l, "self_attn.sinks"));
+      float* gs = grad(l, "self_attn.sinks");
       for (int64_t h = 0; h < H; ++h) gs[h] += W.dprior[size_t(h)];
     }
-    if (goat) {
-      const int64_t R = c.goat_rank;
-      float* gsym = grad(layer_name(l, "self_attn.prior.lambda_sym"));
-      float* gasym = grad(layer_name(l, "self_attn.prior.lambda_asym"));
-      for (int64_t i = 0; i < Hkv * R; ++i) {
-        gsym[i] += W.dprior[size_t(i)];
-        gasym[i] += W.dprior[size_t(Hkv * R + i)];
-      }
-      // The key bias is shared by the batch: sum its gradient over rows.
-      std::vector<float> du_sum(static_cast<size_t>(Hkv * T), 0.f);
-      for (int64_t b = 0; b < B; ++b)
-        for (int64_t i = 0; i < Hkv * T; ++i) du_sum[size_t(i)] += W.dkb[size_t(b * Hkv * T + i)];
-      L::goat_key_backward(grad(layer_name(l, "self_attn.prior.key_mlp.in.weight")),
-                           grad(layer_name(l, "self_attn.prior.key_mlp.in.bias")),
-                           grad(layer_name(l, "self_attn.prior.key_mlp.out.weight")),
-                           grad(layer_name(l, "self_attn.prior.first_logit")), du_sum.data(), A.prior_pre.data(),
-                           W.phi.data(), value(layer_name(l, "self_attn.prior.key_mlp.out.weight")), T, P, Hu, Hkv);
-    }
-    L::linear_backward(W.dh.data(), grad(layer_name(l, "self_attn.q_proj.weight")), W.dq.data(), A.h1.data(),
-                       value(layer_name(l, "self_attn.q_proj.weight")), N, D, qd, false);
-    L::linear_backward(W.dh.data(), grad(layer_name(l, "self_attn.k_proj.weight")), W.dk.data(), A.h1.data(),
-                       value(layer_name(l, "self_attn.k_proj.weight")), N, D, kvd, true);
-    L::linear_backward(W.dh.data(), grad(layer_name(l, "self_attn.v_proj.weight")), W.dv.data(), A.h1.data(),
-                       value(layer_name(l, "self_attn.v_proj.weight")), N, D, kvd, true);
+    if (goat) prior_backward(l, A);
+    L::linear_backward(W.dh.data(), grad(l, "self_attn.q_proj.weight"), W.dq.data(), A.h1.data(),
+                       value(l, "self_attn.q_proj.weight"), N, D, qd, false);
+    L::linear_backward(W.dh.data(), grad(l, "self_attn.k_proj.weight"), W.dk.data(), A.h1.data(),
+                       value(l, "self_attn.k_proj.weight"), N, D, kvd, true);
+    L::linear_backward(W.dh.data(), grad(l, "self_attn.v_proj.weight"), W.dv.data(), A.h1.data(),
+                       value(l, "self_attn.v_proj.weight"), N, D, kvd, true);
     // dx already holds the residual path's gradient; the norm adds its own.
-    L::rmsnorm_backward(W.dx.data(), grad(layer_name(l, "input_layernorm.weight")), W.dh.data(),
-                        W.resid[size_t(l)].data(), value(layer_name(l, "input_layernorm.weight")), A.rstd1.data(),
-                        N, D);
+    L::rmsnorm_backward(W.dx.data(), grad(l, "input_layernorm.weight"), W.dh.data(), W.resid[size_t(l)].data(),
+                        value(l, "input_layernorm.weight"), A.rstd1.data(), N, D);
   }
-  L::embedding_backward(grad("model.embed_tokens.weight"), W.dx.data(), inputs, N, D);
+
+  // GOAT: the relative prior's lambdas and the key MLP behind the key bias.
+  void prior_backward(int64_t l, Workspace::Layer& A) {
+    const int64_t R = c.goat_rank;
+    float* gsym = grad(l, "self_attn.prior.lambda_sym");
+    float* gasym = grad(l, "self_attn.prior.lambda_asym");
+    for (int64_t i = 0; i < Hkv * R; ++i) {
+      gsym[i] += W.dprior[size_t(i)];
+      gasym[i] += W.dprior[size_t(Hkv * R + i)];
+    }
+    // The key bias is shared by the batch: sum its gradient over rows.
+    std::vector<float> du_sum(static_cast<size_t>(Hkv * T), 0.f);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t i = 0; i < Hkv * T; ++i) du_sum[size_t(i)] += W.dkb[size_t(b * Hkv * T + i)];
+    L::goat_key_backward(grad(l, "self_attn.prior.key_mlp.in.weight"), grad(l, "self_attn.prior.key_mlp.in.bias"),
+                         grad(l, "self_attn.prior.key_mlp.out.weight"), grad(l, "self_attn.prior.first_logit"),
+                         du_sum.data(), A.prior_pre.data(), W.phi.data(), value(l, "self_attn.prior.key_mlp.out.weight"),
+                         T, P, Hu, Hkv);
+  }
+};
+
+double TrainModel::run(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T, float grad_scale,
+                       int64_t* n_scored, bool backward) {
+  check(B > 0 && T > 0, "TrainModel: empty batch");
+  Pass pass(*this, inputs, B, T);
+  pass.check_ids(targets);
+  pass.prepare();
+  L::embedding_forward(ws_->resid[0].data(), inputs, value("model.embed_tokens.weight"), pass.N, pass.D);
+  for (int64_t l = 0; l < pass.NL; ++l) {
+    pass.attention_forward_layer(l, ws_->layers[size_t(l)]);
+    pass.ffn_forward_layer(l, ws_->layers[size_t(l)]);
+  }
+  const double loss = pass.head_forward(targets, grad_scale, backward, n_scored);
+  if (!backward) return loss;
+  pass.head_backward();
+  for (int64_t l = pass.NL - 1; l >= 0; --l) {
+    pass.ffn_backward_layer(l, ws_->layers[size_t(l)]);
+    pass.attention_backward_layer(l, ws_->layers[size_t(l)]);
+  }
+  L::embedding_backward(grads_.data() + param("model.embed_tokens.weight").offset, ws_->dx.data(), inputs, pass.N, pass.D);
   return loss;
 }
 

@@ -73,11 +73,7 @@ struct PendingTensor {
   uint64_t offset;
 };
 
-}  // namespace
-
-TensorFile parse_gguf(const uint8_t* data, size_t size, const std::string& name) {
-  TensorFile tf(FileFormat::Gguf, name);
-  ByteReader r(data, size, name);
+uint32_t read_version(ByteReader& r, const std::string& name) {
   const std::string_view magic = r.bytes(4, "the magic");
   if (magic != "GGUF") throw Error(name + ": not a GGUF file (magic bytes are not \"GGUF\")");
   const uint32_t version = r.read<uint32_t>("the version");
@@ -87,16 +83,10 @@ TensorFile parse_gguf(const uint8_t* data, size_t size, const std::string& name)
       throw Error(name + ": big-endian GGUF files are not supported");
     throw Error(name + ": unsupported GGUF version " + std::to_string(version) + " (expected 2 or 3)");
   }
-  const uint64_t n_tensors = r.read<uint64_t>("the tensor count");
-  const uint64_t n_kv = r.read<uint64_t>("the metadata count");
-  // Minimum sizes: a key/value is a string length, a type and one byte; a
-  // tensor info is a name length, n_dims, one dim, a type and an offset.
-  if (n_kv > r.remaining() / 13)
-    throw Error(name + ": metadata count " + std::to_string(n_kv) + " is more than the file can hold");
-  if (n_tensors > r.remaining() / 32)
-    throw Error(name + ": tensor count " + std::to_string(n_tensors) + " is more than the file can hold");
+  return version;
+}
 
-  Metadata& meta = tf.metadata();
+void read_metadata(ByteReader& r, uint64_t n_kv, Metadata& meta, const std::string& name) {
   for (uint64_t i = 0; i < n_kv; ++i) {
     const std::string key = read_string(r, formats::kGgufMaxNameBytes, "metadata key");
     try {
@@ -107,49 +97,50 @@ TensorFile parse_gguf(const uint8_t* data, size_t size, const std::string& name)
       throw Error(std::string(e.what()) + " (metadata key '" + key + "')");
     }
   }
+}
 
-  uint64_t alignment = formats::kGgufDefaultAlignment;
-  if (meta.contains(formats::kGgufAlignmentKey)) {
-    alignment = meta.get_uint(formats::kGgufAlignmentKey);
-    if (!formats::is_power_of_two(alignment) || alignment > formats::kGgufMaxAlignment)
-      throw Error(name + ": general.alignment " + std::to_string(alignment) +
-                  " must be a power of two no larger than " + std::to_string(formats::kGgufMaxAlignment));
+uint64_t data_alignment(const Metadata& meta, const std::string& name) {
+  if (!meta.contains(formats::kGgufAlignmentKey)) return formats::kGgufDefaultAlignment;
+  const uint64_t alignment = meta.get_uint(formats::kGgufAlignmentKey);
+  if (!formats::is_power_of_two(alignment) || alignment > formats::kGgufMaxAlignment)
+    throw Error(name + ": general.alignment " + std::to_string(alignment) +
+                " must be a power of two no larger than " + std::to_string(formats::kGgufMaxAlignment));
+  return alignment;
+}
+
+// One tensor info: name, dimensions (innermost first), type and data offset.
+PendingTensor read_tensor_info(ByteReader& r, uint64_t alignment, std::set<std::string>& seen,
+                               const std::string& name) {
+  PendingTensor p;
+  p.entry.name = read_string(r, formats::kGgufMaxNameBytes, "tensor name");
+  const std::string what = name + ": tensor '" + p.entry.name + "'";
+  if (!seen.insert(p.entry.name).second) throw Error(what + ": duplicate tensor name");
+  const uint32_t n_dims = r.read<uint32_t>("tensor dimension count");
+  if (n_dims < 1 || n_dims > formats::kGgufMaxDims)
+    throw Error(what + ": " + std::to_string(n_dims) + " dimensions (expected 1 to 4)");
+  std::vector<int64_t> ne(n_dims);
+  for (uint32_t d = 0; d < n_dims; ++d) {
+    const uint64_t v = r.read<uint64_t>("tensor dimension");
+    if (v > uint64_t(std::numeric_limits<int64_t>::max())) throw Error(what + ": absurd dimension " + std::to_string(v));
+    ne[d] = int64_t(v);
   }
+  const int64_t numel = formats::checked_numel(ne.data(), ne.size(), what);
+  p.entry.type = tensor_type_from_ggml_id(r.read<uint32_t>("tensor type"), what);
+  const int64_t block = tensor_type_block_size(p.entry.type);
+  if (ne[0] % block != 0)
+    throw Error(what + ": row length " + std::to_string(ne[0]) + " is not a multiple of the " +
+                tensor_type_name(p.entry.type) + " block size " + std::to_string(block));
+  p.entry.nbytes = tensor_type_nbytes(p.entry.type, numel, what);
+  p.entry.shape.assign(ne.rbegin(), ne.rend());  // GGUF lists the innermost dimension first
+  p.offset = r.read<uint64_t>("tensor data offset");
+  if (p.offset % alignment != 0)
+    throw Error(what + ": data offset " + std::to_string(p.offset) + " is not a multiple of the alignment " +
+                std::to_string(alignment));
+  return p;
+}
 
-  std::vector<PendingTensor> pending;
-  std::set<std::string> seen;
-  for (uint64_t i = 0; i < n_tensors; ++i) {
-    PendingTensor p;
-    p.entry.name = read_string(r, formats::kGgufMaxNameBytes, "tensor name");
-    const std::string what = name + ": tensor '" + p.entry.name + "'";
-    if (!seen.insert(p.entry.name).second) throw Error(what + ": duplicate tensor name");
-    const uint32_t n_dims = r.read<uint32_t>("tensor dimension count");
-    if (n_dims < 1 || n_dims > formats::kGgufMaxDims)
-      throw Error(what + ": " + std::to_string(n_dims) + " dimensions (expected 1 to 4)");
-    std::vector<int64_t> ne(n_dims);
-    for (uint32_t d = 0; d < n_dims; ++d) {
-      const uint64_t v = r.read<uint64_t>("tensor dimension");
-      if (v > uint64_t(std::numeric_limits<int64_t>::max()))
-        throw Error(what + ": absurd dimension " + std::to_string(v));
-      ne[d] = int64_t(v);
-    }
-    const int64_t numel = formats::checked_numel(ne.data(), ne.size(), what);
-    p.entry.type = tensor_type_from_ggml_id(r.read<uint32_t>("tensor type"), what);
-    const int64_t block = tensor_type_block_size(p.entry.type);
-    if (ne[0] % block != 0)
-      throw Error(what + ": row length " + std::to_string(ne[0]) + " is not a multiple of the " +
-                  tensor_type_name(p.entry.type) + " block size " + std::to_string(block));
-    p.entry.nbytes = tensor_type_nbytes(p.entry.type, numel, what);
-    p.entry.shape.assign(ne.rbegin(), ne.rend());  // GGUF lists the innermost dimension first
-    p.offset = r.read<uint64_t>("tensor data offset");
-    if (p.offset % alignment != 0)
-      throw Error(what + ": data offset " + std::to_string(p.offset) + " is not a multiple of the alignment " +
-                  std::to_string(alignment));
-    pending.push_back(std::move(p));
-  }
-
-  const uint64_t data_start = formats::checked_add(r.pos(), alignment - 1, name) / alignment * alignment;
-  const uint64_t data_size = data_start < size ? size - data_start : 0;
+// Every tensor's data lies inside the data section and no two overlap.
+void check_tensor_data(const std::vector<PendingTensor>& pending, uint64_t data_size, const std::string& name) {
   for (const PendingTensor& p : pending) {
     if (p.offset > data_size || p.entry.nbytes > data_size - p.offset)
       throw Error(name + ": tensor '" + p.entry.name + "': data [" + std::to_string(p.offset) + ", +" +
@@ -167,6 +158,31 @@ TensorFile parse_gguf(const uint8_t* data, size_t size, const std::string& name)
       throw Error(name + ": tensors '" + prev->entry.name + "' and '" + p->entry.name + "' overlap");
     prev = p;
   }
+}
+
+}  // namespace
+
+TensorFile parse_gguf(const uint8_t* data, size_t size, const std::string& name) {
+  TensorFile tf(FileFormat::Gguf, name);
+  ByteReader r(data, size, name);
+  const uint32_t version = read_version(r, name);
+  const uint64_t n_tensors = r.read<uint64_t>("the tensor count");
+  const uint64_t n_kv = r.read<uint64_t>("the metadata count");
+  // Minimum sizes: a key/value is a string length, a type and one byte; a
+  // tensor info is a name length, n_dims, one dim, a type and an offset.
+  if (n_kv > r.remaining() / 13)
+    throw Error(name + ": metadata count " + std::to_string(n_kv) + " is more than the file can hold");
+  if (n_tensors > r.remaining() / 32)
+    throw Error(name + ": tensor count " + std::to_string(n_tensors) + " is more than the file can hold");
+  read_metadata(r, n_kv, tf.metadata(), name);
+  const uint64_t alignment = data_alignment(tf.metadata(), name);
+
+  std::vector<PendingTensor> pending;
+  std::set<std::string> seen;
+  for (uint64_t i = 0; i < n_tensors; ++i) pending.push_back(read_tensor_info(r, alignment, seen, name));
+
+  const uint64_t data_start = formats::checked_add(r.pos(), alignment - 1, name) / alignment * alignment;
+  check_tensor_data(pending, data_start < size ? size - data_start : 0, name);
   for (PendingTensor& p : pending) {
     // Empty tensors may sit at the very end; never form a pointer past it.
     p.entry.data = data_start + p.offset < size ? data + data_start + p.offset : nullptr;

@@ -108,12 +108,11 @@ uint64_t expected_floats(const Hparams& h, int version, const std::string& name)
   return n;
 }
 
-}  // namespace
-
-TensorFile parse_llama2c(const uint8_t* data, size_t size, const std::string& name) {
-  TensorFile tf(FileFormat::Llama2c, name);
-  formats::ByteReader r(data, size, name);
-  int version = 0;
+// The header: v0 (7 int32, the classifier shared when vocab > 0) or v1 (magic,
+// version, 7 int32, the shared flag, padded to 256 bytes).
+Hparams read_header(formats::ByteReader& r, const uint8_t* data, size_t size, const std::string& name,
+                    int& version) {
+  version = 0;
   if (size >= 4) {
     uint32_t magic;
     std::memcpy(&magic, data, 4);
@@ -139,46 +138,37 @@ TensorFile parse_llama2c(const uint8_t* data, size_t size, const std::string& na
     r.skip(kV1HeaderBytes - r.pos(), "the 256-byte header");
   }
   validate(h, name);
+  return h;
+}
 
-  const uint64_t floats = expected_floats(h, version, name);
-  const uint64_t need = formats::checked_add(r.pos(), formats::checked_mul(floats, 4, name), name);
-  if (need != size)
-    throw Error(name + ": llama2.c v" + std::to_string(version) + " file is " + std::to_string(size) +
-                " bytes but its header (dim " + std::to_string(h.dim) + ", hidden_dim " + std::to_string(h.hidden_dim) +
-                ", n_layers " + std::to_string(h.n_layers) + ", vocab " + std::to_string(h.vocab_size) +
-                ") requires exactly " + std::to_string(need));
-
+// The weights in the order each version writes them.
+void add_weights(TensorFile& tf, Cursor& c, const Hparams& h, int version) {
   const int64_t D = h.dim, H = h.hidden_dim, V = h.vocab_size, KV = Layout{h}.kv_dim();
-  Cursor c(data + r.pos(), size - r.pos());
   if (version == 0) {
     add(tf, "model.embed_tokens.weight", {V, D}, c.take(uint64_t(V * D)));
     add_stacked(tf, c, h, "input_layernorm.weight", D, 1);
-    add_stacked(tf, c, h, "self_attn.q_proj.weight", D, D);
-    add_stacked(tf, c, h, "self_attn.k_proj.weight", KV, D);
-    add_stacked(tf, c, h, "self_attn.v_proj.weight", KV, D);
-    add_stacked(tf, c, h, "self_attn.o_proj.weight", D, D);
-    add_stacked(tf, c, h, "post_attention_layernorm.weight", D, 1);
-    add_stacked(tf, c, h, "mlp.gate_proj.weight", H, D);
-    add_stacked(tf, c, h, "mlp.down_proj.weight", D, H);
-    add_stacked(tf, c, h, "mlp.up_proj.weight", H, D);
-    add(tf, "model.norm.weight", {D}, c.take(uint64_t(D)));
-    c.take(uint64_t(h.seq_len) * uint64_t(D / h.n_heads));  // freq_cis real and imaginary parts (unused)
   } else {
     add_stacked(tf, c, h, "input_layernorm.weight", D, 1);
     add_stacked(tf, c, h, "post_attention_layernorm.weight", D, 1);
     add(tf, "model.norm.weight", {D}, c.take(uint64_t(D)));
     add(tf, "model.embed_tokens.weight", {V, D}, c.take(uint64_t(V * D)));
-    add_stacked(tf, c, h, "self_attn.q_proj.weight", D, D);
-    add_stacked(tf, c, h, "self_attn.k_proj.weight", KV, D);
-    add_stacked(tf, c, h, "self_attn.v_proj.weight", KV, D);
-    add_stacked(tf, c, h, "self_attn.o_proj.weight", D, D);
-    add_stacked(tf, c, h, "mlp.gate_proj.weight", H, D);
-    add_stacked(tf, c, h, "mlp.down_proj.weight", D, H);
-    add_stacked(tf, c, h, "mlp.up_proj.weight", H, D);
+  }
+  add_stacked(tf, c, h, "self_attn.q_proj.weight", D, D);
+  add_stacked(tf, c, h, "self_attn.k_proj.weight", KV, D);
+  add_stacked(tf, c, h, "self_attn.v_proj.weight", KV, D);
+  add_stacked(tf, c, h, "self_attn.o_proj.weight", D, D);
+  if (version == 0) add_stacked(tf, c, h, "post_attention_layernorm.weight", D, 1);
+  add_stacked(tf, c, h, "mlp.gate_proj.weight", H, D);
+  add_stacked(tf, c, h, "mlp.down_proj.weight", D, H);
+  add_stacked(tf, c, h, "mlp.up_proj.weight", H, D);
+  if (version == 0) {
+    add(tf, "model.norm.weight", {D}, c.take(uint64_t(D)));
+    c.take(uint64_t(h.seq_len) * uint64_t(D / h.n_heads));  // freq_cis real and imaginary parts (unused)
   }
   if (!h.shared_classifier) add(tf, "lm_head.weight", {V, D}, c.take(uint64_t(V * D)));
+}
 
-  Metadata& m = tf.metadata();
+void set_metadata(Metadata& m, const Hparams& h, int version) {
   m.set("dim", int32_t(h.dim));
   m.set("hidden_dim", int32_t(h.hidden_dim));
   m.set("n_layers", int32_t(h.n_layers));
@@ -189,6 +179,25 @@ TensorFile parse_llama2c(const uint8_t* data, size_t size, const std::string& na
   m.set("shared_classifier", h.shared_classifier);
   m.set("version", int32_t(version));
   m.set("rope_interleaved", true);
+}
+
+}  // namespace
+
+TensorFile parse_llama2c(const uint8_t* data, size_t size, const std::string& name) {
+  TensorFile tf(FileFormat::Llama2c, name);
+  formats::ByteReader r(data, size, name);
+  int version = 0;
+  const Hparams h = read_header(r, data, size, name, version);
+  const uint64_t floats = expected_floats(h, version, name);
+  const uint64_t need = formats::checked_add(r.pos(), formats::checked_mul(floats, 4, name), name);
+  if (need != size)
+    throw Error(name + ": llama2.c v" + std::to_string(version) + " file is " + std::to_string(size) +
+                " bytes but its header (dim " + std::to_string(h.dim) + ", hidden_dim " + std::to_string(h.hidden_dim) +
+                ", n_layers " + std::to_string(h.n_layers) + ", vocab " + std::to_string(h.vocab_size) +
+                ") requires exactly " + std::to_string(need));
+  Cursor c(data + r.pos(), size - r.pos());
+  add_weights(tf, c, h, version);
+  set_metadata(tf.metadata(), h, version);
   return tf;
 }
 
