@@ -442,9 +442,25 @@ py::object json_to_python(const nlohmann::json& j) {
   return py::module_::import("json").attr("loads")(j.dump());
 }
 
+// Probe results share one convention: a dict of numpy arrays whose first axis
+// is the layer (in the order of "layers"), plus the options as scalars.
 py::array_t<double> doubles(const std::vector<double>& v, std::vector<ssize_t> shape) {
   py::array_t<double> a(shape);
   std::copy(v.begin(), v.end(), a.mutable_data());
+  return a;
+}
+
+template <typename T, typename Field>
+py::array_t<int64_t> int_column(const std::vector<T>& rows, Field field) {
+  py::array_t<int64_t> a(ssize_t(rows.size()));
+  for (size_t i = 0; i < rows.size(); ++i) a.mutable_data()[i] = int64_t(field(rows[i]));
+  return a;
+}
+
+template <typename T, typename Field>
+py::array_t<double> double_column(const std::vector<T>& rows, Field field) {
+  py::array_t<double> a(ssize_t(rows.size()));
+  for (size_t i = 0; i < rows.size(); ++i) a.mutable_data()[i] = double(field(rows[i]));
   return a;
 }
 
@@ -462,44 +478,88 @@ py::dict sink_scores_py(const PyModel& m, py::handle ids, double eps, int max_ke
   }
   py::dict d;
   const auto L = ssize_t(r.layers.size()), H = ssize_t(r.n_heads), K = ssize_t(r.n_keys);
+  d["layers"] = int_column(r.layers, [](int l) { return l; });
   d["alpha"] = doubles(r.alpha, {L, H, K});
   d["sink_percent"] = doubles(r.sink_percent, {K});
   d["mass_first_k"] = doubles(r.mass_first_k, {L, H});
-  d["layers"] = r.layers;
   d["eps"] = r.eps;
   d["first_k"] = r.first_k;
   return d;
 }
 
-// Runs a probe without the GIL and returns its JSON form as Python objects.
-template <typename Probe>
-py::object probe_as_python(py::handle ids, Probe probe) {
-  const std::vector<int32_t> v = token_ids(ids, "ids");
-  nlohmann::json j;
-  {
-    py::gil_scoped_release unlocked;
-    j = probe(v);
-  }
-  return json_to_python(j);
+// Entries (top or flagged) as columns prefixed by `prefix`, in `shape`; a flat
+// list also gets each entry's layer from `layer_of`.
+void add_entry_columns(py::dict& d, const std::string& prefix, const std::vector<ActivationEntry>& e,
+                       const std::vector<int64_t>& layer_of, std::vector<ssize_t> shape) {
+  auto shaped = [&](auto a) { return a.reshape(shape); };
+  d[(prefix + "token").c_str()] = shaped(int_column(e, [](const ActivationEntry& x) { return x.token; }));
+  d[(prefix + "token_id").c_str()] = shaped(int_column(e, [](const ActivationEntry& x) { return x.token_id; }));
+  d[(prefix + "dim").c_str()] = shaped(int_column(e, [](const ActivationEntry& x) { return x.dim; }));
+  d[(prefix + "value").c_str()] = shaped(double_column(e, [](const ActivationEntry& x) { return x.value; }));
+  d[(prefix + "ratio").c_str()] = shaped(double_column(e, [](const ActivationEntry& x) { return x.ratio; }));
+  if (shape.size() == 1)
+    d[(prefix + "layer").c_str()] = int_column(layer_of, [](int64_t l) { return l; });
 }
 
-py::object massive_activations_py(const PyModel& m, py::handle ids, double abs_threshold,
-                                  double ratio_threshold, int top_n, py::handle ablate) {
+py::dict massive_activations_py(const PyModel& m, py::handle ids, double abs_threshold, double ratio_threshold,
+                                int top_n, py::handle ablate) {
   const std::vector<std::string> specs = ablate_specs(ablate);
+  const std::vector<int32_t> v = token_ids(ids, "ids");
   MassiveActivationOptions o;
   o.abs_threshold = abs_threshold;
   o.ratio_threshold = ratio_threshold;
   o.top_n = top_n;
-  return probe_as_python(ids, [&](const std::vector<int32_t>& v) {
-    return run_ablated(m, v, specs, [&](Session& s, std::span<const int32_t> fed) { return massive_activations(s, fed, o); });
-  });
+  MassiveActivations r;
+  {
+    py::gil_scoped_release unlocked;
+    r = run_ablated(m, v, specs, [&](Session& s, std::span<const int32_t> fed) { return massive_activations(s, fed, o); });
+  }
+  const auto& ls = r.layers;
+  py::dict d;
+  d["layers"] = int_column(ls, [](const MassiveLayer& l) { return l.layer; });
+  d["median_abs"] = double_column(ls, [](const MassiveLayer& l) { return l.median_abs; });
+  d["max_abs"] = double_column(ls, [](const MassiveLayer& l) { return l.max_abs; });
+  d["max_ratio"] = double_column(ls, [](const MassiveLayer& l) { return l.max_ratio; });
+  d["n_flagged"] = int_column(ls, [](const MassiveLayer& l) { return l.n_flagged; });
+  // Every layer reports min(top_n, tokens x dim) entries: a [layers, top] grid.
+  const ssize_t top = ls.empty() ? 0 : ssize_t(ls[0].top.size());
+  std::vector<ActivationEntry> tops, flagged;
+  std::vector<int64_t> flagged_layer;
+  for (const MassiveLayer& l : ls) {
+    tops.insert(tops.end(), l.top.begin(), l.top.end());
+    flagged.insert(flagged.end(), l.flagged.begin(), l.flagged.end());
+    flagged_layer.insert(flagged_layer.end(), l.flagged.size(), l.layer);
+  }
+  add_entry_columns(d, "top_", tops, {}, {ssize_t(ls.size()), top});
+  add_entry_columns(d, "flagged_", flagged, flagged_layer, {ssize_t(flagged.size())});
+  d["abs_threshold"] = r.abs_threshold;
+  d["ratio_threshold"] = r.ratio_threshold;
+  return d;
 }
 
-py::object propagation_py(const PyModel& m, py::handle ids, py::handle ablate) {
+py::dict propagation_py(const PyModel& m, py::handle ids, py::handle ablate) {
   const std::vector<std::string> specs = ablate_specs(ablate);
-  return probe_as_python(ids, [&](const std::vector<int32_t>& v) {
-    return run_ablated(m, v, specs, [&](Session& s, std::span<const int32_t> fed) { return propagation(s, fed); });
-  });
+  const std::vector<int32_t> v = token_ids(ids, "ids");
+  Propagation r;
+  {
+    py::gil_scoped_release unlocked;
+    r = run_ablated(m, v, specs, [&](Session& s, std::span<const int32_t> fed) { return propagation(s, fed); });
+  }
+  const auto& ls = r.layers;
+  py::dict d;
+  d["layers"] = int_column(ls, [](const PropagationLayer& l) { return l.layer; });
+  d["centered_ratio"] = double_column(ls, [](const PropagationLayer& l) { return l.centered_ratio; });
+  d["effective_rank"] = double_column(ls, [](const PropagationLayer& l) { return l.effective_rank; });
+  d["dirichlet_energy"] = double_column(ls, [](const PropagationLayer& l) { return l.dirichlet_energy; });
+  d["dirichlet_energy_normalized"] =
+      double_column(ls, [](const PropagationLayer& l) { return l.dirichlet_energy_normalized; });
+  const ssize_t n_sv = ls.empty() ? 0 : ssize_t(ls[0].singular_values.size());
+  std::vector<double> sv;
+  for (const PropagationLayer& l : ls) sv.insert(sv.end(), l.singular_values.begin(), l.singular_values.end());
+  d["singular_values"] = doubles(sv, {ssize_t(ls.size()), n_sv});
+  d["influence_on_last"] = doubles(r.influence_on_last, {ssize_t(r.influence_on_last.size())});
+  d["n_tokens"] = r.n_tokens;
+  return d;
 }
 
 }  // namespace
@@ -541,11 +601,16 @@ void register_model(py::module_& m) {
         py::arg("model"), py::arg("ids"), py::kw_only(), py::arg("eps") = 0.3, py::arg("max_keys") = 0,
         py::arg("first_k") = SinkScoreOptions{}.first_k, py::arg("ablate") = py::none());
   m.def("massive_activations", &massive_activations_py,
-        "Massive activations of the residual stream per layer (top entries, median, ratios, flags).",
+        "Massive activations of the residual stream (Sun et al.): dict with layers [L], median_abs, max_abs, "
+        "max_ratio, n_flagged [L]; the top_n largest |h| per layer as top_token, top_token_id, top_dim, "
+        "top_value, top_ratio [L, top_n]; every flagged entry (|h| > abs_threshold and > ratio_threshold x "
+        "median) as flagged_layer, flagged_token, flagged_token_id, flagged_dim, flagged_value, flagged_ratio [F].",
         py::arg("model"), py::arg("ids"), py::kw_only(), py::arg("abs_threshold") = 100.0,
         py::arg("ratio_threshold") = 1000.0, py::arg("top_n") = 5, py::arg("ablate") = py::none());
   m.def("propagation", &propagation_py,
-        "Attention rollout influence on the last token and per-layer rank collapse / Dirichlet energy.",
+        "Information propagation: dict with influence_on_last [tokens] (attention rollout), and per layer "
+        "layers, centered_ratio, effective_rank, dirichlet_energy, dirichlet_energy_normalized [L] and "
+        "singular_values [L, min(tokens, dim)] of the residual stream.",
         py::arg("model"), py::arg("ids"), py::kw_only(), py::arg("ablate") = py::none());
   py::class_<PySession>(m, "Session", kSessionDoc)
       .def(py::init([](py::handle model, const std::string& cache, py::object sink, py::object window,

@@ -179,6 +179,19 @@ StepGradients step_gradients(TrainModel& model, Batches& batches, const World& w
   return {sums[0] / scored, norm};
 }
 
+nlohmann::json log_line(const TrainEvent& ev) {
+  nlohmann::json line = {{"step", ev.step},         {"loss", ev.train_loss},          {"lr", ev.lr},
+                         {"grad_norm", ev.grad_norm}, {"tokens_per_s", ev.tokens_per_s}, {"seconds", ev.seconds}};
+  if (ev.is_eval) line["eval_loss"] = ev.eval_loss;
+  return line;
+}
+
+void check_weights_finite(const TrainModel& model, int64_t step) {
+  for (float w : model.values())
+    check(std::isfinite(w), "train: a weight became non-finite after step " + std::to_string(step) +
+                                "; stopped without saving it (try a lower train.lr)");
+}
+
 }  // namespace
 
 TrainResult train(const TrainConfig& config_in, const std::function<void(const TrainEvent&)>& on_event) {
@@ -238,15 +251,10 @@ TrainResult train(const TrainConfig& config_in, const std::function<void(const T
     }
     if (world.rank == 0) {
       if ((step + 1) % o.log_every == 0 || ev.is_eval || last) {
-        nlohmann::json line = {{"step", ev.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm},
-                               {"tokens_per_s", ev.tokens_per_s}, {"seconds", ev.seconds}};
-        if (ev.is_eval) line["eval_loss"] = ev.eval_loss;
-        log << line.dump() << "\n" << std::flush;
+        log << log_line(ev).dump() << "\n" << std::flush;
       }
       if ((o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0) || last) {
-        for (float w : model.values())
-          check(std::isfinite(w), "train: a weight became non-finite after step " + std::to_string(step + 1) +
-                                      "; stopped without saving it (try a lower train.lr)");
+        check_weights_finite(model, step + 1);
         ckpt.save(model, opt, step + 1);
         saved_step = step + 1;
       }

@@ -31,12 +31,34 @@ def test_sink_scores_shape_range_and_definition():
 def test_massive_activations_and_propagation():
     m = sinklab.Model(str(MODEL))
     ids = m.tokenize("One day, she saw a big red ball in the park.")
-    ma = sinklab.massive_activations(m, ids, top_n=3)
-    assert len(ma["layers"]) == m.config["n_layers"]
-    assert all(len(layer["top"]) == 3 for layer in ma["layers"])
+    L = m.config["n_layers"]
+    ma = sinklab.massive_activations(m, ids, top_n=3, abs_threshold=1, ratio_threshold=3)
+    np.testing.assert_array_equal(ma["layers"], np.arange(L))
+    assert ma["top_value"].shape == (L, 3) and ma["top_token"].shape == (L, 3)
+    # The top entries are the largest |h| of each layer, largest first.
+    np.testing.assert_allclose(np.abs(ma["top_value"][:, 0]), ma["max_abs"], rtol=1e-6)
+    assert (np.diff(np.abs(ma["top_value"]), axis=1) <= 0).all()
+    # Flagged entries pass both thresholds, and each layer lists n_flagged of them.
+    assert len(ma["flagged_value"]) == ma["n_flagged"].sum() > 0
+    assert (np.abs(ma["flagged_value"]) > 1).all() and (ma["flagged_ratio"] > 3).all()
+    np.testing.assert_array_equal(np.bincount(ma["flagged_layer"], minlength=L), ma["n_flagged"])
+    np.testing.assert_array_equal(ma["flagged_token_id"], np.array(ids)[ma["flagged_token"]])
     pr = sinklab.propagation(m, ids)
-    infl = np.array(pr["influence_on_last"])
+    infl = pr["influence_on_last"]
     assert infl.shape == (len(ids),) and abs(infl.sum() - 1) < 1e-4
+    assert pr["singular_values"].shape == (L, len(ids)) and pr["effective_rank"].shape == (L,)
+
+
+@needs_model
+def test_probe_results_are_dicts_of_arrays():
+    m = sinklab.Model(str(MODEL))
+    ids = m.tokenize("One day, she saw a big red ball in the park.")
+    for probe in (sinklab.sink_scores, sinklab.massive_activations, sinklab.propagation):
+        r = probe(m, ids)
+        assert isinstance(r, dict)
+        for key, value in r.items():
+            assert isinstance(value, (np.ndarray, int, float)), (probe.__name__, key, type(value))
+        assert r.get("layers", np.arange(1)).dtype == np.int64
 
 
 @needs_model
