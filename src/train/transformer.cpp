@@ -20,7 +20,6 @@ std::string layer_name(int64_t l, const char* what) {
 }  // namespace
 
 struct TrainModel::Workspace {
-  int64_t B = 0, T = 0;
   struct Layer {
     std::vector<float> h1, rstd1, q, k, v, att, lse, h2, rstd2, g, u, a;
     std::vector<float> prior_u, prior_pre;  // GOAT: u [Hkv, T], pre-activations [T, Hu]
@@ -30,7 +29,6 @@ struct TrainModel::Workspace {
   std::vector<Layer> layers;
   std::vector<float> hN, rstdN, logits;
   std::vector<float> phi;  // GOAT position features [T, P]
-  std::vector<int32_t> ids;
   // Backward scratch.
   std::vector<float> dx, dh, datt, dq, dk, dv, dg, du, da, dkb, dprior;
   std::vector<float> alibi;
@@ -238,8 +236,6 @@ struct TrainModel::Pass {
 
   // Buffers sized for this batch; the per-batch constants (GOAT features, ALiBi slopes).
   void prepare() {
-    W.B = B;
-    W.T = T;
     W.resid.resize(size_t(NL + 1));
     W.mid.resize(size_t(NL));
     W.layers.resize(size_t(NL));
