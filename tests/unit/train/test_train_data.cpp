@@ -1,5 +1,7 @@
 // The trainer's text loader: read and encoded in blocks, it gives the ids of
 // the whole text, checks UTF-8 across block ends and names the byte at fault.
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -14,8 +16,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// One folder per test process: ctest runs these tests in parallel.
 struct TextDir {
-  fs::path dir = fs::path(testing::TempDir()) / "train_data_test";
+  fs::path dir = fs::path(testing::TempDir()) / ("train_data_test_" + std::to_string(::getpid()));
   TextDir() {
     fs::remove_all(dir);
     fs::create_directories(dir);
