@@ -7,6 +7,7 @@ every position, [seq, vocab] little-endian float32). The forward below follows
 the Hugging Face definitions of these models (Llama, Mistral, Qwen2, Qwen3,
 Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE) and gpt-oss style learned sink logits; it
 runs in float64 on float32 weights and shares no code with the C++ runtime.
+tiny_sink_models.py adds gpt-oss (MXFP4 and float experts), Gemma 2 and Gemma 3.
 
 Usage: make_tiny_models.py OUT_DIR
 Exits with status 77 and a message when PyTorch is missing.
@@ -18,6 +19,8 @@ import os
 import shutil
 import struct
 import sys
+
+import tiny_sink_models  # gpt-oss, Gemma 2, Gemma 3 (same folder)
 
 torch = None  # imported by main(), which reports a missing PyTorch
 
@@ -387,8 +390,9 @@ def main():
     configs = model_configs()
     for seed, (name, cfg) in enumerate(configs.items(), start=1):
         build(name, cfg, staging, seed)
+    names = list(configs) + tiny_sink_models.build_all(staging, torch, SEQ)
     os.rename(staging, out_dir)
-    print(f"make_tiny_models.py: wrote {len(configs)} models to {out_dir}")
+    print(f"make_tiny_models.py: wrote {len(names)} models to {out_dir}")
     return 0
 
 
