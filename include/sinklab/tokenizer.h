@@ -32,7 +32,15 @@ class Tokenizer {
 
   // Text to token ids. With add_bos, the BOS id is prepended when the
   // tokenizer has one. Any byte string is accepted (invalid UTF-8 included).
+  // Text that spells a special or added token ("<|end|>") becomes that token.
   virtual std::vector<int32_t> encode(std::string_view text, bool add_bos) const = 0;
+
+  // As encode(text, false), except that the spelling of a special token is
+  // encoded as ordinary text: for text from a user that must not inject
+  // control tokens into a prompt. Added tokens that are not special still
+  // match (as Hugging Face's split_special_tokens does). Tokenizers that never
+  // match special tokens in text return encode(text, false).
+  virtual std::vector<int32_t> encode_ignoring_special(std::string_view text) const { return encode(text, false); }
 
   // Ids to bytes. Special tokens are dropped when skip_special is true.
   // Throws Error for ids outside [0, vocab_size()).
@@ -124,7 +132,8 @@ class Metadata;  // formats.h
 // the pre-tokenizer of tokenizer.ggml.pre, for the llama.cpp names whose split
 // regex is one of PretokenizerPattern's (GPT-2: gpt-2, phi-2, mpt, olmo, jais, ...;
 // Llama-3: llama-bpe, llama3, falcon3, pixtral, ..., and smaug-bpe / dbrx, which
-// keep merging whole-word tokens; Qwen2: qwen2, stablelm2, megrez, hunyuan, ...),
+// keep merging whole-word tokens; Qwen2: qwen2, stablelm2, megrez, hunyuan, ...;
+// o200k: gpt-4o (gpt-oss), llama4),
 // with llama.cpp's ignore_merges rule for the name;
 // token_type 3 (control) and 4 (user-defined) become added tokens.
 // BOS/EOS come from tokenizer.ggml.bos_token_id / eos_token_id (when missing:
@@ -138,9 +147,10 @@ std::unique_ptr<Tokenizer> tokenizer_from_gguf(const Metadata& m, const std::str
 // llama.cpp) read back to the same encoding, and returns true:
 //  - a score-driven vocabulary (llama2.c, a GGUF "llama" one): model "llama",
 //    tokens, scores, token_type, bos_token_id, eos_token_id;
-//  - a byte-level BPE tokenizer.json (GPT-2 / Llama-3 / Qwen2 split): model
+//  - a byte-level BPE tokenizer.json (GPT-2 / Llama-3 / Qwen2 / o200k split): model
 //    "gpt2", pre ("gpt-2"; "llama-bpe", or "smaug-bpe" when the tokenizer.json
-//    does not set ignore_merges; "qwen2"), tokens, token_type (1 normal,
+//    does not set ignore_merges; "qwen2"; "gpt-4o" when it does not set
+//    ignore_merges), tokens, token_type (1 normal,
 //    3 special added, 4 other added), merges in rank order, bos/eos ids and
 //    add_bos_token (true when the post-processor puts a BOS first).
 // Writes nothing and returns false for anything GGUF cannot carry exactly: a
@@ -164,16 +174,26 @@ int64_t first_invalid_utf8(std::string_view text);
 //   Gpt2:   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
 //   Llama3: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
 //            ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+//           (also recognised in tiktoken's cl100k_base spelling)
 //   Qwen2:  as Llama3 with \p{N} (single digits) instead of \p{N}{1,3}
+//   O200k:  (GPT-4o's o200k_base, gpt-oss's o200k_harmony)
+//           [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|
+//           [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|
+//           \p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
+//           ("CamelCase" splits into "Camel", "Case"; contractions stay on their word)
 // The words cover the text exactly; invalid UTF-8 bytes count as punctuation.
-enum class PretokenizerPattern { Gpt2, Llama3, Qwen2 };
+// Letter classes follow the Unicode version of the generated tables
+// (src/model/tokenizers/unicode_tables.cpp); the case-insensitive contractions
+// match ASCII letters only.
+enum class PretokenizerPattern { Gpt2, Llama3, Qwen2, O200k };
 std::vector<std::string_view> pretokenize(std::string_view text, PretokenizerPattern pattern);
 
 // ---- Texts that arrive in pieces ----
-// Where the GPT-2 / Llama-3 / Qwen2 splits start a new word whatever the text
-// around it: before a space that sits between two non-space bytes, or after a
-// newline followed by a non-space byte. Returns the last such cut p with
-// lo < p <= hi - 1 (so text[p] exists), or std::string_view::npos.
+// Where the GPT-2 / Llama-3 / Qwen2 / o200k splits start a new word whatever
+// the text around it: before a space that sits between two non-space bytes, or
+// after a newline followed by a byte that is neither white space nor '/' (o200k's
+// punctuation runs take the slashes after their line breaks). Returns the last
+// such cut p with lo < p <= hi - 1 (so text[p] exists), or std::string_view::npos.
 size_t last_word_cut(std::string_view text, size_t lo, size_t hi);
 
 // Encodes an unbounded text in bounded memory. Bytes are buffered until about

@@ -1,6 +1,7 @@
 // Fuzzes encoding with fixed small tokenizers (byte-level BPE with the
-// Llama-3 split, SentencePiece-style BPE with byte fallback, llama2.c).
-// Byte-level and llama2.c tokenizers must round-trip any input exactly.
+// Llama-3 and the o200k split, SentencePiece-style BPE with byte fallback,
+// llama2.c). Byte-level and llama2.c tokenizers must round-trip any input
+// exactly, and byte-level ones also when special tokens are read as text.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -46,15 +47,24 @@ std::string byte_char(int b) {
   return s;
 }
 
-std::unique_ptr<sinklab::Tokenizer> make_byte_level() {
+constexpr const char* kLlama3Split =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+)";
+constexpr const char* kO200kSplit =
+    R"([^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|)"
+    R"([^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|)"
+    R"(\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+)";
+
+// `split`: the Split regex as written inside the JSON string (backslashes doubled).
+std::unique_ptr<sinklab::Tokenizer> make_byte_level(const char* split) {
   std::string vocab;
   for (int b = 0; b < 256; ++b) vocab += "\"" + json_escape(byte_char(b)) + "\":" + std::to_string(b) + ",";
   vocab += R"("Ġt":256,"he":257,"Ġthe":258,"in":259,"Ġin":260)";
-  const std::string json =
+  std::string json =
       R"({"added_tokens":[{"id":261,"content":"<|eot|>","special":true}],)"
-      R"("pre_tokenizer":{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":)"
-      R"("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},)"
-      R"("behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"use_regex":false}]},)"
+      R"("pre_tokenizer":{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":")";
+  json += split;
+  json +=
+      R"("},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"use_regex":false}]},)"
       R"("decoder":{"type":"ByteLevel"},"model":{"type":"BPE","vocab":{)" +
       vocab + R"(},"merges":["Ġ t","h e","Ġt he","i n","Ġ in"]}})";
   return sinklab::tokenizer_from_json_string(json, "byte_level.json");
@@ -116,12 +126,18 @@ void check_round_trip(const sinklab::Tokenizer& tok, std::string_view text) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const auto byte_level = make_byte_level();
+  static const auto byte_level = make_byte_level(kLlama3Split);
+  static const auto o200k = make_byte_level(kO200kSplit);
   static const auto sentencepiece = make_sentencepiece();
   static const auto llama2c = make_llama2c();
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   // Special-token text in the input legitimately decodes differently.
-  if (text.find("<|eot|>") == std::string_view::npos) check_round_trip(*byte_level, text);
+  if (text.find("<|eot|>") == std::string_view::npos) {
+    check_round_trip(*byte_level, text);
+    check_round_trip(*o200k, text);
+  }
+  for (const auto* tok : {byte_level.get(), o200k.get()})
+    if (tok->decode(tok->encode_ignoring_special(text)) != text) __builtin_trap();
   check_round_trip(*llama2c, text);
   const auto ids = sentencepiece->encode(text, true);
   (void)sentencepiece->decode(ids, false);

@@ -17,6 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     auto tok = sinklab::tokenizer_from_json_string(json, "fuzz.json");
     const auto ids = tok->encode(text, true);
+    (void)tok->encode_ignoring_special(text);
     (void)tok->decode(ids, true);
     (void)tok->decode(ids, false);
     sinklab::StreamDecoder stream(*tok);

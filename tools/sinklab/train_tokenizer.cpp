@@ -32,6 +32,7 @@ struct TrainTokenizerFlags {
 PretokenizerPattern pattern_from_name(const std::string& name) {
   if (name == "gpt2") return PretokenizerPattern::Gpt2;
   if (name == "llama3") return PretokenizerPattern::Llama3;
+  if (name == "o200k") return PretokenizerPattern::O200k;
   return PretokenizerPattern::Qwen2;
 }
 
@@ -49,8 +50,8 @@ Command train_tokenizer_command() {
         ->capture_default_str();
     sub->add_option("--special", flags->specials,
                     "Special token (repeatable); ids 0.. in the order given, e.g. --special '<|endoftext|>'");
-    sub->add_option("--pattern", flags->pattern, "Word splitting: gpt2, llama3 or qwen2")
-        ->check(CLI::IsMember({"gpt2", "llama3", "qwen2"}))
+    sub->add_option("--pattern", flags->pattern, "Word splitting: gpt2, llama3, qwen2 or o200k")
+        ->check(CLI::IsMember({"gpt2", "llama3", "qwen2", "o200k"}))
         ->capture_default_str();
     sub->add_option("--min-count", flags->min_count, "Stop merging when the best pair occurs fewer times")
         ->capture_default_str();

@@ -21,13 +21,6 @@ namespace {
 
 using ordered_json = nlohmann::ordered_json;
 
-// Must equal the patterns the loader recognises (pretokenize.cpp); the tests
-// load every pattern's output back. GPT-2's own split is ByteLevel's use_regex.
-constexpr const char* kLlama3Regex =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-constexpr const char* kQwen2Regex =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-
 constexpr int32_t kMaxVocab = 1 << 24;  // the loader's id limit
 
 uint64_t pair_key(int32_t a, int32_t b) { return (uint64_t(uint32_t(a)) << 32) | uint32_t(b); }
@@ -277,7 +270,8 @@ class BpeTrainer {
   ordered_json pre_tokenizer_json() const {
     if (opts_.pattern == PretokenizerPattern::Gpt2)
       return {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
-    const char* regex = opts_.pattern == PretokenizerPattern::Llama3 ? kLlama3Regex : kQwen2Regex;
+    // The loader's own spelling of the pattern (the tests load every pattern's output back).
+    const std::string regex(tok::split_regex_text(tok::split_rules_of(opts_.pattern)));
     ordered_json split = {{"type", "Split"},
                           {"pattern", {{"Regex", regex}}},
                           {"behavior", "Isolated"},

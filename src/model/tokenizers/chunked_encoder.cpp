@@ -1,9 +1,10 @@
 // Encoding a text that arrives in pieces (tokenizer.h, ChunkedEncoder).
 //
-// Why a cut is safe for the split regexes: every word of the GPT-2, Llama-3
-// and Qwen2 patterns that holds a space or newline either starts with it or
-// is made of white space only, so a space between two non-white-space
-// characters, and a non-white-space character after a newline, always start
+// Why a cut is safe for the split regexes: every word of the GPT-2, Llama-3,
+// Qwen2 and o200k patterns that holds a space or newline either starts with it,
+// is made of white space only, or (o200k) ends a punctuation run with line
+// breaks and slashes, so a space between two non-white-space characters, and a
+// character after a newline that is neither white space nor '/', always start
 // a word. The encoder still checks each cut on the tokenizer itself, because
 // other tokenizers (dummy prefix, Metaspace, score-driven merges) differ.
 #include <algorithm>
@@ -35,7 +36,7 @@ bool white_before(std::string_view text, size_t pos) {
 bool starts_word(std::string_view text, size_t p) {
   if (p == 0 || p + 1 >= text.size()) return false;
   if (text[p] == ' ') return !white_before(text, p) && !white_at(text, p + 1);
-  return text[p - 1] == '\n' && !white_at(text, p);
+  return text[p - 1] == '\n' && text[p] != '/' && !white_at(text, p);
 }
 
 bool same_ids(const std::vector<int32_t>& whole, const std::vector<int32_t>& a, const std::vector<int32_t>& b) {

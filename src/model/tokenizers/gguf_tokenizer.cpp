@@ -25,16 +25,11 @@ constexpr int32_t kFirstByteId = 3;  // llama2.c's byte fallback: byte b is toke
 constexpr int64_t kTypeUnknown = 2, kTypeControl = 3, kTypeUserDefined = 4;
 const std::string kSpace = "\xE2\x96\x81";  // "▁", SentencePiece's escaped space
 
-const char* const kLlama3Regex =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-const char* const kQwen2Regex =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-
 // llama.cpp's tokenizer.ggml.pre names whose split regex is one sinklab
 // scans exactly (src/llama-vocab.cpp: LLAMA3, DBRX and SMAUG share the Llama-3
 // regex; QWEN2, STABLELM2, HUNYUAN and SOLAR_OPEN the Qwen2 one; GPT2, MPT,
-// OLMO, JAIS, TRILLION and GRANITE_DOCLING the GPT-2 one), with llama.cpp's
-// ignore_merges for each. Names that also change BOS or add a SEP token
+// OLMO, JAIS, TRILLION and GRANITE_DOCLING the GPT-2 one; GPT4O, for gpt-4o
+// (gpt-oss) and llama4, the o200k one), with llama.cpp's ignore_merges for each. Names that also change BOS or add a SEP token
 // (chatglm-bpe, glm4, roberta-bpe, jina-v1-en, jina-v2-code) are left out.
 struct PreName {
   const char* name;
@@ -78,6 +73,8 @@ constexpr PreName kPreNames[] = {
     {"stablelm2", PretokenizerPattern::Qwen2, false},
     {"hunyuan", PretokenizerPattern::Qwen2, false},
     {"solar-open", PretokenizerPattern::Qwen2, false},
+    {"gpt-4o", PretokenizerPattern::O200k, false},
+    {"llama4", PretokenizerPattern::O200k, false},
 };
 
 const PreName* find_pre_name(const std::string& name) {
@@ -234,7 +231,7 @@ std::unique_ptr<Tokenizer> byte_level_bpe_from_gguf(const Metadata& m, const std
   json pre_tokenizer;
   model["ignore_merges"] = pre.ignore_merges;
   if (pre.pattern != PretokenizerPattern::Gpt2) {
-    const char* regex = pre.pattern == PretokenizerPattern::Qwen2 ? kQwen2Regex : kLlama3Regex;
+    const std::string regex(tok::split_regex_text(tok::split_rules_of(pre.pattern)));
     const json split = {{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", "Isolated"}};
     pre_tokenizer = {{"type", "Sequence"}, {"pretokenizers", json::array({split, byte_level})}};
   } else {
@@ -285,6 +282,8 @@ const char* pre_name_for(const tok::HfPipeline& p) {
   if (p.split_rules.pattern == tok::SplitPattern::Llama3) {
     if (p.split_rules.max_digits != 3 && p.split_rules.max_digits != 1) return nullptr;
     pattern = p.split_rules.max_digits == 3 ? PretokenizerPattern::Llama3 : PretokenizerPattern::Qwen2;
+  } else if (p.split_rules.pattern == tok::SplitPattern::O200k) {
+    pattern = PretokenizerPattern::O200k;
   }
   for (const PreName& name : kPreNames)  // the first of each group is the one written
     if (name.pattern == pattern && name.ignore_merges == p.ignore_merges) return name.name;

@@ -157,14 +157,17 @@ class ConfigReader {
     }
   }
 
-  // Ids index dense tables, so a few huge ids must not allocate gigabytes.
+  // Ids index dense tables, so a few huge ids must not allocate gigabytes;
+  // ids up to kSparseIdLimit are always allowed (a small test vocabulary with
+  // the specials of a real one, such as gpt-oss's <|start|> = 200006).
   void check_id_density() const {
+    constexpr int64_t kSparseIdLimit = int64_t(1) << 18;
     int64_t max_id = -1;
     for (const auto& [text, id] : p_.vocab) max_id = std::max<int64_t>(max_id, id);
     for (const auto& t : p_.added) max_id = std::max<int64_t>(max_id, t.id);
     if (max_id < 0) fail("model.vocab", "no tokens");
     const int64_t count = int64_t(p_.vocab.size() + p_.added.size());
-    if (max_id > 2 * count + 1024)
+    if (max_id > std::max(2 * count + 1024, kSparseIdLimit))
       fail("model.vocab", "token ids are too sparse (largest id " + std::to_string(max_id) +
                               " for " + std::to_string(count) + " tokens)");
   }
@@ -205,23 +208,12 @@ class ConfigReader {
       p_.byte_level = true;
       p_.byte_level_prefix_space = bool_field(pre, "add_prefix_space", true, where);
       if (bool_field(pre, "use_regex", true, where)) {
-        if (p_.split) fail(where, "a second regex split is not supported");
+        if (p_.split || !p_.split_delimiter.empty()) fail(where, "a second split is not supported");
         p_.split = true;
         p_.split_rules = SplitRules{SplitPattern::Gpt2, 0};
       }
     } else if (type == "Split") {
-      if (p_.split) fail(where, "a second regex split is not supported");
-      const json& pattern = member(pre, "pattern", where);
-      const json* regex = optional(pattern, "Regex");
-      if (!regex) fail(where + ".pattern", "only {\"Regex\": ...} is supported");
-      const std::string r = string_of(*regex, where + ".pattern.Regex");
-      if (!recognise_split_regex(r, p_.split_rules))
-        fail(where + ".pattern.Regex", "unsupported split regex \"" + r +
-                                           "\" (supported: the GPT-2, Llama-3 and Qwen2 patterns)");
-      if (const json* b = optional(pre, "behavior"); b && string_of(*b, where + ".behavior") != "Isolated")
-        fail(where + ".behavior", "only \"Isolated\" is supported");
-      if (bool_field(pre, "invert", false, where)) fail(where + ".invert", "not supported");
-      p_.split = true;
+      read_split(pre, where);
     } else if (type == "Metaspace") {
       p_.metaspace = true;
       read_metaspace(pre, where, p_.metaspace_replacement, p_.metaspace_prepend);
@@ -229,8 +221,44 @@ class ConfigReader {
     } else {
       fail(where, "unsupported pre_tokenizer \"" + type + "\"");
     }
-    if (p_.metaspace && (p_.byte_level || p_.split))
+    if (p_.metaspace && (p_.byte_level || p_.split || !p_.split_delimiter.empty()))
       fail(where, "Metaspace combined with ByteLevel or Split is not supported");
+  }
+
+  void read_split(const json& pre, const std::string& where) {
+    if (p_.split || !p_.split_delimiter.empty()) fail(where, "a second split is not supported");
+    const json& pattern = member(pre, "pattern", where);
+    const json* b = optional(pre, "behavior");
+    const std::string behavior = b ? string_of(*b, where + ".behavior") : "Isolated";
+    const bool invert = bool_field(pre, "invert", false, where);
+    if (const json* literal = optional(pattern, "String")) {
+      p_.split_delimiter = string_of(*literal, where + ".pattern.String");
+      if (p_.split_delimiter.empty()) fail(where + ".pattern.String", "empty delimiter");
+      if (invert) fail(where + ".invert", "not supported for a String pattern");
+      p_.split_behavior = split_behavior(behavior, where + ".behavior");
+      return;
+    }
+    const json* regex = optional(pattern, "Regex");
+    if (!regex) fail(where + ".pattern", "expected {\"Regex\": ...} or {\"String\": ...}");
+    const std::string r = string_of(*regex, where + ".pattern.Regex");
+    if (!recognise_split_regex(r, p_.split_rules))
+      fail(where + ".pattern.Regex", "unsupported split regex \"" + r +
+                                         "\" (supported: the GPT-2, Llama-3, Qwen2 and o200k patterns)");
+    // The supported regexes match every character, so keeping the matches
+    // and dropping the rest (Removed + invert) splits as Isolated does.
+    if (!(behavior == "Isolated" && !invert) && !(behavior == "Removed" && invert))
+      fail(where + ".behavior", "only \"Isolated\" (or \"Removed\" with invert) is supported for a regex");
+    p_.split = true;
+  }
+
+  HfPipeline::SplitBehavior split_behavior(const std::string& name, const std::string& where) const {
+    using B = HfPipeline::SplitBehavior;
+    if (name == "Removed") return B::Removed;
+    if (name == "Isolated") return B::Isolated;
+    if (name == "MergedWithPrevious") return B::MergedWithPrevious;
+    if (name == "MergedWithNext") return B::MergedWithNext;
+    if (name == "Contiguous") return B::Contiguous;
+    fail(where, "unknown behavior \"" + name + "\"");
   }
 
   void read_metaspace(const json& obj, const std::string& where, std::string& replacement,

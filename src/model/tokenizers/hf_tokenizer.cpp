@@ -44,6 +44,34 @@ std::string byte_piece_name(uint8_t b) {
 
 }  // namespace
 
+std::vector<std::string_view> split_on_literal(std::string_view text, std::string_view delimiter,
+                                               HfPipeline::SplitBehavior behavior) {
+  using B = HfPipeline::SplitBehavior;
+  std::vector<std::string_view> pieces;
+  const auto add = [&](size_t from, size_t to) {
+    if (to > from) pieces.push_back(text.substr(from, to - from));
+  };
+  size_t piece_start = 0;  // start of the text not yet emitted
+  size_t pos = 0;
+  while (!delimiter.empty()) {
+    const size_t hit = text.find(delimiter, pos);
+    if (hit == std::string_view::npos) break;
+    size_t end = hit + delimiter.size();
+    if (behavior == B::Contiguous)  // a run of delimiters is one piece
+      while (text.substr(end).starts_with(delimiter)) end += delimiter.size();
+    switch (behavior) {
+      case B::Removed: add(piece_start, hit); piece_start = end; break;
+      case B::Isolated:
+      case B::Contiguous: add(piece_start, hit); add(hit, end); piece_start = end; break;
+      case B::MergedWithPrevious: add(piece_start, end); piece_start = end; break;
+      case B::MergedWithNext: add(piece_start, hit); piece_start = hit; break;
+    }
+    pos = end;
+  }
+  add(piece_start, text.size());
+  return pieces;
+}
+
 HfTokenizer::HfTokenizer(HfPipeline pipeline, int32_t bos_id, int32_t eos_id)
     : p_(std::move(pipeline)) {
   bos_id_ = bos_id;
@@ -74,6 +102,14 @@ HfTokenizer::HfTokenizer(HfPipeline pipeline, int32_t bos_id, int32_t eos_id)
 }
 
 std::vector<int32_t> HfTokenizer::encode(std::string_view text, bool add_bos) const {
+  return encode_text(text, add_bos, /*match_special=*/true);
+}
+
+std::vector<int32_t> HfTokenizer::encode_ignoring_special(std::string_view text) const {
+  return encode_text(text, false, /*match_special=*/false);
+}
+
+std::vector<int32_t> HfTokenizer::encode_text(std::string_view text, bool add_bos, bool match_special) const {
   std::vector<int32_t> ids;
   if (add_bos && bos_id_ >= 0) ids.push_back(bos_id_);
   // Added tokens first: at each position the longest added token wins.
@@ -83,6 +119,7 @@ std::vector<int32_t> HfTokenizer::encode(std::string_view text, bool add_bos) co
     const HfAddedToken* match = nullptr;
     for (int32_t index : added_by_first_byte_[uint8_t(text[pos])]) {
       const auto& t = p_.added[size_t(index)];
+      if (t.special && !match_special) continue;
       if (text.substr(pos).starts_with(t.content)) {
         match = &t;
         break;
@@ -139,12 +176,21 @@ void HfTokenizer::encode_segment(std::string_view text, bool at_text_start,
     return;
   }
   if (p_.byte_level && p_.byte_level_prefix_space && s[0] != ' ') s = prefixed(" ", s);
-  if (!p_.split) {
-    encode_word(p_.byte_level ? byte_level_encode(s) : s, ids);
-    return;
+  encode_pieces(s, ids);
+}
+
+// The pre-tokenizer's split (regex or literal) and the ByteLevel mapping of each piece.
+void HfTokenizer::encode_pieces(std::string_view s, std::vector<int32_t>& ids) const {
+  const auto encode_piece = [&](std::string_view piece) {
+    encode_word(p_.byte_level ? byte_level_encode(piece) : std::string(piece), ids);
+  };
+  if (p_.split) {
+    for (std::string_view word : split_words(s, p_.split_rules)) encode_piece(word);
+  } else if (!p_.split_delimiter.empty()) {
+    for (std::string_view piece : split_on_literal(s, p_.split_delimiter, p_.split_behavior)) encode_piece(piece);
+  } else {
+    encode_piece(s);
   }
-  for (std::string_view word : split_words(s, p_.split_rules))
-    encode_word(p_.byte_level ? byte_level_encode(word) : std::string(word), ids);
 }
 
 void HfTokenizer::encode_word(std::string_view word, std::vector<int32_t>& ids) const {

@@ -35,6 +35,11 @@ struct HfPipeline {
   bool byte_level_prefix_space = false;
   bool split = false;  // split into words by `split_rules`
   SplitRules split_rules;
+  // Split on a literal string instead (Gemma 3: " ", merged with the previous
+  // piece); empty = none.
+  enum class SplitBehavior { Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous };
+  std::string split_delimiter;
+  SplitBehavior split_behavior = SplitBehavior::Isolated;
   bool metaspace = false;
   std::string metaspace_replacement = "\xE2\x96\x81";  // "▁"
   enum class Prepend { Always, First, Never } metaspace_prepend = Prepend::Always;
@@ -64,6 +69,12 @@ inline uint64_t pair_key(int32_t a, int32_t b) {
   return (uint64_t(uint32_t(a)) << 32) | uint32_t(b);
 }
 
+// Pieces of `text` split on each occurrence of `delimiter` (the literal
+// Split pre-tokenizer), with the delimiter removed, alone, merged with the
+// piece before or after it, or (Contiguous) alone with its repeats.
+std::vector<std::string_view> split_on_literal(std::string_view text, std::string_view delimiter,
+                                               HfPipeline::SplitBehavior behavior);
+
 // Parses tokenizer.json text; throws Error naming `source`.
 HfPipeline parse_tokenizer_json(std::string_view json, const std::string& source,
                                 const TokenizerJsonOptions& options, int32_t& bos_id,
@@ -74,6 +85,7 @@ class HfTokenizer final : public Tokenizer {
   HfTokenizer(HfPipeline pipeline, int32_t bos_id, int32_t eos_id);
 
   std::vector<int32_t> encode(std::string_view text, bool add_bos) const override;
+  std::vector<int32_t> encode_ignoring_special(std::string_view text) const override;
   void decode_append(int32_t id, bool skip_special, DecodeState& state,
                      std::string& out) const override;
   std::string token_text(int32_t id) const override;
@@ -85,7 +97,9 @@ class HfTokenizer final : public Tokenizer {
   const HfPipeline& pipeline() const { return p_; }
 
  private:
+  std::vector<int32_t> encode_text(std::string_view text, bool add_bos, bool match_special) const;
   void encode_segment(std::string_view text, bool at_text_start, std::vector<int32_t>& ids) const;
+  void encode_pieces(std::string_view text, std::vector<int32_t>& ids) const;
   void encode_word(std::string_view word, std::vector<int32_t>& ids) const;
 
   HfPipeline p_;

@@ -43,6 +43,20 @@ bool is_number(uint32_t cp) {
   return cp != kInvalidCodepoint && in_ranges(kNumberRanges, kNumberRanges_count, cp);
 }
 
+bool is_upper_or_title(uint32_t cp) {
+  if (cp < 0x80) return cp >= 'A' && cp <= 'Z';
+  return cp != kInvalidCodepoint && in_ranges(kUpperTitleRanges, kUpperTitleRanges_count, cp);
+}
+
+bool is_lowercase(uint32_t cp) {
+  if (cp < 0x80) return cp >= 'a' && cp <= 'z';
+  return cp != kInvalidCodepoint && in_ranges(kLowercaseRanges, kLowercaseRanges_count, cp);
+}
+
+bool is_mark(uint32_t cp) {
+  return cp >= 0x300 && cp != kInvalidCodepoint && in_ranges(kMarkRanges, kMarkRanges_count, cp);
+}
+
 bool is_whitespace(uint32_t cp) {
   if (cp < 0x80) return cp == ' ' || (cp >= 0x09 && cp <= 0x0D);
   switch (cp) {

@@ -1,5 +1,5 @@
 // Unicode helpers for the tokenizers: general-category lookups (letters,
-// numbers, white space) and a UTF-8 decoder that never fails.
+// numbers, cased letters, marks, white space) and a UTF-8 decoder that never fails.
 #pragma once
 
 #include <cstddef>
@@ -17,6 +17,12 @@ extern const CodepointRange kLetterRanges[];
 extern const size_t kLetterRanges_count;
 extern const CodepointRange kNumberRanges[];
 extern const size_t kNumberRanges_count;
+extern const CodepointRange kUpperTitleRanges[];
+extern const size_t kUpperTitleRanges_count;
+extern const CodepointRange kLowercaseRanges[];
+extern const size_t kLowercaseRanges_count;
+extern const CodepointRange kMarkRanges[];
+extern const size_t kMarkRanges_count;
 
 // Marks a byte that is not part of a valid UTF-8 sequence; it belongs to no
 // category (not a letter, number or space), like punctuation.
@@ -25,6 +31,9 @@ constexpr uint32_t kInvalidCodepoint = 0xFFFFFFFFu;
 bool is_letter(uint32_t cp);      // \p{L}
 bool is_number(uint32_t cp);      // \p{N}
 bool is_whitespace(uint32_t cp);  // \s (Unicode White_Space)
+bool is_upper_or_title(uint32_t cp);  // \p{Lu} or \p{Lt}
+bool is_lowercase(uint32_t cp);       // \p{Ll}
+bool is_mark(uint32_t cp);            // \p{M}
 
 // Decodes one code point at text[pos]. Returns its byte length (1..4) and
 // sets cp; an invalid or truncated sequence yields length 1 and

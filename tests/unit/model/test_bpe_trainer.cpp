@@ -158,7 +158,7 @@ TEST(BpeTrainer, ClassicExampleMergesByHand) {
 
 TEST(BpeTrainer, MergesMatchNaiveTrainer) {
   const std::string text = synthetic_text(1, 2500);
-  for (auto pattern : {PretokenizerPattern::Gpt2, PretokenizerPattern::Llama3}) {
+  for (auto pattern : {PretokenizerPattern::Gpt2, PretokenizerPattern::Llama3, PretokenizerPattern::O200k}) {
     const auto expected = naive_merges(text, pattern, 500, 2);
     ASSERT_GT(expected.size(), 200u);
     EXPECT_EQ(merges_of(train(text, 500, {}, pattern)), expected);
@@ -191,7 +191,8 @@ TEST(BpeTrainer, RoundTripsThroughLoaderForEveryPattern) {
   invalid += std::string("\0nul\0", 5);
   const std::vector<std::string> samples = {kMultilingual, invalid, " leading space", "trailing  \n\n",
                                             "\r\n\r\n", "x", "unseen words: zyzzyva quixotic"};
-  for (auto pattern : {PretokenizerPattern::Gpt2, PretokenizerPattern::Llama3, PretokenizerPattern::Qwen2}) {
+  for (auto pattern : {PretokenizerPattern::Gpt2, PretokenizerPattern::Llama3, PretokenizerPattern::Qwen2,
+                       PretokenizerPattern::O200k}) {
     const auto tok = tokenizer_from_json_string(train(text, 600, {"<|endoftext|>"}, pattern), "trained");
     EXPECT_EQ(tok->vocab_size(), 600);
     for (const std::string& s : samples) {

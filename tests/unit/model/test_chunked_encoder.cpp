@@ -149,6 +149,11 @@ TEST(BpeTraining, FromFileEqualsFromText) {
   add_words(block - special.size() - pad - 20);
   text += std::string(block - special.size() - pad - text.size(), 'y') + special + std::string(pad, ' ');
   ASSERT_EQ(text.size(), block);
+  // At the end of the second, the last newline is followed by a slash: "~~\n//" is one
+  // o200k word, so that newline is no cut.
+  add_words(2 * block - 40);
+  text += "~~\n//" + std::string(2 * block - 5 - text.size(), 'y');
+  ASSERT_EQ(text.size(), 2 * block);
   add_words(2'600'000);
   const std::string path = testing::TempDir() + "/bpe_from_file.txt";
   std::ofstream(path, std::ios::binary) << text;
@@ -156,7 +161,10 @@ TEST(BpeTraining, FromFileEqualsFromText) {
   opts.vocab_size = 5000;  // merges every pair: a word miscounted at a cut changes the vocabulary
   opts.min_pair_count = 1;
   opts.special_tokens = {"<|end of text|>"};
-  EXPECT_EQ(train_bpe_tokenizer_json_from_file(path, opts), train_bpe_tokenizer_json(text, opts));
+  for (auto pattern : {PretokenizerPattern::Gpt2, PretokenizerPattern::O200k}) {
+    opts.pattern = pattern;
+    EXPECT_EQ(train_bpe_tokenizer_json_from_file(path, opts), train_bpe_tokenizer_json(text, opts)) << int(pattern);
+  }
   std::filesystem::remove(path);
   EXPECT_THROW(train_bpe_tokenizer_json_from_file(testing::TempDir(), opts), Error);  // a folder
 }

@@ -52,19 +52,20 @@ const std::vector<std::string> kTexts = {
     "bad \xFF\xFE bytes \xC3 cut \xE6\x9D",
     "xyzzy xyzzy",
     "f(x) = g(y) * 12",
+    "xY we'll",  // a word Llama-3 keeps and o200k splits, and the reverse
 };
 
 // A trained tokenizer.json with BOS/EOS specials, one non-special added token
 // ("<tool>"), one vocabulary token no merge produces ("xyzzy", so that
 // ignore_merges changes encodings) and merges only some splits can use
-// ("(x": not the GPT-2 split; "12": not the Qwen2 split).
+// ("(x": not the GPT-2 split; "12": not the Qwen2 split; "xY": not the o200k split).
 json trained_json(PretokenizerPattern pattern) {
   BpeTrainOptions o;
   o.vocab_size = 600;
   o.special_tokens = {kBos, kEos, kImStart};
   o.pattern = pattern;
   json j = json::parse(train_bpe_tokenizer_json(corpus(), o));
-  for (const auto& [a, b] : {std::pair{"(", "x"}, std::pair{"1", "2"}}) {
+  for (const auto& [a, b] : {std::pair{"(", "x"}, std::pair{"1", "2"}, std::pair{"x", "Y"}}) {
     const std::string merged = std::string(a) + b;
     if (j["model"]["vocab"].contains(merged)) continue;
     j["model"]["vocab"][merged] = j["model"]["vocab"].size();
@@ -123,7 +124,8 @@ struct Case {
 const Case kCases[] = {{PretokenizerPattern::Gpt2, false, "gpt-2"},
                        {PretokenizerPattern::Llama3, true, "llama-bpe"},
                        {PretokenizerPattern::Llama3, false, "smaug-bpe"},
-                       {PretokenizerPattern::Qwen2, false, "qwen2"}};
+                       {PretokenizerPattern::Qwen2, false, "qwen2"},
+                       {PretokenizerPattern::O200k, false, "gpt-4o"}};
 
 TEST(GgufTokenizerExport, ByteLevelBpeRoundTripsExactly) {
   for (const Case& c : kCases) {
@@ -194,7 +196,8 @@ TEST(GgufTokenizerExport, LlamaCppPreNamesWithTheSameSplit) {
         "exaone4", "mpt", "olmo", "jais", "trillion", "granite-docling"}},
       {"llama-bpe", {"llama3", "llama-v3", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "jina-v5-nano"}},
       {"smaug-bpe", {"dbrx"}},
-      {"qwen2", {"deepseek-r1-qwen", "kormo", "f2llmv2", "megrez", "stablelm2", "hunyuan", "solar-open"}}};
+      {"qwen2", {"deepseek-r1-qwen", "kormo", "f2llmv2", "megrez", "stablelm2", "hunyuan", "solar-open"}},
+      {"gpt-4o", {"llama4"}}};
   for (const Case& c : kCases) {
     json j = trained_json(c.pattern);
     j["model"]["ignore_merges"] = c.ignore_merges;
@@ -205,7 +208,7 @@ TEST(GgufTokenizerExport, LlamaCppPreNamesWithTheSameSplit) {
   }
   const Metadata m = written(*from_json(trained_json(PretokenizerPattern::Gpt2)));
   for (const char* name : {"default", "starcoder", "smollm", "falcon", "deepseek-llm", "chatglm-bpe", "roberta-bpe",
-                           "gpt-4o", "tekken", "qwen35", "LLAMA-BPE"}) {
+                           "tekken", "qwen35", "LLAMA-BPE"}) {
     const auto tok = tokenizer_from_gguf(with_pre(m, name), "t.gguf");
     EXPECT_THROW(tok->encode("hi", false), Error) << name;
   }
@@ -225,6 +228,19 @@ TEST(GgufTokenizerExport, InexpressiblePipelinesAreNotWritten) {
     json j = trained_json(PretokenizerPattern::Gpt2);
     j["model"]["ignore_merges"] = true;  // llama.cpp has no GPT-2-split name that ignores merges
     expect_not_written(j, "gpt2 + ignore_merges");
+  }
+  {
+    json j = trained_json(PretokenizerPattern::O200k);
+    j["model"]["ignore_merges"] = true;  // llama.cpp's gpt-4o merges whole words too
+    expect_not_written(j, "o200k + ignore_merges");
+  }
+  {
+    json j = trained_json(PretokenizerPattern::Gpt2);
+    j["pre_tokenizer"] = {{"type", "Sequence"},
+                          {"pretokenizers",
+                           {{{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", "MergedWithPrevious"}},
+                            {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
+    expect_not_written(j, "literal split");
   }
   {
     json j = trained_json(PretokenizerPattern::Qwen2);
