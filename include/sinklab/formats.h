@@ -20,8 +20,9 @@ namespace sinklab {
 
 // ---------------------------------------------------------- tensor types ----
 // Element encodings of checkpoint tensors. Quantized types are GGUF/ggml
-// block formats: a block of block_size() elements stored in block_bytes().
-enum class TensorType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K };
+// block formats: a block of block_size() elements stored in block_bytes()
+// (layouts in src/model/quant/block_layout.h).
+enum class TensorType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, Q5_K, MXFP4 };
 
 const char* tensor_type_name(TensorType t);        // "F32", "Q4_K", ...
 int64_t tensor_type_block_size(TensorType t);      // elements per block (1 for floats)
@@ -31,7 +32,7 @@ bool tensor_type_is_quantized(TensorType t);
 // negative, not a multiple of the block size, or the size overflows.
 size_t tensor_type_nbytes(TensorType t, int64_t numel, const std::string& what);
 // ggml type ids as stored in GGUF tensor infos (F32=0, F16=1, Q4_0=2, Q8_0=8,
-// Q4_K=12, Q6_K=14, BF16=30).
+// Q4_K=12, Q5_K=13, Q6_K=14, BF16=30, MXFP4=39).
 uint32_t tensor_type_ggml_id(TensorType t);
 // Throws Error naming `what` and the id (and the ggml name if known) when
 // the id is not one of the supported types.

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "arch/registry.h"
+#include "model/quant_kernels.h"
 #include "weights.h"
 
 namespace sinklab {
@@ -20,12 +21,17 @@ namespace {
 
 using Type = MetaValue::Type;
 
-// llama.cpp's general.file_type values (LLAMA_FTYPE_*).
+// llama.cpp's general.file_type values (LLAMA_FTYPE_*); a file of K-quant
+// matrices is its "mostly Q4_K / Q5_K" small variant (_S).
 uint32_t file_type_id(TensorType t) {
   switch (t) {
     case TensorType::F32: return 0;
     case TensorType::F16: return 1;
+    case TensorType::Q4_0: return 2;
     case TensorType::Q8_0: return 7;
+    case TensorType::Q4_K: return 14;
+    case TensorType::Q5_K: return 16;
+    case TensorType::Q6_K: return 18;
     case TensorType::BF16: return 32;
     default: break;
   }
@@ -65,24 +71,6 @@ std::vector<float> reorder_rope_rows(const std::vector<float>& w, int64_t n_head
   return out;
 }
 
-void quantize_q8_0(const float* x, int64_t n, uint8_t* out) {
-  constexpr int64_t kBlock = 32;
-  for (int64_t b = 0; b < n / kBlock; ++b) {
-    const float* xb = x + b * kBlock;
-    float amax = 0.f;
-    for (int64_t i = 0; i < kBlock; ++i) amax = std::max(amax, std::fabs(xb[i]));
-    const float d = amax / 127.f;
-    const float inv = d != 0.f ? 1.f / d : 0.f;
-    uint8_t* ob = out + b * 34;
-    const f16 dh = f32_to_f16(d);
-    std::memcpy(ob, &dh.bits, 2);
-    for (int64_t i = 0; i < kBlock; ++i) {
-      const int8_t q = int8_t(std::lround(xb[i] * inv));
-      std::memcpy(ob + 2 + i, &q, 1);
-    }
-  }
-}
-
 // The tensors of the file being written; owns their bytes.
 class TensorSet {
  public:
@@ -94,7 +82,7 @@ class TensorSet {
   // Weight matrices (and stacked experts): the requested type where its block fits the rows.
   void add_matrix(const std::string& name, std::vector<int64_t> shape, const std::vector<float>& x) {
     TensorType t = matrix_type_;
-    if (t == TensorType::Q8_0 && shape.back() % tensor_type_block_size(t) != 0) t = TensorType::F32;
+    if (shape.back() % tensor_type_block_size(t) != 0) t = TensorType::F32;
     add(name, std::move(shape), x, t);
   }
 
@@ -111,24 +99,8 @@ class TensorSet {
                                               " values for its shape (" + std::to_string(e.numel()) + " expected)");
     e.nbytes = tensor_type_nbytes(t, e.numel(), name);
     std::vector<uint8_t>& bytes = storage_.emplace_back(e.nbytes);
-    const size_t n = x.size();
-    switch (t) {
-      case TensorType::F32: std::memcpy(bytes.data(), x.data(), n * 4); break;
-      case TensorType::F16:
-        for (size_t i = 0; i < n; ++i) {
-          const f16 h = f32_to_f16(x[i]);
-          std::memcpy(bytes.data() + 2 * i, &h.bits, 2);
-        }
-        break;
-      case TensorType::BF16:
-        for (size_t i = 0; i < n; ++i) {
-          const bf16 h = f32_to_bf16(x[i]);
-          std::memcpy(bytes.data() + 2 * i, &h.bits, 2);
-        }
-        break;
-      case TensorType::Q8_0: quantize_q8_0(x.data(), int64_t(n), bytes.data()); break;
-      default: throw Error("GGUF export: cannot write tensor '" + name + "' as " + tensor_type_name(t));
-    }
+    const int64_t cols = e.shape.empty() ? 1 : e.shape.back();
+    if (cols > 0) quant::quantize_rows(t, x.data(), e.numel() / cols, cols, bytes.data());
     e.data = bytes.data();
     (t == matrix_type_ ? converted : kept_f32) += 1;
     entries_.push_back(std::move(e));
@@ -325,7 +297,11 @@ TensorType gguf_export_type_from_name(const std::string& name) {
   if (n == "f16") return TensorType::F16;
   if (n == "bf16") return TensorType::BF16;
   if (n == "q8_0") return TensorType::Q8_0;
-  throw Error("GGUF export: unknown type '" + name + "' (expected f32, f16, bf16 or q8_0)");
+  if (n == "q4_0") return TensorType::Q4_0;
+  if (n == "q4_k") return TensorType::Q4_K;
+  if (n == "q5_k") return TensorType::Q5_K;
+  if (n == "q6_k") return TensorType::Q6_K;
+  throw Error("GGUF export: unknown type '" + name + "' (expected f32, f16, bf16, q8_0, q6_k, q5_k, q4_k or q4_0)");
 }
 
 GgufExportSummary export_gguf(const Model& model, const std::string& path, const GgufExportOptions& opts) {

@@ -1,5 +1,6 @@
 // `sinklab convert`: writes a model (safetensors, GGUF or llama2.c) as a GGUF v3
-// file with llama.cpp tensor names and metadata, optionally in f16, bf16 or q8_0.
+// file with llama.cpp tensor names and metadata, optionally in f16, bf16 or a
+// quantised type (q8_0, q6_k, q5_k, q4_k, q4_0).
 #include <cstdio>
 #include <string>
 
@@ -36,9 +37,11 @@ Command convert_command() {
     flags->guard.add_force_flag(*sub);
     add_threads_flag(*sub, flags->threads);
     sub->add_option("--type", flags->type,
-                    "Element type of the weight matrices: f32, f16, bf16 or q8_0 (norms, biases, sink "
-                    "logits and routers stay f32; q8_0 keeps f32 where a row is not a multiple of 32)")
-        ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}, CLI::ignore_case));
+                    "Element type of the weight matrices: f32, f16, bf16, q8_0, q6_k, q5_k, q4_k or q4_0 "
+                    "(quantised like llama.cpp's reference quantisers, without an importance matrix; norms, "
+                    "biases, sink logits and routers stay f32, and so does a matrix whose rows are not a "
+                    "multiple of the block: 32 elements for q8_0 and q4_0, 256 for the k types)")
+        ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0", "q6_k", "q5_k", "q4_k", "q4_0"}, CLI::ignore_case));
     return sub;
   };
   cmd.run = [flags]() {

@@ -1,26 +1,21 @@
-// Decoding of every TensorType to float32. The block layouts are ggml's:
-//   Q8_0 (32 elements, 34 bytes): f16 d, int8 q[32];           x = d * q
-//   Q4_0 (32 elements, 18 bytes): f16 d, u8 qs[16];            x = d * (nibble - 8),
-//        low nibbles are elements 0..15, high nibbles 16..31
-//   Q4_K (256 elements, 144 bytes): f16 d, f16 dmin, u8 scales[12], u8 qs[128];
-//        8 sub-blocks of 32 with 6-bit scale sc and min m: x = d*sc*q - dmin*m
-//   Q6_K (256 elements, 210 bytes): u8 ql[128], u8 qh[64], int8 scales[16], f16 d;
-//        x = d * scales[i/16] * (q6 - 32)
-// Loads go through memcpy because mapped data is not aligned.
+// Decoding of every TensorType to float32, in the block layouts of
+// src/model/quant/block_layout.h. The products of f16 scales (11 significant
+// bits) and integer codes and sub-block scales (at most 8 bits each, 12 in
+// all) are exact in float32, so a value is rounded at most once (in the K
+// types' subtraction of the min): it is the correctly rounded value of its
+// formula, whatever the order of the operations or fused multiply-adds. tests/reference/make_quant_blocks.py
+// checks them bit for bit. Loads go through memcpy because mapped data is not aligned.
 #include <cstring>
 #include <vector>
 
+#include "model/quant/block_layout.h"
 #include "sinklab/formats.h"
 
 namespace sinklab {
 
 namespace {
 
-float load_f16(const uint8_t* p) {
-  uint16_t bits;
-  std::memcpy(&bits, p, 2);
-  return f16_to_f32(f16{bits});
-}
+using quant::load_f16;
 
 void decode_q8_0(const uint8_t* b, float* y) {
   const float d = load_f16(b);
@@ -37,64 +32,45 @@ void decode_q4_0(const uint8_t* b, float* y) {
   }
 }
 
-// Sub-block j (0..7) of a Q4_K super-block: the first four scales and mins are
-// the low 6 bits of bytes 0..3 and 4..7; the last four take their low 4 bits
-// from the nibbles of bytes 8..11 and their top 2 bits from the spare top
-// bits of bytes 0..3 (scales) and 4..7 (mins).
-void q4_k_scale_min(int j, const uint8_t* s, int& scale, int& min) {
-  if (j < 4) {
-    scale = s[j] & 63;
-    min = s[j + 4] & 63;
-  } else {
-    scale = (s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4);
-    min = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+void decode_mxfp4(const uint8_t* b, float* y) {
+  const float half_scale = quant::mxfp4_half_scale(b[0]);
+  const uint8_t* qs = b + 1;
+  for (int i = 0; i < 16; ++i) {
+    y[i] = float(quant::kMxfp4Doubled[qs[i] & 0x0f]) * half_scale;
+    y[i + 16] = float(quant::kMxfp4Doubled[qs[i] >> 4]) * half_scale;
   }
 }
 
-void decode_q4_k(const uint8_t* b, float* y) {
+// Q4_K and Q5_K: 8 sub-blocks of 32 with their own scale and min; qh is null
+// for Q4_K (no fifth bit).
+void decode_k_4_5(const uint8_t* b, const uint8_t* qh, const uint8_t* qs, float* y) {
   const float d = load_f16(b);
   const float dmin = load_f16(b + 2);
-  const uint8_t* scales = b + 4;
-  const uint8_t* qs = b + 16;
-  // Each 32 bytes of qs hold two sub-blocks: low nibbles, then high nibbles.
-  for (int pair = 0; pair < 4; ++pair) {
-    const uint8_t* q = qs + 32 * pair;
+  for (int j = 0; j < 8; ++j) {
     int sc, m;
-    q4_k_scale_min(2 * pair, scales, sc, m);
-    const float d1 = d * float(sc), m1 = dmin * float(m);
-    q4_k_scale_min(2 * pair + 1, scales, sc, m);
-    const float d2 = d * float(sc), m2 = dmin * float(m);
+    quant::k_scale_min(j, b + quant::kKScales, sc, m);
+    const float step = d * float(sc), offset = dmin * float(m);
+    const uint8_t* q = qs + 32 * (j / 2);
+    const int shift = 4 * (j % 2);
     for (int l = 0; l < 32; ++l) {
-      y[64 * pair + l] = d1 * float(q[l] & 0x0f) - m1;
-      y[64 * pair + 32 + l] = d2 * float(q[l] >> 4) - m2;
+      int code = (q[l] >> shift) & 0x0f;
+      if (qh && ((qh[l] >> j) & 1)) code += 16;
+      y[32 * j + l] = step * float(code) - offset;
     }
   }
 }
 
 void decode_q6_k(const uint8_t* b, float* y) {
-  const uint8_t* ql = b;
-  const uint8_t* qh = b + 128;
-  const int8_t* scales = reinterpret_cast<const int8_t*>(b + 192);
-  const float d = load_f16(b + 208);
-  // Two halves of 128 elements; in each, element l + 32k (k = 0..3) takes its
-  // low 4 bits from ql (k = 0,1: low nibble of ql[l], ql[l+32]; k = 2,3: high
-  // nibbles) and its top 2 bits from bits 2k..2k+1 of qh[l].
+  const int8_t* scales = reinterpret_cast<const int8_t*>(b + quant::kQ6_KScales);
+  const float d = load_f16(b + quant::kQ6_KD);
   for (int half = 0; half < 2; ++half) {
-    const uint8_t* l4 = ql + 64 * half;
-    const uint8_t* h2 = qh + 32 * half;
-    float* out = y + 128 * half;
-    const int8_t* sc = scales + 8 * half;
-    for (int l = 0; l < 32; ++l) {
-      const int q0 = int((l4[l] & 0x0f) | ((h2[l] & 0x03) << 4)) - 32;
-      const int q1 = int((l4[l + 32] & 0x0f) | (((h2[l] >> 2) & 0x03) << 4)) - 32;
-      const int q2 = int((l4[l] >> 4) | (((h2[l] >> 4) & 0x03) << 4)) - 32;
-      const int q3 = int((l4[l + 32] >> 4) | (((h2[l] >> 6) & 0x03) << 4)) - 32;
-      const int s = l / 16;
-      out[l] = d * float(sc[s]) * float(q0);
-      out[l + 32] = d * float(sc[s + 2]) * float(q1);
-      out[l + 64] = d * float(sc[s + 4]) * float(q2);
-      out[l + 96] = d * float(sc[s + 6]) * float(q3);
-    }
+    const uint8_t* ql = b + 64 * half;
+    const uint8_t* qh = b + quant::kQ6_KQh + 32 * half;
+    for (int k = 0; k < 4; ++k)
+      for (int l = 0; l < 32; ++l) {
+        const int i = 128 * half + 32 * k + l;
+        y[i] = (d * float(scales[i / 16])) * float(quant::q6_k_code(ql, qh, k, l) - 32);
+      }
   }
 }
 
@@ -135,8 +111,20 @@ void dequantize_row(TensorType type, const uint8_t* src, float* dst, int64_t n) 
     case TensorType::Q4_0:
       for (int64_t i = 0; i < nb; ++i) decode_q4_0(src + i * bb, dst + i * block);
       return;
+    case TensorType::MXFP4:
+      for (int64_t i = 0; i < nb; ++i) decode_mxfp4(src + i * bb, dst + i * block);
+      return;
     case TensorType::Q4_K:
-      for (int64_t i = 0; i < nb; ++i) decode_q4_k(src + i * bb, dst + i * block);
+      for (int64_t i = 0; i < nb; ++i) {
+        const uint8_t* b = src + i * bb;
+        decode_k_4_5(b, nullptr, b + quant::kQ4_KQs, dst + i * block);
+      }
+      return;
+    case TensorType::Q5_K:
+      for (int64_t i = 0; i < nb; ++i) {
+        const uint8_t* b = src + i * bb;
+        decode_k_4_5(b, b + quant::kQ5_KQh, b + quant::kQ5_KQs, dst + i * block);
+      }
       return;
     case TensorType::Q6_K:
       for (int64_t i = 0; i < nb; ++i) decode_q6_k(src + i * bb, dst + i * block);

@@ -19,10 +19,12 @@ struct TypeInfo {
 };
 // Indexed by TensorType. Block layouts: Q8_0 = f16 scale + 32 int8;
 // Q4_0 = f16 scale + 16 bytes of nibbles; Q4_K = 2 f16 + 12 bytes of 6-bit
-// scales/mins + 128 bytes of nibbles; Q6_K = 128 + 64 + 16 bytes + f16.
+// scales/mins + 128 bytes of nibbles; Q6_K = 128 + 64 + 16 bytes + f16;
+// Q5_K = Q4_K + 32 bytes of fifth bits; MXFP4 = exponent byte + 16 bytes of nibbles.
 constexpr TypeInfo kTypes[] = {
     {"F32", 1, 4, 0},       {"F16", 1, 2, 1},        {"BF16", 1, 2, 30}, {"Q8_0", 32, 34, 8},
-    {"Q4_0", 32, 18, 2},    {"Q4_K", 256, 144, 12},  {"Q6_K", 256, 210, 14},
+    {"Q4_0", 32, 18, 2},    {"Q4_K", 256, 144, 12},  {"Q6_K", 256, 210, 14}, {"Q5_K", 256, 176, 13},
+    {"MXFP4", 32, 17, 39},
 };
 const TypeInfo& info(TensorType t) {
   const size_t i = size_t(t);
@@ -36,7 +38,8 @@ const char* ggml_type_name(uint32_t id) {
       "F32",  "F16",  "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1",
       "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS",
       "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16", "I32", "I64", "F64",
-      "IQ1_M", "BF16"};
+      "IQ1_M", "BF16", "Q4_0_4_4", "Q4_0_4_8", "Q4_0_8_8", "TQ1_0", "TQ2_0", "IQ4_NL_4_4",
+      "IQ4_NL_4_8", "IQ4_NL_8_8", "MXFP4"};
   return id < std::size(names) ? names[id] : nullptr;
 }
 }  // namespace
@@ -64,7 +67,7 @@ TensorType tensor_type_from_ggml_id(uint32_t id, const std::string& what) {
   const char* n = ggml_type_name(id);
   throw Error(what + ": unsupported ggml type id " + std::to_string(id) +
               (n ? std::string(" (") + n + ")" : std::string(" (unknown)")) +
-              "; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K");
+              "; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, MXFP4");
 }
 
 namespace formats {

@@ -91,7 +91,8 @@ TEST(GgufExport, Stories260KQ8_0StaysClose) {
 TEST(GgufExport, RejectsUnknownTypeNames) {
   EXPECT_EQ(gguf_export_type_from_name("Q8_0"), TensorType::Q8_0);
   EXPECT_EQ(gguf_export_type_from_name("bf16"), TensorType::BF16);
-  EXPECT_THROW(gguf_export_type_from_name("q4_k"), Error);
+  EXPECT_EQ(gguf_export_type_from_name("q4_k"), TensorType::Q4_K);
+  EXPECT_THROW(gguf_export_type_from_name("q4_1"), Error);
 }
 
 }  // namespace
