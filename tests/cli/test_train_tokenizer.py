@@ -93,6 +93,21 @@ def test_trains_the_naive_merges_and_a_hugging_face_layout(tmp_path):
     assert len(merges) >= 72  # 330 - 258 new tokens
 
 
+O200K_REGEX = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+               r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+               r"|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def test_o200k_pattern_writes_the_gpt_oss_split(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(ascii_corpus())
+    out = tmp_path / "tokenizer.json"
+    r = run("train-tokenizer", "-f", corpus, "--vocab", 300, "-o", out, "--pattern", "o200k")
+    assert r.returncode == 0, r.stderr
+    split = json.loads(out.read_text(encoding="utf-8"))["pre_tokenizer"]["pretokenizers"][0]
+    assert split == {"type": "Split", "pattern": {"Regex": O200K_REGEX}, "behavior": "Isolated", "invert": False}
+
+
 def test_refuses_to_overwrite_without_force(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("hello hello hello world world\n")
