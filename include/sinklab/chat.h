@@ -15,7 +15,8 @@
 //            \n\n{text}<|eot_id|> ...; the reply ends with <|eot_id|>
 // The special tokens are looked up in the tokenizer once; the text of each
 // turn is encoded with special-token spellings read as ordinary text, so a
-// message cannot open or close turns.
+// message cannot open or close turns. A ChatFormat refers to its tokenizer and
+// a ChatReply to its format: each must outlive what refers to it.
 #pragma once
 
 #include <cstdint>
