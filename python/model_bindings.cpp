@@ -282,9 +282,7 @@ auto run_ablated(const PyModel& m, const std::vector<int32_t>& ids, const std::v
   const std::vector<Intervention> list = parse_interventions(ablate);
   std::vector<int32_t> fed = intervention_prefix(list, m.shared()->config());
   fed.insert(fed.end(), ids.begin(), ids.end());
-  SessionOptions so;
-  so.context = int64_t(fed.size());
-  Session session(m.shared(), so);
+  Session session(m.shared(), probe_session_options(int64_t(fed.size())));
   const AttachedInterventions attached(session, list);
   return probe(session, std::span<const int32_t>(fed));
 }
@@ -482,6 +480,7 @@ py::dict sink_scores_py(const PyModel& m, py::handle ids, double eps, int max_ke
   d["alpha"] = doubles(r.alpha, {L, H, K});
   d["sink_percent"] = doubles(r.sink_percent, {K});
   d["mass_first_k"] = doubles(r.mass_first_k, {L, H});
+  d["sink_logit_mass"] = doubles(r.sink_logit_mass, {L, H});
   d["eps"] = r.eps;
   d["first_k"] = r.first_k;
   return d;
@@ -597,7 +596,8 @@ void register_model(py::module_& m) {
 
   m.def("sink_scores", &sink_scores_py,
         "Sink scores (Gu et al.): dict with alpha [layers, heads, keys] (mean attention on key k over "
-        "queries i >= k), sink_percent [keys] (Sink_k^eps in %), mass_first_k [layers, heads].",
+        "queries i >= k), sink_percent [keys] (Sink_k^eps in %), mass_first_k [layers, heads], sink_logit_mass "
+        "[layers, heads] (mean attention a learned sink logit takes; ~0 without sink logits).",
         py::arg("model"), py::arg("ids"), py::kw_only(), py::arg("eps") = 0.3, py::arg("max_keys") = 0,
         py::arg("first_k") = SinkScoreOptions{}.first_k, py::arg("ablate") = py::none());
   m.def("massive_activations", &massive_activations_py,

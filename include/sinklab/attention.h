@@ -48,6 +48,7 @@ struct RopeSpec {
   int original_context = 0;  // YaRN / Llama3: original maximum position count
   float beta_fast = 32.f;    // YaRN
   float beta_slow = 1.f;     // YaRN
+  bool yarn_truncate = true; // YaRN: round the correction range to whole dimensions (gpt-oss: false)
   float attn_factor = 0.f;   // YaRN: multiplies cos/sin; 0 = 0.1*ln(factor)+1
   float low_freq_factor = 1.f;   // Llama3
   float high_freq_factor = 4.f;  // Llama3

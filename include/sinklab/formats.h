@@ -22,7 +22,9 @@ namespace sinklab {
 // Element encodings of checkpoint tensors. Quantized types are GGUF/ggml
 // block formats: a block of block_size() elements stored in block_bytes()
 // (layouts in src/model/quant/block_layout.h).
-enum class TensorType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, Q5_K, MXFP4 };
+// U8: raw bytes (safetensors "U8": the mxfp4 blocks and scales of gpt-oss
+// checkpoints), decoded as their values.
+enum class TensorType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, Q5_K, MXFP4, U8 };
 
 const char* tensor_type_name(TensorType t);        // "F32", "Q4_K", ...
 int64_t tensor_type_block_size(TensorType t);      // elements per block (1 for floats)

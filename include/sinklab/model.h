@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -20,7 +21,8 @@ struct MoeConfig {
   int n_experts = 0;       // 0 = dense FFN
   int n_used = 0;          // top-k
   int64_t expert_hidden = 0;
-  bool norm_topk = false;  // renormalise the top-k router probabilities
+  bool norm_topk = false;  // renormalise the top-k router probabilities (= softmax over the k selected logits)
+  bool router_bias = false;  // gpt-oss: the router and every expert projection have biases
   int64_t shared_hidden = 0;   // 0 = no shared expert
   bool shared_gate = false;    // shared expert scaled by sigmoid(x . w) (Qwen2-MoE)
 };
@@ -50,6 +52,13 @@ void goat_key_prior(const PriorConfig& p, int64_t n_kv_heads, const float* w1, c
                     const float* w2, const float* first, std::span<const int32_t> positions,
                     float* out);
 
+// The gated activation of the feed-forward: a = act(gate) * up.
+enum class FfnActivation : uint8_t {
+  SiLU,         // SwiGLU (Llama, Qwen, Mixtral, ...)
+  GeluTanh,     // GeGLU with tanh-approximated GELU (Gemma)
+  ClampedSwiGLU // gpt-oss: gate <= limit, up in [-limit, limit], a = gate * sigmoid(alpha * gate) * (up + 1)
+};
+
 struct ModelConfig {
   std::string arch;  // registry name: llama, mistral, qwen2, qwen3, mixtral, qwen2_moe, qwen3_moe, olmoe, ...
   int64_t vocab = 0, dim = 0, n_layers = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0;
@@ -65,6 +74,18 @@ struct ModelConfig {
   bool sink_logits = false;   // learned per-head sink logits (self_attn.sinks)
   bool relu_attention = false;  // ReLU attention weights (AttnNormalization::Relu), a sink-free control
   std::vector<int32_t> layer_window;  // per layer; 0 = full attention
+  // Layers with a window use this RoPE when set (Gemma 3: theta 10k locally, 1M with scaling globally).
+  std::optional<RopeSpec> rope_local;
+  FfnActivation ffn_act = FfnActivation::SiLU;
+  float swiglu_limit = 7.f, swiglu_alpha = 1.702f;  // ClampedSwiGLU
+  // Gemma: norms on the attention and FFN outputs before each residual add
+  // (post_attention_layernorm, post_feedforward_layernorm), embeddings scaled by
+  // sqrt(dim), and soft-caps on attention logits and final logits (Gemma 2).
+  bool post_norms = false;
+  float embed_scale = 1.f;
+  float attn_scale = 0.f;      // 0 = 1/sqrt(head_dim); Gemma: 1/sqrt(query_pre_attn_scalar)
+  float attn_softcap = 0.f;    // 0 = none
+  float final_softcap = 0.f;   // 0 = none
   PriorConfig prior;          // GOAT / ALiBi (models without RoPE)
   MoeConfig moe;
   int32_t bos_id = -1, eos_id = -1;
@@ -197,6 +218,16 @@ struct SessionOptions {
   // absolute positions.
   int64_t attn_window = 0;
   int64_t attn_sink_keys = 0;
+  // Models with sliding and full layers (gpt-oss, Gemma): the sliding layers keep
+  // their own cache of their window (memory ~ window, whatever the policy) and
+  // the policy's cache holds only the full layers. false: every layer shares the
+  // policy's cache (the reference; refused for models whose sliding layers have
+  // their own RoPE, Gemma 3).
+  bool local_layer_cache = true;
+  // Most tokens one forward takes when sliding layers have their own cache (0 =
+  // 256): that cache holds window + local_batch - 1 tokens. Probes that read a
+  // whole sequence's attention in one forward set it to the sequence length.
+  int64_t local_batch = 0;
 };
 
 // Counters of a Session's streaming cache.
@@ -206,7 +237,11 @@ struct EvictStats {
   int64_t capacity = 0;      // most tokens the cache holds
   int64_t evicted = 0;       // fed - cached
   int64_t rows_rotated = 0;  // key rows re-rotated (shift)
-  size_t bytes = 0;          // KV storage bytes
+  size_t bytes = 0;          // KV storage bytes (both caches)
+  // Sliding layers' own cache (SessionOptions::local_layer_cache); 0 when none.
+  size_t local_bytes = 0;
+  int64_t local_capacity = 0;
+  int local_layers = 0;
 };
 
 class Session {
@@ -235,6 +270,7 @@ class Session {
   int64_t context() const { return context_; }
   // True when the cache evicts tokens instead of failing when full.
   bool streaming() const { return streaming_; }
+  // The policy's cache (every layer, or the full layers when the sliding layers have their own).
   const StreamingCache& cache() const { return *cache_; }
   PositionContract positions() const { return contract_; }
   EvictStats evict_stats() const;
@@ -252,14 +288,17 @@ class Session {
   struct Buffers;    // the forward's scratch, kept across calls
   struct Forward;    // one chunk's forward: sizes, taps, scratch (session.cpp)
   struct Placement;  // where a chunk's tokens sit in the cache: slots, positions
-  Placement place_chunk(std::span<const TokenMeta> given, int64_t n);
-  void attention_block(Forward& fw, int layer, const Placement& at);
+  Placement place_chunk(StreamingCache& cache, bool rotate_outside, const RopeSpec& rope,
+                        std::span<const TokenMeta> given, int64_t n);
+  void attention_block(Forward& fw, int layer, Placement& at);
   void ffn_block(Forward& fw, int layer);
   void moe_ffn(Forward& fw, int layer);
   void lm_head(Forward& fw, std::vector<float>* all_logits);
   void feed_chunk(std::span<const int32_t> ids, std::span<const TokenMeta> meta,
                   std::vector<float>* all_logits);
-  std::unique_ptr<StreamingCache> make_cache() const;
+  void make_caches();
+  std::unique_ptr<StreamingCache> make_cache(const CacheSpec& spec, int n_layers, PositionContract contract,
+                                             const RopeSpec& rope) const;
 
   std::shared_ptr<const Model> model_;
   SessionOptions opts_;
@@ -269,7 +308,11 @@ class Session {
   bool streaming_ = false;
   int64_t context_ = 0;
   int64_t n_past_ = 0;
-  std::unique_ptr<StreamingCache> cache_;
+  std::unique_ptr<StreamingCache> cache_;        // the policy's cache
+  std::unique_ptr<StreamingCache> local_cache_;  // sliding layers' own window; null when none
+  CacheSpec local_spec_;
+  int64_t local_chunk_ = 0;                      // most tokens per forward the local cache allows
+  std::vector<int32_t> storage_layer_;           // per layer: its index in its cache's storage
   std::unique_ptr<Buffers> buf_;
   Taps taps_;
   std::vector<float> last_logits_;

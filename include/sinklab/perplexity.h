@@ -53,7 +53,8 @@ struct PerplexityResult {
   double kl = 0;                 // mean KL(base || this); 0 without a base
   int64_t windows = 1;           // dense past its capacity: fresh windows used
   double seconds = 0;            // spent in this run's steps (the base run's excluded)
-  size_t kv_bytes = 0;           // KV memory of this run's cache
+  size_t kv_bytes = 0;           // KV memory of this run's cache (every layer)
+  size_t kv_sliding_bytes = 0;   // of which the sliding layers' own window cache
   std::vector<PerplexityChunk> chunks;
   std::vector<float> token_nll;  // per predicted token (keep_token_nll)
 };

@@ -42,6 +42,11 @@ std::map<std::string, CapturedTensor> capture_taps(Session& session, std::span<c
                                                    const std::vector<std::string>& names);
 
 // ---------------------------------------------------------- sink scores ----
+// Options of a dense session whose every forward covers `n_tokens` tokens at
+// once (a model's sliding layers included): what probes that read a whole
+// sequence's attention through taps need.
+SessionOptions probe_session_options(int64_t n_tokens);
+
 struct SinkScoreOptions {
   double eps = 0.3;           // a (layer, head) counts as a sink of key k when alpha_k > eps
   int max_keys = 0;           // alpha is reported for keys 0..max_keys-1; 0 = every key
@@ -59,6 +64,10 @@ struct SinkScores {
   std::vector<double> alpha;          // [layers.size(), n_heads, n_keys]
   std::vector<double> sink_percent;   // [n_keys]: Sink_k^eps in percent
   std::vector<double> mass_first_k;   // [layers.size(), n_heads]: mean over queries of sum_{j<first_k} A_ij
+  // [layers.size(), n_heads]: mean over queries of the attention the learned sink
+  // logit takes, 1 - sum_j A_ij (about 0 for a model without sink logits). Next to
+  // alpha_0 it says whether a head parks its spare attention on the logit or on token 0.
+  std::vector<double> sink_logit_mass;
 
   double alpha_at(size_t layer_index, int64_t head, int64_t key) const {
     return alpha[(layer_index * size_t(n_heads) + size_t(head)) * size_t(n_keys) + size_t(key)];

@@ -167,7 +167,11 @@ RopeTable rope_table(const RopeSpec& r, int head_dim) {
           return rd * std::log(r.original_context / (rot * 2 * std::numbers::pi)) /
                  (2 * std::log(double(r.theta)));
         };
-        double lo = std::floor(corr_dim(r.beta_fast)), hi = std::ceil(corr_dim(r.beta_slow));
+        double lo = corr_dim(r.beta_fast), hi = corr_dim(r.beta_slow);
+        if (r.yarn_truncate) {
+          lo = std::floor(lo);
+          hi = std::ceil(hi);
+        }
         lo = std::max(lo, 0.0);
         hi = std::min(hi, double(rd - 1));  // as Hugging Face clamps it
         if (hi == lo) hi += 0.001;

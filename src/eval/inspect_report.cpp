@@ -174,9 +174,7 @@ InspectReport run_inspect(const std::shared_ptr<const Model>& model, std::span<c
   so.first_k = options.first_k;
   so.max_keys = options.first_k;
   // One session for every probe, with the interventions installed before the probes' taps.
-  SessionOptions session_options;
-  session_options.context = int64_t(ids.size());
-  Session session(model, session_options);
+  Session session(model, probe_session_options(int64_t(ids.size())));
   const AttachedInterventions attached(session, ablate);
   r.moe = model->config().moe.n_experts > 0;
   const int n_probes = r.moe ? 6 : 5;
@@ -293,6 +291,24 @@ std::string inspect_summary(const nlohmann::json& j) {
   const auto& inf = j.at("propagation").at("influence_on_last");
   if (!inf.empty())
     o << "rollout:    influence of position 0 on the last token = " << fmt("%.3f", inf[0].get<double>()) << "\n";
+  if (j.contains("sink_logits") && !j.at("sink_logits").is_null() && s.contains("sink_logit_mass")) {
+    // Learned sink logits: where a head's spare attention goes, to the logit or to token 0.
+    const auto& mass = s.at("sink_logit_mass");
+    const auto& alpha = s.at("alpha");
+    const int64_t K = s.at("n_keys").get<int64_t>();
+    double to_logit = 0, to_token0 = 0;
+    int logit_heads = 0;
+    for (size_t p = 0; p < mass.size(); ++p) {
+      const double m = mass[p].get<double>(), a0 = alpha[p * size_t(K)].get<double>();
+      to_logit += m;
+      to_token0 += a0;
+      logit_heads += m > a0;
+    }
+    const double pairs = double(std::max<size_t>(mass.size(), 1));
+    o << "sink logit: heads send " << fmt("%.3f", to_logit / pairs) << " of their attention to the learned sink logit and "
+      << fmt("%.3f", to_token0 / pairs) << " to token 0 (mean); the logit takes more in " << logit_heads << " of "
+      << mass.size() << " heads\n";
+  }
   const auto& se = j.at("super_experts");
   if (se.at("moe").get<bool>())
     o << "experts:    " << se.at("supers").size() << " super experts\n";

@@ -167,6 +167,7 @@ PerplexityResult run_perplexity(const std::shared_ptr<const Model>& model, std::
   r.positions = o.recompute ? "recompute" : position_contract_name(run.session().positions());
   r.capacity = run.session().context();
   r.kv_bytes = run.session().evict_stats().bytes;
+  r.kv_sliding_bytes = run.session().evict_stats().local_bytes;
   const int64_t n_pred = int64_t(ids.size()) - 1;
   if (o.keep_token_nll) r.token_nll.reserve(size_t(n_pred));
   double total = 0, total_kl = 0;

@@ -95,6 +95,7 @@ nlohmann::json perplexity_json(const PerplexityResult& r) {
                       {"windows", r.windows},
                       {"tokens_per_s", r.seconds > 0 ? double(r.predicted) / r.seconds : 0.0},
                       {"kv_bytes", r.kv_bytes},
+                      {"kv_sliding_bytes", r.kv_sliding_bytes},
                       {"chunks", chunks}};
   if (!r.token_nll.empty()) j["token_nll"] = r.token_nll;
   return j;

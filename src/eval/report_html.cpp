@@ -270,6 +270,13 @@ function renderSinkLogits(body) {
   note(body, "A head's sink logit s enters only its softmax denominator: the share exp(s) / (exp(s) + Σⱼ exp(zⱼ)) of its attention goes to no value at all.");
   const heads = sl.length ? sl[0].length : 0;
   table(body, ["layer", ...[...Array(heads).keys()].map((x) => `h${x}`)], sl.map((row, l) => [`L${l}`, ...row.map((x) => num(x, 3))]));
+  const sc = R.sink_scores, mass = sc.sink_logit_mass;
+  if (!mass || !mass.length) return;
+  h("h3", {}, body, "Where the spare attention goes: the sink logit or token 0");
+  note(body, "Per measured layer and head: the mean share of attention the learned sink logit takes (1 − Σⱼ pᵢⱼ) next to α₀, the mean attention on token 0. A head whose logit takes more has replaced the BOS sink with its logit.");
+  const H = sc.n_heads, K = sc.n_keys, rows = [];
+  sc.layers.forEach((l, li) => { for (let hh = 0; hh < H; hh++) { const m = mass[li * H + hh], a0 = sc.alpha[(li * H + hh) * K]; rows.push([`L${l}H${hh}`, num(sl[l] ? sl[l][hh] : NaN, 3), num(m, 3), num(a0, 3), m > a0 ? "sink logit" : "token 0"]); } });
+  table(body, ["head", "sink logit", "mass → sink logit", "α₀ (mass → token 0)", "takes more"], rows);
 }
 
 function renderSinks(body) {

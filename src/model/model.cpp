@@ -169,8 +169,15 @@ std::string Model::describe() const {
   if (c.rope.freq_factors) os << ", per-frequency factors (rope_freqs)";
   os << "\n";
   int sliding = 0;
-  for (int32_t wdw : c.layer_window) sliding += wdw > 0;
-  if (sliding) os << "sliding:      " << sliding << " of " << c.n_layers << " layers\n";
+  int32_t wmax = 0;
+  for (int32_t wdw : c.layer_window) {
+    sliding += wdw > 0;
+    wmax = std::max(wmax, wdw);
+  }
+  if (sliding)
+    os << "sliding:      " << sliding << " of " << c.n_layers << " layers (window " << wmax << ")"
+       << (c.rope_local ? ", their own RoPE theta " + std::to_string(int64_t(c.rope_local->theta)) : std::string())
+       << "\n";
   if (const char* what = attention_variant_description(c.variant))
     os << "attention:    " << c.variant << " (" << what << ")\n";
   if (c.sink_logits) os << "sink logits:  learned, per head\n";
@@ -182,7 +189,14 @@ std::string Model::describe() const {
   os << "norm eps:     " << c.norm_eps << "\n";
   std::string features = std::string(c.qkv_bias ? " qkv-bias" : "") + (c.o_bias ? " o-bias" : "") +
                          (c.qk_norm ? " qk-norm" : "") + (c.qk_norm_full ? " qk-norm(full)" : "") +
-                         (c.tied_embeddings ? " tied-embeddings" : "");
+                         (c.tied_embeddings ? " tied-embeddings" : "") + (c.post_norms ? " post-norms" : "") +
+                         (c.embed_scale != 1.f ? " scaled-embeddings" : "") +
+                         (c.ffn_act == FfnActivation::GeluTanh ? " geglu"
+                          : c.ffn_act == FfnActivation::ClampedSwiGLU ? " clamped-swiglu"
+                                                                      : "") +
+                         (c.attn_softcap > 0 ? " attn-softcap(" + std::to_string(int(c.attn_softcap)) + ")" : "") +
+                         (c.final_softcap > 0 ? " final-softcap(" + std::to_string(int(c.final_softcap)) + ")" : "") +
+                         (c.moe.router_bias ? " expert-biases" : "");
   os << "features:    " << (features.empty() ? " none" : features) << "\n";
   os << "special ids:  bos " << c.bos_id << ", eos " << c.eos_id << "\n";
 
@@ -208,13 +222,21 @@ std::string Model::describe() const {
     os << "    norms     [" << c.dim << "] f32 x2\n";
   }
 
-  const double kv_per_token = 2.0 * double(c.n_layers * c.n_kv_heads * c.head_dim) * 4.0;
+  // Sliding layers keep their own cache of the window (plus one forward's 256
+  // tokens) when the model also has full layers (SessionOptions::local_layer_cache).
+  const bool split = sliding > 0 && sliding < c.n_layers;
+  const double kv_layer_token = 2.0 * double(c.n_kv_heads * c.head_dim) * 4.0;
+  const double kv_per_token = kv_layer_token * double(split ? c.n_layers - sliding : c.n_layers);
   const int64_t ctx = c.max_seq > 0 ? c.max_seq : 4096;
   os << "parameters:   " << n_params() << " (" << double(n_params()) / 1e6 << " M)\n"
      << "weights:      matrices " << matrix_dtypes(w) << ", vectors f32; " << human_bytes(double(weight_bytes()))
      << " in memory\n"
      << "kv cache:     f32, " << human_bytes(kv_per_token) << " per token, " << human_bytes(kv_per_token * double(ctx))
-     << " at context " << ctx << "\n"
+     << " at context " << ctx
+     << (split ? " (full layers) + " + human_bytes(kv_layer_token * double(sliding) * double(wmax + 255)) +
+                     " for the sliding layers at any context"
+               : std::string())
+     << "\n"
      << "tokenizer:    " << (tokenizer_ ? std::to_string(tokenizer_->vocab_size()) + " tokens" : "none found") << "\n";
   return os.str();
 }

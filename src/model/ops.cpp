@@ -202,6 +202,22 @@ void swiglu(const float* g, const float* u, int64_t n, float* a) {
   }
 }
 
+void geglu_tanh(const float* g, const float* u, int64_t n, float* a) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = g[i];
+    a[i] = 0.5f * x * (1.f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x))) * u[i];
+  }
+}
+
+void clamped_swiglu(const float* g, const float* u, int64_t n, float limit, float alpha, float* a) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = std::min(g[i], limit);
+    const float y = std::clamp(u[i], -limit, limit);
+    a[i] = x / (1.f + std::exp(-alpha * x)) * (y + 1.f);
+  }
+}
+
 void softmax(float* x, int64_t n) {
   float m = -INFINITY;
   for (int64_t i = 0; i < n; ++i) m = std::max(m, x[i]);

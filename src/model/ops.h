@@ -25,6 +25,10 @@ void matrix_row(const WeightMatrix& w, int64_t i, float* out);
 void rmsnorm(const float* x, const float* weight, int64_t rows, int64_t d, float eps, float* y);
 // a = silu(g) * u elementwise.
 void swiglu(const float* g, const float* u, int64_t n, float* a);
+// a = gelu_tanh(g) * u, GELU with the tanh approximation (Gemma's GeGLU).
+void geglu_tanh(const float* g, const float* u, int64_t n, float* a);
+// gpt-oss: g' = min(g, limit), u' = clamp(u, -limit, limit), a = g' * sigmoid(alpha g') * (u' + 1).
+void clamped_swiglu(const float* g, const float* u, int64_t n, float limit, float alpha, float* a);
 // In-place softmax over a row.
 void softmax(float* x, int64_t n);
 

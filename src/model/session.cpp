@@ -16,8 +16,8 @@ namespace sinklab {
 
 struct Session::Buffers {
   std::vector<float> x, h, q, k, v, att, tmp, g, u, a, f, router, logits;
-  std::vector<int32_t> tokens, q_pos;
-  std::vector<float> key_bias, prior_bias, alibi;
+  std::vector<int32_t> tokens;
+  std::vector<float> prior_bias, alibi;
 };
 
 Session::Session(std::shared_ptr<const Model> model, SessionOptions opts)
@@ -50,36 +50,61 @@ Session::Session(std::shared_ptr<const Model> model, SessionOptions opts)
   check(!streaming_ || (opts_.attn_window == 0 && opts_.attn_sink_keys == 0),
         "Session: attn_window and attn_sink_keys apply to dense caches only");
   storage_contract_ = !streaming_ && rope ? PositionContract::Shift : contract_;
-  cache_ = make_cache();
+  make_caches();
   context_ = cache_->policy().capacity();
   buf_ = std::make_unique<Buffers>();
   if (c.prior.kind == PriorKind::Alibi) buf_->alibi = alibi_slopes(int(c.n_heads));  // per model, not per layer
 }
 
-std::unique_ptr<StreamingCache> Session::make_cache() const {
+// The policy's cache, and for models with sliding and full layers a second
+// cache of the largest window (plus one forward's tokens) for the sliding
+// layers. It keeps absolute positions: a sliding layer sees only its window,
+// whose relative distances every contract preserves.
+void Session::make_caches() {
   const ModelConfig& c = model_->config();
-  std::unique_ptr<KvPolicy> policy = make_kv_policy(spec_);
+  const int n_layers = int(c.n_layers);
+  const int32_t wmax = *std::max_element(c.layer_window.begin(), c.layer_window.end());
+  const int n_local = int(std::count_if(c.layer_window.begin(), c.layer_window.end(), [](int32_t w) { return w > 0; }));
+  const bool split = opts_.local_layer_cache && opts_.attn_window == 0 && n_local > 0 && n_local < n_layers;
+  check(split || !c.rope_local || n_local == 0,
+        "Session: this model's sliding layers have their own RoPE and need their own cache (local_layer_cache)");
+  storage_layer_.assign(size_t(n_layers), 0);
+  int n_main = 0, n_loc = 0;
+  for (int l = 0; l < n_layers; ++l) storage_layer_[size_t(l)] = split && c.layer_window[size_t(l)] > 0 ? n_loc++ : n_main++;
+  cache_ = make_cache(spec_, n_main, storage_contract_, c.rope);
+  if (!split) return;
+  check(opts_.local_batch >= 0, "Session: local_batch must be >= 0");
+  local_chunk_ = opts_.local_batch > 0 ? opts_.local_batch : 256;
+  local_spec_ = parse_cache_spec("window:window=" + std::to_string(int64_t(wmax) + local_chunk_ - 1));
+  local_cache_ = make_cache(local_spec_, n_loc, PositionContract::Absolute, c.rope_local ? *c.rope_local : c.rope);
+}
+
+std::unique_ptr<StreamingCache> Session::make_cache(const CacheSpec& spec, int n_layers, PositionContract contract,
+                                                   const RopeSpec& rope) const {
+  const ModelConfig& c = model_->config();
+  std::unique_ptr<KvPolicy> policy = make_kv_policy(spec);
   const int64_t cap = policy->capacity();
   check(cap <= (int64_t(1) << 30), "Session: context " + std::to_string(cap) + " is too large");
   // The whole cache must fit in this machine's memory: a streaming cache
   // promises fixed memory, so it is refused up front rather than paged in.
-  const int64_t kv_bytes = 2 * c.n_layers * c.n_kv_heads * cap * c.head_dim * 4;
+  const int64_t kv_bytes = 2 * int64_t(n_layers) * c.n_kv_heads * cap * c.head_dim * 4;
   const int64_t ram = int64_t(sysconf(_SC_PHYS_PAGES)) * int64_t(sysconf(_SC_PAGE_SIZE));
   check(ram <= 0 || kv_bytes <= ram,
         "Session: a KV cache of " + std::to_string(cap) + " tokens needs " + std::to_string(kv_bytes >> 20) +
             " MiB, more than this machine's " + std::to_string(ram >> 20) + " MiB of memory; lower the cache budget");
   KvStorageConfig sc;
-  sc.n_layers = int(c.n_layers);
+  sc.n_layers = n_layers;
   sc.n_kv_heads = int(c.n_kv_heads);
   sc.head_dim = int(c.head_dim);
   sc.dtype = DType::F32;
-  return std::make_unique<StreamingCache>(std::move(policy), sc, storage_contract_, c.rope);
+  return std::make_unique<StreamingCache>(std::move(policy), sc, contract, rope);
 }
 
 Session::~Session() = default;
 
 void Session::reset() {
   cache_->restart(make_kv_policy(spec_));  // keeps the KV memory
+  if (local_cache_) local_cache_->restart(make_kv_policy(local_spec_));
   n_past_ = 0;
   last_logits_.clear();
 }
@@ -97,6 +122,12 @@ EvictStats Session::evict_stats() const {
   e.evicted = e.fed - e.cached;
   e.rows_rotated = cache_->rows_rotated();
   e.bytes = cache_->storage().bytes();
+  if (local_cache_) {
+    e.local_bytes = local_cache_->storage().bytes();
+    e.local_capacity = local_cache_->policy().capacity();
+    e.local_layers = local_cache_->storage().config().n_layers;
+    e.bytes += e.local_bytes;
+  }
   return e;
 }
 
@@ -136,7 +167,8 @@ void Session::feed(std::span<const int32_t> ids, std::span<const TokenMeta> meta
   // full cache takes one token at a time (each evicts before it is read).
   for (int64_t done = 0; done < n;) {
     const int64_t room = context_ - cache_->policy().size();
-    const int64_t take = batch && room > 0 ? std::min(n - done, room) : 1;
+    int64_t take = batch && room > 0 ? std::min(n - done, room) : 1;
+    if (local_cache_) take = std::min(take, local_chunk_);  // every query keeps its whole window
     feed_chunk(ids.subspan(size_t(done), size_t(take)),
                meta.empty() ? meta : meta.subspan(size_t(done), size_t(take)), all_logits ? &rows : nullptr);
     if (all_logits) all_logits->insert(all_logits->end(), rows.begin(), rows.end());
@@ -163,66 +195,81 @@ struct Session::Forward {
     return taps.empty() ? std::string() : "blk." + std::to_string(l) + "." + what;
   }
 
-  // SwiGLU feed-forward of one expert (or the dense FFN) on `rows` rows of h.
+  // Gated feed-forward of one expert (or the dense FFN) on `rows` rows of h:
+  // down(act(gate h) * up h), with the model's activation and optional biases.
   void expert_ffn(const ExpertWeights& e, const float* h, int64_t rows, int64_t hidden, float* out, int layer,
                   const std::string& act_name) const {
     B.g.resize(size_t(rows * hidden));
     B.u.resize(B.g.size());
     B.a.resize(B.g.size());
-    const ops::MatmulJob gate_up[] = {{&e.gate, B.g.data()}, {&e.up, B.u.data()}};
+    const auto bias = [](const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); };
+    const ops::MatmulJob gate_up[] = {{&e.gate, B.g.data(), bias(e.gate_bias)}, {&e.up, B.u.data(), bias(e.up_bias)}};
     ops::matmul_group(gate_up, h, rows);
-    ops::swiglu(B.g.data(), B.u.data(), rows * hidden, B.a.data());
+    const int64_t n = rows * hidden;
+    switch (c.ffn_act) {
+      case FfnActivation::SiLU: ops::swiglu(B.g.data(), B.u.data(), n, B.a.data()); break;
+      case FfnActivation::GeluTanh: ops::geglu_tanh(B.g.data(), B.u.data(), n, B.a.data()); break;
+      case FfnActivation::ClampedSwiGLU:
+        ops::clamped_swiglu(B.g.data(), B.u.data(), n, c.swiglu_limit, c.swiglu_alpha, B.a.data());
+        break;
+    }
     if (!act_name.empty()) tap(act_name, B.a.data(), rows, hidden, layer);
-    ops::matmul(e.down, B.a.data(), rows, out);
+    ops::matmul(e.down, B.a.data(), rows, out, bias(e.down_bias));
   }
 };
 
 struct Session::Placement {
+  StreamingCache* cache = nullptr;
+  const RopeSpec* rope = nullptr;    // the RoPE of the layers in this cache
   std::vector<int32_t> slots;        // the storage slot of each new token
   CachePositions pos;                // the position of every slot's key
+  std::vector<int32_t> q_pos;        // each new token's query position
+  std::vector<float> key_bias;       // 0 for live slots, -inf for free ones
   std::vector<int64_t> slot_tokens;  // stream index in each slot (only for key masks)
   std::vector<RopeAngles> angles;    // per new token, when keys are rotated before storing
   bool rotate_outside = false;
   int64_t n_ctx = 0;                 // slots in use (the kernel's key count)
 };
 
-// Appends the chunk to the cache: slots, key positions (a token's query
+// Appends the chunk to a cache: slots, key positions (a token's query
 // position is its own key position), key bias, and rotation angles.
-Session::Placement Session::place_chunk(std::span<const TokenMeta> given, int64_t n) {
-  Buffers& B = *buf_;
+Session::Placement Session::place_chunk(StreamingCache& cache, bool rotate_outside, const RopeSpec& rope,
+                                        std::span<const TokenMeta> given, int64_t n) {
   Placement at;
+  at.cache = &cache;
+  at.rope = &rope;
   std::vector<TokenMeta> meta(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
     if (!given.empty()) meta[size_t(i)] = given[size_t(i)];
     meta[size_t(i)].index = n_past_ + i;
   }
-  at.slots = cache_->append(meta);
+  at.slots = cache.append(meta);
   for (int32_t s : at.slots) check(s >= 0, "Session: a token was evicted within its own batch");
-  at.pos = cache_->slot_positions(n_past_ + n);
-  B.q_pos.resize(size_t(n));
-  for (int64_t i = 0; i < n; ++i) B.q_pos[size_t(i)] = at.pos.keys[size_t(at.slots[size_t(i)])];
-  B.key_bias = cache_->slot_key_bias();
+  at.pos = cache.slot_positions(n_past_ + n);
+  at.q_pos.resize(size_t(n));
+  for (int64_t i = 0; i < n; ++i) at.q_pos[size_t(i)] = at.pos.keys[size_t(at.slots[size_t(i)])];
+  at.key_bias = cache.slot_key_bias();
   // Key masks (sink ablation) address tokens by stream index: which token sits in each slot.
-  if (!key_masks_.empty()) at.slot_tokens = key_mask::slot_tokens(*cache_, cache_->storage().high_water());
-  at.n_ctx = cache_->storage().high_water();
-  at.rotate_outside = storage_contract_ == PositionContract::Shift;
+  if (!key_masks_.empty()) at.slot_tokens = key_mask::slot_tokens(cache, cache.storage().high_water());
+  at.n_ctx = cache.storage().high_water();
+  at.rotate_outside = rotate_outside;
   if (at.rotate_outside) {
-    const ModelConfig& c = model_->config();
-    const RopeTable rope = rope_table(c.rope, int(c.head_dim));
-    for (int64_t i = 0; i < n; ++i) at.angles.push_back(rope_angles(rope, double(B.q_pos[size_t(i)])));
+    const RopeTable table = rope_table(rope, int(model_->config().head_dim));
+    for (int64_t i = 0; i < n; ++i) at.angles.push_back(rope_angles(table, double(at.q_pos[size_t(i)])));
   }
   return at;
 }
 
 // Norm, q/k/v, keys and values into the cache, attention through the AttnSpec,
 // output projection and the residual add.
-void Session::attention_block(Forward& fw, int l, const Placement& at) {
+void Session::attention_block(Forward& fw, int l, Placement& at) {
   const ModelConfig& c = fw.c;
   const LayerWeights& L = fw.w.layers[size_t(l)];
   Buffers& B = fw.B;
   const int64_t n = fw.n, D = c.dim, hd = c.head_dim, H = c.n_heads, Hkv = c.n_kv_heads;
   const int64_t qd = H * hd, kvd = Hkv * hd, n_ctx = at.n_ctx;
-  KvStorage& store = cache_->storage();
+  KvStorage& store = at.cache->storage();
+  const int sl = storage_layer_[size_t(l)];
   ops::rmsnorm(B.x.data(), L.attn_norm.data(), n, D, c.norm_eps, B.h.data());
   fw.tap(fw.blk(l, "attn_norm"), B.h.data(), n, D, l);
   const auto bias = [](const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); };
@@ -242,19 +289,21 @@ void Session::attention_block(Forward& fw, int l, const Placement& at) {
   for (int64_t i = 0; i < n; ++i) {
     if (at.rotate_outside) {
       const RopeAngles& a = at.angles[size_t(i)];
-      for (int64_t hh = 0; hh < H; ++hh) rope_rotate(c.rope, a, B.q.data() + i * qd + hh * hd);
-      for (int64_t g = 0; g < Hkv; ++g) rope_rotate(c.rope, a, B.k.data() + i * kvd + g * hd);
+      for (int64_t hh = 0; hh < H; ++hh) rope_rotate(*at.rope, a, B.q.data() + i * qd + hh * hd);
+      for (int64_t g = 0; g < Hkv; ++g) rope_rotate(*at.rope, a, B.k.data() + i * kvd + g * hd);
     }
     for (int64_t g = 0; g < Hkv; ++g)
-      store.write(l, int(g), at.slots[size_t(i)], B.k.data() + i * kvd + g * hd, B.v.data() + i * kvd + g * hd);
+      store.write(sl, int(g), at.slots[size_t(i)], B.k.data() + i * kvd + g * hd, B.v.data() + i * kvd + g * hd);
   }
   AttnSpec spec;
   spec.window = opts_.attn_window > 0 ? int(opts_.attn_window) : c.layer_window[size_t(l)];
   spec.sink_keys = int(opts_.attn_sink_keys);
-  spec.q_pos = B.q_pos.data();
+  spec.q_pos = at.q_pos.data();
   spec.k_pos = at.pos.keys.data();
-  if (!at.rotate_outside) spec.rope = c.rope;
-  spec.key_bias = TensorView::strided(B.key_bias.data(), DType::F32, {1, Hkv, n_ctx}, {0, 0, 1});
+  if (!at.rotate_outside) spec.rope = *at.rope;
+  spec.scale = c.attn_scale;
+  spec.softcap = c.attn_softcap;
+  spec.key_bias = TensorView::strided(at.key_bias.data(), DType::F32, {1, Hkv, n_ctx}, {0, 0, 1});
   if (!L.sinks.empty()) spec.sink_logits = L.sinks.data();
   if (c.relu_attention) spec.normalization = AttnNormalization::Relu;
   if (c.prior.kind == PriorKind::Alibi) {
@@ -267,7 +316,7 @@ void Session::attention_block(Forward& fw, int l, const Placement& at) {
                    L.prior_first.data(), std::span<const int32_t>(at.pos.keys.data(), size_t(n_ctx)),
                    B.prior_bias.data());
     for (int64_t g = 0; g < Hkv; ++g)
-      for (int64_t s = 0; s < n_ctx; ++s) B.prior_bias[size_t(g * n_ctx + s)] += B.key_bias[size_t(s)];
+      for (int64_t s = 0; s < n_ctx; ++s) B.prior_bias[size_t(g * n_ctx + s)] += at.key_bias[size_t(s)];
     spec.key_bias = TensorView::strided(B.prior_bias.data(), DType::F32, {1, Hkv, n_ctx}, {0, n_ctx, 1});
   }
   const TensorView qv = TensorView::strided(B.q.data(), DType::F32, {1, H, n, hd}, {n * qd, hd, qd, 1});
@@ -276,11 +325,12 @@ void Session::attention_block(Forward& fw, int l, const Placement& at) {
   const std::string probs_name = fw.blk(l, "attn_probs");
   const bool want_probs = !taps_.empty() && taps_.wants(probs_name);
   std::vector<float> probs;
-  key_mask::attend(spec, key_masks_, l, at.slot_tokens, qv, store.keys(l), store.values(l), ov,
+  key_mask::attend(spec, key_masks_, l, at.slot_tokens, qv, store.keys(sl), store.values(sl), ov,
                    want_probs ? &probs : nullptr);
   if (want_probs) fw.tap(probs_name, probs.data(), H * n, n_ctx, l);
   fw.tap(fw.blk(l, "attn_ctx"), B.att.data(), n, qd, l);
   ops::matmul(L.wo, B.att.data(), n, B.f.data(), L.bo.empty() ? nullptr : L.bo.data());
+  if (!L.post_attn_norm.empty()) ops::rmsnorm(B.f.data(), L.post_attn_norm.data(), n, D, c.norm_eps, B.f.data());
   fw.tap(fw.blk(l, "attn_out"), B.f.data(), n, D, l);
   for (int64_t i = 0; i < n * D; ++i) B.x[size_t(i)] += B.f[size_t(i)];
   fw.tap(fw.blk(l, "resid_mid"), B.x.data(), n, D, l);
@@ -298,6 +348,7 @@ void Session::ffn_block(Forward& fw, int l) {
     fw.expert_ffn(L.ffn, B.h.data(), n, c.hidden, B.f.data(), l, fw.blk(l, "ffn_act"));
   else
     moe_ffn(fw, l);
+  if (!L.post_ffn_norm.empty()) ops::rmsnorm(B.f.data(), L.post_ffn_norm.data(), n, D, c.norm_eps, B.f.data());
   fw.tap(fw.blk(l, "ffn_out"), B.f.data(), n, D, l);
   for (int64_t i = 0; i < n * D; ++i) B.x[size_t(i)] += B.f[size_t(i)];
   fw.tap(fw.blk(l, "resid_out"), B.x.data(), n, D, l);
@@ -312,7 +363,7 @@ void Session::moe_ffn(Forward& fw, int l) {
   const int64_t n = fw.n, D = c.dim;
   const int E = c.moe.n_experts, K = c.moe.n_used;
   B.router.resize(size_t(n * E));
-  ops::matmul(L.router, B.h.data(), n, B.router.data());
+  ops::matmul(L.router, B.h.data(), n, B.router.data(), L.router_bias.empty() ? nullptr : L.router_bias.data());
   for (int64_t i = 0; i < n; ++i) ops::softmax(B.router.data() + i * E, E);
   fw.tap(fw.blk(l, "moe.router_probs"), B.router.data(), n, E, l);
   std::vector<std::vector<std::pair<int32_t, float>>> routed(static_cast<size_t>(E));
@@ -375,6 +426,8 @@ void Session::lm_head(Forward& fw, std::vector<float>* all_logits) {
   const int64_t first = all_logits ? 0 : n - 1, rows = n - first;
   B.logits.resize(size_t(rows * c.vocab));
   ops::matmul(fw.w.output, B.h.data() + first * D, rows, B.logits.data());
+  if (c.final_softcap > 0)
+    for (float& z : B.logits) z = c.final_softcap * std::tanh(z / c.final_softcap);
   fw.tap("logits", B.logits.data(), rows, c.vocab, -1);
   last_logits_.assign(B.logits.end() - c.vocab, B.logits.end());
   if (all_logits) *all_logits = B.logits;
@@ -394,10 +447,14 @@ void Session::feed_chunk(std::span<const int32_t> ids, std::span<const TokenMeta
     buf->resize(size_t(n * size));
   Forward fw{c, w, taps_, B, n, B.tokens};
   for (int64_t i = 0; i < n; ++i) ops::matrix_row(w.embed, ids[size_t(i)], B.x.data() + i * D);
+  if (c.embed_scale != 1.f)
+    for (float& x : B.x) x *= c.embed_scale;
   fw.tap("token_embd", B.x.data(), n, D, -1);
-  const Placement at = place_chunk(given, n);
+  Placement at = place_chunk(*cache_, storage_contract_ == PositionContract::Shift, c.rope, given, n);
+  Placement local;
+  if (local_cache_) local = place_chunk(*local_cache_, false, c.rope_local ? *c.rope_local : c.rope, given, n);
   for (int l = 0; l < int(c.n_layers); ++l) {
-    attention_block(fw, l, at);
+    attention_block(fw, l, local_cache_ && c.layer_window[size_t(l)] > 0 ? local : at);
     ffn_block(fw, l);
   }
   lm_head(fw, all_logits);

@@ -24,7 +24,7 @@ uint8_t* WeightArena::allocate(size_t bytes) {
 namespace {
 
 enum class Role {
-  Embed, Output, OutNorm, AttnNorm, FfnNorm, Wq, Wk, Wv, Wo, Bq, Bk, Bv, Bo, QNorm, KNorm, Sinks,
+  Embed, Output, OutNorm, AttnNorm, FfnNorm, PostAttnNorm, PostFfnNorm, RouterBias, Wq, Wk, Wv, Wo, Bq, Bk, Bv, Bo, QNorm, KNorm, Sinks,
   Gate, Up, Down, Router, SharedGate, SharedUp, SharedDown, SharedGateInp,
   PriorSym, PriorAsym, PriorKeyW1, PriorKeyB1, PriorKeyW2, PriorFirst,
 };
@@ -39,6 +39,9 @@ std::string hf_name(Role r, int l) {
     case Role::OutNorm: return "model.norm.weight";
     case Role::AttnNorm: return p + "input_layernorm.weight";
     case Role::FfnNorm: return p + "post_attention_layernorm.weight";
+    case Role::PostAttnNorm: return p + "post_attention_layernorm.weight";  // Gemma
+    case Role::PostFfnNorm: return p + "post_feedforward_layernorm.weight";
+    case Role::RouterBias: return p + "mlp.router.bias";
     case Role::Wq: return p + "self_attn.q_proj.weight";
     case Role::Wk: return p + "self_attn.k_proj.weight";
     case Role::Wv: return p + "self_attn.v_proj.weight";
@@ -76,6 +79,9 @@ std::string gguf_name(Role r, int l) {
     case Role::OutNorm: return "output_norm.weight";
     case Role::AttnNorm: return p + "attn_norm.weight";
     case Role::FfnNorm: return p + "ffn_norm.weight";
+    case Role::PostAttnNorm: return p + "post_attention_norm.weight";
+    case Role::PostFfnNorm: return p + "post_ffw_norm.weight";
+    case Role::RouterBias: return p + "ffn_gate_inp.bias";
     case Role::Wq: return p + "attn_q.weight";
     case Role::Wk: return p + "attn_k.weight";
     case Role::Wv: return p + "attn_v.weight";
@@ -111,7 +117,20 @@ class Binder {
       : w_(w), c_(c), dtype_(dtype), copy_(copy), gguf_(w.file->format() == FileFormat::Gguf),
         row_(arch::arch_by_name(c.arch)) {}
 
-  std::string name(Role r, int l) const { return gguf_ ? gguf_name(r, l) : hf_name(r, l); }
+  std::string name(Role r, int l) const {
+    const char* ffn_norm = gguf_ ? row_.gguf_ffn_norm : row_.hf_ffn_norm;
+    if (r == Role::FfnNorm && ffn_norm)
+      return (gguf_ ? "blk." : "model.layers.") + std::to_string(l) + "." + ffn_norm + ".weight";
+    return gguf_ ? gguf_name(r, l) : hf_name(r, l);
+  }
+
+  // A norm weight as the forward applies it: Gemma's config.json checkpoints store w of (1 + w).
+  std::vector<float> norm(Role r, int l, int64_t n) {
+    std::vector<float> v = vec(r, l, n);
+    if (!gguf_ && row_.hf_norm_plus_one)
+      for (float& x : v) x += 1.f;
+    return v;
+  }
   bool has(Role r, int l = 0) const { return w_.file->contains(name(r, l)); }
 
   const TensorEntry& entry(const std::string& n) const { return w_.file->tensor(n); }
@@ -196,12 +215,120 @@ class Binder {
       x.gate = stacked("ffn_gate_exps.weight", F, D);
       x.up = stacked("ffn_up_exps.weight", F, D);
       x.down = stacked("ffn_down_exps.weight", D, F);
+      if (c_.moe.router_bias) {
+        x.gate_bias = stacked_vec(p + "ffn_gate_exps.bias", e, F, 0, 1);
+        x.up_bias = stacked_vec(p + "ffn_up_exps.bias", e, F, 0, 1);
+        x.down_bias = stacked_vec(p + "ffn_down_exps.bias", e, D, 0, 1);
+      }
       return x;
     }
+    if (row_.fused_experts) return fused_expert(l, e);
     x.gate = matrix(row_.expert_name(l, e, arch::ExpertPart::Gate), F, D);
     x.up = matrix(row_.expert_name(l, e, arch::ExpertPart::Up), F, D);
     x.down = matrix(row_.expert_name(l, e, arch::ExpertPart::Down), D, F);
     return x;
+  }
+
+  // Row e of a stacked [E, n * step] f32/bf16/f16 vector tensor, every `step`-th
+  // value from `first` (gpt-oss interleaves gate and up biases).
+  std::vector<float> stacked_vec(const std::string& n, int e, int64_t count, int64_t first, int64_t step) {
+    const TensorEntry& t = entry(n);
+    check_shape(t, {c_.moe.n_experts, count * step}, w_.file->path());
+    std::vector<float> all(static_cast<size_t>(t.numel()));
+    dequantize(t, all.data());
+    std::vector<float> out(static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; ++i) out[size_t(i)] = all[size_t(int64_t(e) * count * step + first + i * step)];
+    w_.n_params += count;
+    w_.bytes += count * 4;
+    return out;
+  }
+
+  // gpt-oss's experts in config.json checkpoints: mlp.experts.gate_up_proj (gate
+  // rows even, up rows odd) and down_proj, either as mxfp4 (*_blocks [E, rows,
+  // cols/32, 16] + *_scales [E, rows, cols/32]) or as floats stored [E, in, out].
+  ExpertWeights fused_expert(int l, int e) {
+    const int64_t D = c_.dim, F = c_.moe.expert_hidden;
+    const std::string p = "model.layers." + std::to_string(l) + ".mlp.experts.";
+    ExpertWeights x;
+    const bool mxfp4 = w_.file->contains(p + "gate_up_proj_blocks");
+    x.gate = mxfp4 ? mxfp4_rows(p + "gate_up_proj", e, 2 * F, D, 0, 2) : transposed_rows(p + "gate_up_proj", e, D, 2 * F, 0, 2);
+    x.up = mxfp4 ? mxfp4_rows(p + "gate_up_proj", e, 2 * F, D, 1, 2) : transposed_rows(p + "gate_up_proj", e, D, 2 * F, 1, 2);
+    x.down = mxfp4 ? mxfp4_rows(p + "down_proj", e, D, F, 0, 1) : transposed_rows(p + "down_proj", e, F, D, 0, 1);
+    x.gate_bias = stacked_vec(p + "gate_up_proj_bias", e, F, 0, 2);
+    x.up_bias = stacked_vec(p + "gate_up_proj_bias", e, F, 1, 2);
+    x.down_bias = stacked_vec(p + "down_proj_bias", e, D, 0, 1);
+    return x;
+  }
+
+  // Rows first, first + step, ... of expert e's [rows, cols] mxfp4 matrix,
+  // repacked into ggml's block layout ({e8m0 scale, 16 bytes: element j in the
+  // low nibble of byte j, element j + 16 in its high nibble}); the checkpoint
+  // puts element 2j in the low nibble of byte j and element 2j + 1 in its high one.
+  WeightMatrix mxfp4_rows(const std::string& n, int e, int64_t rows, int64_t cols, int64_t first, int64_t step) {
+    const TensorEntry& blocks = entry(n + "_blocks");
+    const TensorEntry& scales = entry(n + "_scales");
+    check(cols % 32 == 0, w_.file->path() + ": '" + blocks.name + "': row length is not a multiple of 32");
+    const int64_t nb = cols / 32, E = c_.moe.n_experts;
+    check(blocks.type == TensorType::U8 && scales.type == TensorType::U8,
+          w_.file->path() + ": mxfp4 tensors '" + blocks.name + "' and '" + scales.name + "' must be U8");
+    check_shape(blocks, {E, rows, nb, 16}, w_.file->path());
+    check_shape(scales, {E, rows, nb}, w_.file->path());
+    const int64_t out_rows = rows / step;
+    TensorEntry packed;
+    packed.name = blocks.name;
+    packed.type = TensorType::MXFP4;
+    packed.shape = {out_rows, cols};
+    packed.nbytes = size_t(out_rows * nb * 17);
+    uint8_t* dst = w_.owned.allocate(packed.nbytes);
+    for (int64_t r = 0; r < out_rows; ++r) {
+      const int64_t src_row = int64_t(e) * rows + first + r * step;
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* q = blocks.data + (src_row * nb + b) * 16;
+        uint8_t* o = dst + (r * nb + b) * 17;
+        o[0] = scales.data[src_row * nb + b];
+        uint8_t v[32];
+        for (int j = 0; j < 16; ++j) {
+          v[2 * j] = q[j] & 0x0f;
+          v[2 * j + 1] = q[j] >> 4;
+        }
+        for (int j = 0; j < 16; ++j) o[1 + j] = uint8_t(v[j] | (v[j + 16] << 4));
+      }
+    }
+    packed.data = dst;
+    return matrix_from(packed, out_rows, cols, 0);
+  }
+
+  // Rows first, first + step, ... of W^T for expert e's [in, out] float matrix
+  // (applied as x @ W), as a [out / step, in] matrix.
+  WeightMatrix transposed_rows(const std::string& n, int e, int64_t in, int64_t out, int64_t first, int64_t step) {
+    const TensorEntry& t = entry(n);
+    check_shape(t, {c_.moe.n_experts, in, out}, w_.file->path());
+    check(!tensor_type_is_quantized(t.type), w_.file->path() + ": '" + n + "' must be f32, f16 or bf16");
+    const int64_t rows = out / step;
+    std::vector<float> src(static_cast<size_t>(in * out));
+    const size_t esize = tensor_type_block_bytes(t.type);
+    dequantize_row(t.type, t.data + size_t(int64_t(e) * in * out) * esize, src.data(), in * out);
+    TensorEntry tr;
+    tr.name = n;
+    tr.type = TensorType::F32;
+    tr.shape = {rows, in};
+    tr.nbytes = size_t(rows * in * 4);
+    auto* dst = reinterpret_cast<float*>(w_.owned.allocate(tr.nbytes));
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < in; ++i) dst[r * in + i] = src[size_t(i * out + first + r * step)];
+    tr.data = reinterpret_cast<const uint8_t*>(dst);
+    return matrix_from(tr, rows, in, 0);
+  }
+
+  std::vector<float> router_bias(int l) {
+    if (gguf_) return vec(Role::RouterBias, l, c_.moe.n_experts);
+    std::string n = row_.router_name(l);
+    n.replace(n.size() - 6, 6, "bias");  // ".weight" -> ".bias"
+    const TensorEntry& t = entry(n);
+    check(t.numel() == c_.moe.n_experts, w_.file->path() + ": tensor '" + n + "' must hold one bias per expert");
+    std::vector<float> out(static_cast<size_t>(c_.moe.n_experts));
+    dequantize(t, out.data());
+    return out;
   }
 
   WeightMatrix router(int l) {
@@ -228,7 +355,7 @@ std::unique_ptr<ModelWeights> bind_weights(std::unique_ptr<TensorFile> file, con
   Binder b(*w, c, matrix_dtype, copy_matrices);
   const int64_t D = c.dim, hd = c.head_dim, qd = c.n_heads * hd, kvd = c.n_kv_heads * hd;
   w->embed = b.matrix(Role::Embed, 0, c.vocab, D);
-  w->out_norm = b.vec(Role::OutNorm, 0, D);
+  w->out_norm = b.norm(Role::OutNorm, 0, D);
   if (b.has(Role::Output)) {
     w->output = b.matrix(Role::Output, 0, c.vocab, D);
   } else {
@@ -239,8 +366,12 @@ std::unique_ptr<ModelWeights> bind_weights(std::unique_ptr<TensorFile> file, con
   w->layers.resize(size_t(c.n_layers));
   for (int l = 0; l < int(c.n_layers); ++l) {
     LayerWeights& L = w->layers[size_t(l)];
-    L.attn_norm = b.vec(Role::AttnNorm, l, D);
-    L.ffn_norm = b.vec(Role::FfnNorm, l, D);
+    L.attn_norm = b.norm(Role::AttnNorm, l, D);
+    L.ffn_norm = b.norm(Role::FfnNorm, l, D);
+    if (c.post_norms) {
+      L.post_attn_norm = b.norm(Role::PostAttnNorm, l, D);
+      L.post_ffn_norm = b.norm(Role::PostFfnNorm, l, D);
+    }
     L.wq = b.matrix(Role::Wq, l, qd, D);
     L.wk = b.matrix(Role::Wk, l, kvd, D);
     L.wv = b.matrix(Role::Wv, l, kvd, D);
@@ -252,8 +383,8 @@ std::unique_ptr<ModelWeights> bind_weights(std::unique_ptr<TensorFile> file, con
     }
     if (c.o_bias) L.bo = b.opt_vec(Role::Bo, l, D);
     if (c.qk_norm) {
-      L.q_norm = b.vec(Role::QNorm, l, hd);
-      L.k_norm = b.vec(Role::KNorm, l, hd);
+      L.q_norm = b.norm(Role::QNorm, l, hd);
+      L.k_norm = b.norm(Role::KNorm, l, hd);
     }
     if (c.qk_norm_full) {
       L.q_norm = b.vec(Role::QNorm, l, qd);
@@ -276,6 +407,7 @@ std::unique_ptr<ModelWeights> bind_weights(std::unique_ptr<TensorFile> file, con
       continue;
     }
     L.router = b.router(l);
+    if (c.moe.router_bias) L.router_bias = b.router_bias(l);
     for (int e = 0; e < c.moe.n_experts; ++e) L.experts.push_back(b.expert(l, e));
     if (c.moe.shared_hidden > 0) {
       const int64_t F = c.moe.shared_hidden;

@@ -22,10 +22,12 @@ struct WeightMatrix {
 
 struct ExpertWeights {
   WeightMatrix gate, up, down;
+  std::vector<float> gate_bias, up_bias, down_bias;  // empty when absent (gpt-oss has them)
 };
 
 struct LayerWeights {
   std::vector<float> attn_norm, ffn_norm;
+  std::vector<float> post_attn_norm, post_ffn_norm;  // Gemma: norms of the attention and FFN outputs
   WeightMatrix wq, wk, wv, wo;
   std::vector<float> bq, bk, bv, bo;   // empty when absent
   std::vector<float> q_norm, k_norm;   // [head_dim] or, for qk_norm_full, the whole projection
@@ -34,6 +36,7 @@ struct LayerWeights {
   std::vector<float> prior_sym, prior_asym, prior_key_w1, prior_key_b1, prior_key_w2, prior_first;
   ExpertWeights ffn;                   // dense FFN
   WeightMatrix router;                 // [n_experts, dim]
+  std::vector<float> router_bias;      // [n_experts] (gpt-oss)
   std::vector<ExpertWeights> experts;
   ExpertWeights shared;
   std::vector<float> shared_gate;      // [dim]

@@ -32,9 +32,7 @@ std::vector<int> resolve_layers(const ModelConfig& config, const std::vector<int
 
 std::unique_ptr<Session> session_for(const std::shared_ptr<const Model>& model, int64_t n, const char* probe) {
   check(model != nullptr, std::string(probe) + ": model is null");
-  SessionOptions opts;
-  opts.context = std::max<int64_t>(n, 1);
-  return std::make_unique<Session>(model, opts);
+  return std::make_unique<Session>(model, probe_session_options(n));
 }
 
 std::string layer_tap(int layer, const char* what) { return "blk." + std::to_string(layer) + "." + what; }
@@ -46,6 +44,13 @@ void check_fired(const std::vector<std::string>& names, const std::vector<bool>&
 }
 
 }  // namespace probe_detail
+
+SessionOptions probe_session_options(int64_t n_tokens) {
+  SessionOptions opts;
+  opts.context = std::max<int64_t>(n_tokens, 1);
+  opts.local_batch = opts.context;
+  return opts;
+}
 
 void check_attention_capture_fits(const ModelConfig& config, int64_t n_tokens, int64_t layers, const char* what) {
   // Attention probabilities are materialised: heads x n x n floats per layer

@@ -14,7 +14,8 @@ nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : 
 void to_json(nlohmann::json& j, const SinkScores& s) {
   j = {{"eps", s.eps},           {"first_k", s.first_k},           {"n_heads", s.n_heads},
        {"n_tokens", s.n_tokens}, {"n_keys", s.n_keys},             {"layers", s.layers},
-       {"alpha", s.alpha},       {"sink_percent", s.sink_percent}, {"mass_first_k", s.mass_first_k}};
+       {"alpha", s.alpha},       {"sink_percent", s.sink_percent}, {"mass_first_k", s.mass_first_k},
+       {"sink_logit_mass", s.sink_logit_mass}};
 }
 
 void to_json(nlohmann::json& j, const ActivationEntry& a) {

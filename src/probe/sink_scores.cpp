@@ -24,10 +24,15 @@ void add_sink_layer(SinkScores& s, int layer, const float* probs) {
       for (int64_t i = k; i < n; ++i) sum += A[i * n + k];
       s.alpha.push_back(sum / double(n - k));
     }
-    double mass = 0;
-    for (int64_t i = 0; i < n; ++i)
+    double mass = 0, dropped = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      double row = 0;
+      for (int64_t j = 0; j < n; ++j) row += A[i * n + j];
+      dropped += std::max(0.0, 1.0 - row);
       for (int64_t j = 0; j < width; ++j) mass += A[i * n + j];
+    }
     s.mass_first_k.push_back(mass / double(n));
+    s.sink_logit_mass.push_back(dropped / double(n));
   }
   const size_t pairs = s.layers.size() * size_t(H);
   s.sink_percent.assign(size_t(K), 0.0);

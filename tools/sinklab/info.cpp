@@ -1,5 +1,6 @@
 // `sinklab info`: what a model is (architecture, attention variant of sinklab
 // checkpoints, shapes, dtypes, parameters, memory), as text or JSON.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -60,8 +61,23 @@ nlohmann::json model_json(const Model& model) {
       {"n_params", model.n_params()},
       {"weight_bytes", model.weight_bytes()},
       {"kv_bytes_per_token", 2 * c.n_layers * c.n_kv_heads * c.head_dim * 4},
+      {"post_norms", c.post_norms},
+      {"attn_softcap", c.attn_softcap},
+      {"final_softcap", c.final_softcap},
       {"tokenizer_vocab", model.tokenizer() ? model.tokenizer()->vocab_size() : 0},
   };
+  // Sliding layers of a model that also has full layers keep their own window
+  // cache (window + one forward's 256 tokens) whatever the context.
+  int64_t sliding = 0, wmax = 0;
+  for (int32_t w : c.layer_window) {
+    sliding += w > 0;
+    wmax = std::max<int64_t>(wmax, w);
+  }
+  const int64_t layer_token = 2 * c.n_kv_heads * c.head_dim * 4;
+  if (sliding > 0 && sliding < c.n_layers) {
+    j["kv_bytes_per_token"] = layer_token * (c.n_layers - sliding);
+    j["kv_sliding"] = {{"layers", sliding}, {"tokens", wmax + 255}, {"bytes", layer_token * sliding * (wmax + 255)}};
+  }
   // sinklab-trained checkpoints name their attention variant (config.json sinklab_variant).
   const char* variant = attention_variant_description(c.variant);
   j["attention_variant"] = variant ? nlohmann::json({{"name", c.variant}, {"description", variant}}) : nlohmann::json();

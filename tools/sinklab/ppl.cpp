@@ -192,6 +192,9 @@ int run_ppl(PplFlags& f) {
                 r.windows > 1 ? (", dense in " + std::to_string(r.windows) + " windows").c_str() : "");
     if (!f.kl_base.empty())
       std::printf("kl(base || this): %.6f nats per token (base cache %s)\n", r.kl, f.kl_base.c_str());
+    if (r.kv_sliding_bytes > 0)
+      std::printf("kv cache: %.2f MiB for the full layers, %.2f MiB for the sliding layers (their window)\n",
+                  double(r.kv_bytes - r.kv_sliding_bytes) / (1 << 20), double(r.kv_sliding_bytes) / (1 << 20));
     if (!f.csv.empty()) print_comparison(runs, f.csv);
   }
   double kind_nll[2] = {0, 0}, kind_count[2] = {0, 0};  // free, rule queries of a task stream
@@ -226,6 +229,7 @@ int run_ppl(PplFlags& f) {
            {"chunk_tokens", f.chunk},  {"kl_base", f.kl_base},
            {"ablate", f.ablate},       {"kl", r.kl},
            {"windows", r.windows},     {"kv_bytes", r.kv_bytes},
+           {"kv_sliding_bytes", r.kv_sliding_bytes},
            {"chunks", comparison["runs"][0]["chunks"]}};
   }
   if (!kinds.empty()) {

@@ -110,7 +110,8 @@ int run_stream(StreamFlags& f) {
                                       {"stop_reason", r.stop_reason},    {"seed", r.seed},
                                       {"cache", cache},                  {"cached", e.cached},
                                       {"capacity", e.capacity},          {"evicted", e.evicted},
-                                      {"kv_bytes", e.bytes},             {"ablate", f.ablate}};
+                                      {"kv_bytes", e.bytes},             {"kv_sliding_bytes", e.local_bytes},
+                                      {"ablate", f.ablate}};
     write_output_text(f.json, j.dump(2) + "\n", "--json");
   }
   return 0;

@@ -70,6 +70,7 @@ ModelConfig config_from_gguf(const Metadata& m, const std::string& source) {
       c.layer_window.assign(size_t(c.n_layers), int32_t(sw));
     }
   }
+  if (row.from_gguf) row.from_gguf(m, p, c);
   if (c.moe.n_experts == 0 && c.hidden == 0) throw Error(source + ": GGUF lacks " + p + "feed_forward_length");
   if (c.vocab == 0) c.vocab = 1;  // fixed up from the embedding by the caller
   return c;

@@ -10,7 +10,7 @@ namespace sinklab::arch {
 const std::vector<ArchRow>& all_archs() {
   static const std::vector<ArchRow> rows = {
       llama_row(), qwen2_row(), qwen3_row(), mixtral_row(), qwen_moe_row(), olmoe_row(),
-      sinklab_row(),
+      sinklab_row(), gpt_oss_row(), gemma_row(),
   };
   return rows;
 }
@@ -43,6 +43,31 @@ const ArchRow& arch_by_name(const std::string& name) {
   for (const auto& r : all_archs())
     if (r.name == name) return r;
   throw Error("unknown architecture '" + name + "'");
+}
+
+void layer_windows_from_hf(const nlohmann::json& cfg, ModelConfig& c, int pattern) {
+  const int32_t w = config_value<int32_t>(cfg, "sliding_window", 0);
+  if (cfg.contains("layer_types") && !cfg["layer_types"].is_null()) {
+    const auto& lt = cfg["layer_types"];
+    check(lt.is_array() && int64_t(lt.size()) == c.n_layers, "config.json: layer_types must list one entry per layer");
+    for (size_t l = 0; l < lt.size(); ++l) {
+      check(lt[l].is_string(), "config.json: layer_types entries must be strings");
+      const std::string t = lt[l].get<std::string>();
+      check(t == "sliding_attention" || t == "full_attention", "config.json: unknown layer type '" + t + "'");
+      check(t != "sliding_attention" || w > 0, "config.json: sliding layers need sliding_window > 0");
+      c.layer_window[l] = t == "sliding_attention" ? w : 0;
+    }
+    return;
+  }
+  if (pattern <= 0 || w <= 0) return;
+  for (int64_t l = 0; l < c.n_layers; ++l) c.layer_window[size_t(l)] = l % pattern != pattern - 1 ? w : 0;
+}
+
+void layer_windows_from_gguf(const Metadata& m, const std::string& prefix, ModelConfig& c, int pattern) {
+  const int64_t w = m.get_int(prefix + "attention.sliding_window", 0);
+  check(w >= 0 && w < (int64_t(1) << 30), prefix + "attention.sliding_window is out of range");
+  for (int64_t l = 0; l < c.n_layers; ++l)
+    c.layer_window[size_t(l)] = w > 0 && l % pattern != pattern - 1 ? int32_t(w) : 0;
 }
 
 std::string mlp_router_name(int l) { return "model.layers." + std::to_string(l) + ".mlp.gate.weight"; }
@@ -80,6 +105,7 @@ void rope_scaling_from_hf(const nlohmann::json& cfg, RopeSpec& r, const std::str
     r.beta_fast = config_value<float>(rs, "beta_fast", 32.f, source);
     r.beta_slow = config_value<float>(rs, "beta_slow", 1.f, source);
     r.attn_factor = config_value<float>(rs, "attention_factor", 0.f, source);
+    r.yarn_truncate = config_value<bool>(rs, "truncate", true, source);
     if (r.original_context == 0) r.original_context = config_value<int>(cfg, "max_position_embeddings", 0, source);
   } else if (type == "llama3") {
     r.scaling = RopeScaling::Llama3;

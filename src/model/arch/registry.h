@@ -28,6 +28,19 @@ struct ArchRow {
   // Hugging Face names of the MoE router and of expert `e`'s projections in layer `l`.
   std::string (*router_name)(int l) = nullptr;
   std::string (*expert_name)(int l, int e, ExpertPart part) = nullptr;
+  // gpt-oss: every layer's experts in stacked tensors (mlp.experts.gate_up_proj with
+  // gate and up interleaved row by row, mlp.experts.down_proj), as floats or as
+  // mxfp4 *_blocks / *_scales; router_name names the router (it has a bias).
+  bool fused_experts = false;
+  // Names of the FFN's input norm where they differ from Llama's
+  // (post_attention_layernorm / ffn_norm): Gemma's pre_feedforward_layernorm,
+  // gpt-oss's GGUF post_attention_norm.
+  const char* hf_ffn_norm = nullptr;
+  const char* gguf_ffn_norm = nullptr;
+  // config.json norm weights hold w of x * (1 + w) (Gemma); added at load.
+  bool hf_norm_plus_one = false;
+  // Architecture-specific GGUF metadata ({arch}.*; `prefix` is "{arch}."), after the common keys.
+  void (*from_gguf)(const Metadata& m, const std::string& prefix, ModelConfig& c) = nullptr;
 };
 
 // A config field of type T, or `fallback` when absent or null; every
@@ -59,6 +72,13 @@ T config_value(const nlohmann::json& j, const char* key, T fallback, const std::
   }
 }
 
+// config.json "layer_types" ("sliding_attention" / "full_attention", one per layer)
+// into c.layer_window with the window "sliding_window"; without layer_types,
+// layer l slides when l % pattern != pattern - 1 (pattern 0: no layer slides).
+void layer_windows_from_hf(const nlohmann::json& cfg, ModelConfig& c, int pattern);
+// GGUF {arch}.attention.sliding_window with llama.cpp's pattern rule (as above).
+void layer_windows_from_gguf(const Metadata& m, const std::string& prefix, ModelConfig& c, int pattern);
+
 const std::vector<ArchRow>& all_archs();
 const ArchRow& arch_for_hf(const std::string& model_type);    // throws Error listing the known ones
 const ArchRow& arch_for_gguf(const std::string& gguf_arch);
@@ -87,6 +107,8 @@ ArchRow mixtral_row();
 ArchRow qwen_moe_row();
 ArchRow olmoe_row();
 ArchRow sinklab_row();
+ArchRow gpt_oss_row();
+ArchRow gemma_row();
 
 // config.json's optional "sinklab_variant" (checkpoints written by `sinklab train`)
 // into c.variant: a known name (attention_variant_description) that agrees with the

@@ -93,20 +93,7 @@ void sinklab_from_hf(const nlohmann::json& cfg, ModelConfig& c) {
       throw Error("config.json: unknown attention_prior type '" + type + "' (known: goat, alibi)");
     }
   }
-  if (cfg.contains("layer_types")) {
-    const auto& lt = cfg["layer_types"];
-    check(lt.is_array() && int64_t(lt.size()) == c.n_layers,
-          "config.json: layer_types must list one entry per layer");
-    const int32_t w = config_value<int>(cfg, "sliding_window", 0);
-    for (size_t l = 0; l < lt.size(); ++l) {
-      check(lt[l].is_string(), "config.json: layer_types entries must be strings");
-      const std::string t = lt[l].get<std::string>();
-      check(t == "sliding_attention" || t == "full_attention",
-            "config.json: unknown layer type '" + t + "'");
-      c.layer_window[l] = t == "sliding_attention" ? w : 0;
-      check(t != "sliding_attention" || w > 0, "config.json: sliding layers need sliding_window > 0");
-    }
-  }
+  layer_windows_from_hf(cfg, c, 0);
   sinklab_variant_from_hf(cfg, c);
 }
 }  // namespace

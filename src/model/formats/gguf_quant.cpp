@@ -129,6 +129,9 @@ void dequantize_row(TensorType type, const uint8_t* src, float* dst, int64_t n) 
     case TensorType::Q6_K:
       for (int64_t i = 0; i < nb; ++i) decode_q6_k(src + i * bb, dst + i * block);
       return;
+    case TensorType::U8:
+      for (int64_t i = 0; i < n; ++i) dst[i] = float(src[i]);
+      return;
   }
   throw Error("dequantize_row: invalid tensor type");
 }

@@ -26,7 +26,8 @@ TensorType safetensors_dtype(const std::string& dtype, const std::string& what) 
   if (dtype == "F32") return TensorType::F32;
   if (dtype == "F16") return TensorType::F16;
   if (dtype == "BF16") return TensorType::BF16;
-  throw Error(what + ": unsupported dtype '" + dtype + "' (supported: F32, F16, BF16)");
+  if (dtype == "U8") return TensorType::U8;
+  throw Error(what + ": unsupported dtype '" + dtype + "' (supported: F32, F16, BF16, U8)");
 }
 
 const char* safetensors_dtype_name(TensorType t, const std::string& what) {
@@ -34,7 +35,8 @@ const char* safetensors_dtype_name(TensorType t, const std::string& what) {
     case TensorType::F32: return "F32";
     case TensorType::F16: return "F16";
     case TensorType::BF16: return "BF16";
-    default: throw Error(what + ": safetensors cannot store " + tensor_type_name(t) + " (only F32, F16, BF16)");
+    case TensorType::U8: return "U8";
+    default: throw Error(what + ": safetensors cannot store " + tensor_type_name(t) + " (only F32, F16, BF16, U8)");
   }
 }
 

@@ -17,6 +17,7 @@ struct TypeInfo {
   size_t block_bytes;
   uint32_t ggml_id;
 };
+constexpr uint32_t kNoGgmlId = 0xffffffffu;  // a type GGUF files do not carry
 // Indexed by TensorType. Block layouts: Q8_0 = f16 scale + 32 int8;
 // Q4_0 = f16 scale + 16 bytes of nibbles; Q4_K = 2 f16 + 12 bytes of 6-bit
 // scales/mins + 128 bytes of nibbles; Q6_K = 128 + 64 + 16 bytes + f16;
@@ -24,7 +25,7 @@ struct TypeInfo {
 constexpr TypeInfo kTypes[] = {
     {"F32", 1, 4, 0},       {"F16", 1, 2, 1},        {"BF16", 1, 2, 30}, {"Q8_0", 32, 34, 8},
     {"Q4_0", 32, 18, 2},    {"Q4_K", 256, 144, 12},  {"Q6_K", 256, 210, 14}, {"Q5_K", 256, 176, 13},
-    {"MXFP4", 32, 17, 39},
+    {"MXFP4", 32, 17, 39},  {"U8", 1, 1, kNoGgmlId},
 };
 const TypeInfo& info(TensorType t) {
   const size_t i = size_t(t);

@@ -101,6 +101,31 @@ TEST(SinkScores, FindsExactlyThePlantedSinkHead) {
   EXPECT_EQ(j["sink_percent"][0].get<double>(), 25.0);
 }
 
+// With q = k = 0 every key of query i has logit 0, so a learned sink logit s
+// takes e^s / (e^s + i + 1) of row i; heads without sink logits drop nothing.
+TEST(SinkScores, SinkLogitMassIsWhatTheLogitTakes) {
+  PlantedModel m = zero_decoder(kVocab, kDim, 2, kHeads, kHeadDim, 4);
+  m.config["attention_sinks"] = true;
+  const float sinks[2][kHeads] = {{2.f, -1.f}, {0.f, 4.f}};
+  for (int l = 0; l < 2; ++l) {
+    Tensor& t = m.add(layer_name(l, "self_attn.sinks"), {kHeads});
+    for (int64_t h = 0; h < kHeads; ++h) t.data[size_t(h)] = sinks[l][h];
+  }
+  auto model = m.write_and_load("sink_logit_mass");
+  const std::vector<int32_t> ids = sink_ids(12);
+  const int64_t n = int64_t(ids.size());
+  const SinkScores s = sink_scores(model, ids);
+  ASSERT_EQ(s.sink_logit_mass.size(), size_t(2 * kHeads));
+  for (int l = 0; l < 2; ++l)
+    for (int64_t h = 0; h < kHeads; ++h) {
+      double want = 0;
+      for (int64_t i = 0; i < n; ++i) want += std::exp(sinks[l][h]) / (std::exp(sinks[l][h]) + double(i + 1));
+      EXPECT_NEAR(s.sink_logit_mass[size_t(l * kHeads + h)], want / double(n), 1e-5) << "layer " << l << " head " << h;
+    }
+  const SinkScores plain = sink_scores(zero_decoder(kVocab, kDim, 2, kHeads, kHeadDim, 4).write_and_load("no_sink"), ids);
+  for (double v : plain.sink_logit_mass) EXPECT_NEAR(v, 0.0, 1e-6);
+}
+
 TEST(MassiveActivations, FindsThePlantedDimensionOnThePlantedToken) {
   constexpr int64_t V = 6, D = 16, content = 10;
   PlantedModel m = zero_decoder(V, D, 3, 2, 4, 4);
