@@ -128,7 +128,9 @@ class Metadata;  // formats.h
 
 // The tokenizer a GGUF file carries. tokenizer.ggml.model "llama": SentencePiece
 // tokens and scores, encoded as llama2.c does ("▁" read as a space, byte tokens
-// <0x00>..<0xFF> required at ids 3..258); "gpt2": byte-level BPE with merges and
+// <0x00>..<0xFF> required, at any ids: 3..258 in Llama 2, elsewhere in Gemma; a
+// dummy-prefix space unless tokenizer.ggml.add_space_prefix is false, as in
+// Gemma; special tokens are not matched in text); "gpt2": byte-level BPE with merges and
 // the pre-tokenizer of tokenizer.ggml.pre, for the llama.cpp names whose split
 // regex is one of PretokenizerPattern's (GPT-2: gpt-2, phi-2, mpt, olmo, jais, ...;
 // Llama-3: llama-bpe, llama3, falcon3, pixtral, ..., and smaug-bpe / dbrx, which

@@ -11,6 +11,7 @@
 
 #include "byte_level.h"
 #include "hf_tokenizer.h"
+#include "score_bpe.h"
 #include "sinklab/formats.h"
 #include "sinklab/tokenizer.h"
 
@@ -139,7 +140,9 @@ struct GgufVocab {
 };
 
 // "llama": llama2.c's encoder and decoder on the same pieces and scores, with
-// the special tokens and BOS/EOS of the metadata.
+// the special tokens and BOS/EOS of the metadata, the byte pieces wherever the
+// vocabulary has them (Llama 2: ids 3..258; Gemma: elsewhere) and the dummy
+// prefix of tokenizer.ggml.add_space_prefix (Gemma: none).
 class SentencePieceGgufTokenizer final : public Tokenizer {
  public:
   SentencePieceGgufTokenizer(const Metadata& m, const std::string& source) : vocab_(m, source, 1, 2) {
@@ -149,24 +152,25 @@ class SentencePieceGgufTokenizer final : public Tokenizer {
     const size_t n = vocab_.tokens.size();
     if (scores.size() != n)
       vocab_.fail("scores", std::to_string(scores.size()) + " entries for " + std::to_string(n) + " tokens");
-    for (int b = 0; b < 256; ++b)
-      if (size_t(kFirstByteId + b) >= n || vocab_.tokens[size_t(kFirstByteId + b)] != byte_piece(b))
-        vocab_.fail("tokens", "byte tokens <0x00>..<0xFF> must sit at ids 3..258 (id " +
-                                  std::to_string(kFirstByteId + b) + " is not " + byte_piece(b) + ")");
-    std::vector<uint8_t> bytes(4, 0);
+    tok::ScoreBpeLayout layout;
+    layout.byte_ids.fill(-1);
+    std::vector<std::string> pieces(n);
+    std::vector<float> piece_scores(n);
     for (size_t id = 0; id < n; ++id) {
-      const std::string piece = replace_all(vocab_.tokens[id], kSpace, " ");
+      const std::string& t = vocab_.tokens[id];
+      if (t.size() == 6 && t.starts_with("<0x") && t.back() == '>')
+        for (int b = 0; b < 256; ++b)
+          if (layout.byte_ids[size_t(b)] < 0 && t == byte_piece(b)) layout.byte_ids[size_t(b)] = int32_t(id);
+      pieces[id] = replace_all(t, kSpace, " ");
       // f64 scores beyond float's range are clamped (the conversion would overflow).
       const double d = scores[id];
-      const float score = d > FLT_MAX ? FLT_MAX : d < -FLT_MAX ? -FLT_MAX : float(d);
-      const int32_t len = int32_t(piece.size());
-      const size_t at = bytes.size();
-      bytes.resize(at + 8 + piece.size());
-      std::memcpy(bytes.data() + at, &score, 4);
-      std::memcpy(bytes.data() + at + 4, &len, 4);
-      std::memcpy(bytes.data() + at + 8, piece.data(), piece.size());
+      piece_scores[id] = d > FLT_MAX ? FLT_MAX : d < -FLT_MAX ? -FLT_MAX : float(d);
     }
-    inner_ = llama2c_tokenizer_from_bytes(bytes, int32_t(n), source);
+    for (int b = 0; b < 256; ++b)
+      if (layout.byte_ids[size_t(b)] < 0)
+        vocab_.fail("tokens", "byte token " + byte_piece(b) + " is missing (byte fallback needs <0x00>..<0xFF>)");
+    layout.dummy_prefix = m.get_bool("tokenizer.ggml.add_space_prefix", true);
+    inner_ = tok::score_bpe_tokenizer(std::move(pieces), std::move(piece_scores), layout);
     bos_id_ = vocab_.bos;
     eos_id_ = vocab_.eos;
     for (size_t id = 0; id < n; ++id)

@@ -1,11 +1,13 @@
 // llama2.c tokenizer.bin: int32 max_token_length, then per token
 // {float32 score, int32 length, bytes}. Encoding and decoding follow
-// llama2.c's run.c (encode / decode) exactly, with a heap for the merges.
+// llama2.c's run.c (encode / decode) exactly, with a heap for the merges; the
+// same encoder serves other layouts of such vocabularies (score_bpe.h).
 #include <cstdio>
 #include <cstring>
 #include <unordered_map>
 
 #include "bpe_merge.h"
+#include "score_bpe.h"
 #include "sinklab/tokenizer.h"
 
 namespace sinklab {
@@ -63,10 +65,28 @@ class Llama2cTokenizer final : public Tokenizer {
       pos += size_t(len);
       lookup_.emplace(pieces_[size_t(id)], id);  // first id wins for duplicates
     }
-    bos_id_ = vocab_size > kBos ? kBos : -1;
-    eos_id_ = vocab_size > kEos ? kEos : -1;
+    // Byte b is token 3 + b (llama2.c does not check the vocabulary; here an
+    // id past the vocabulary falls back to <unk>).
+    tok::ScoreBpeLayout layout;
+    for (int b = 0; b < 256; ++b) layout.byte_ids[size_t(b)] = kFirstByte + b < vocab_size ? kFirstByte + b : kUnk;
+    layout.n_specials = kEos + 1;
+    layout.bos_id = vocab_size > kBos ? kBos : -1;
+    layout.eos_id = vocab_size > kEos ? kEos : -1;
+    set_layout(layout);
+  }
+
+  Llama2cTokenizer(std::vector<std::string> pieces, std::vector<float> scores, const tok::ScoreBpeLayout& layout)
+      : pieces_(std::move(pieces)), scores_(std::move(scores)) {
+    for (size_t id = 0; id < pieces_.size(); ++id) lookup_.emplace(pieces_[id], int32_t(id));
+    set_layout(layout);
+  }
+
+  void set_layout(const tok::ScoreBpeLayout& layout) {
+    layout_ = layout;
+    bos_id_ = layout.bos_id;
+    eos_id_ = layout.eos_id;
     const auto space = lookup_.find(" ");
-    dummy_prefix_ = space == lookup_.end() ? -1 : space->second;
+    dummy_prefix_ = !layout.dummy_prefix || space == lookup_.end() ? -1 : space->second;
   }
 
   std::vector<int32_t> encode(std::string_view text, bool add_bos) const override {
@@ -108,12 +128,12 @@ class Llama2cTokenizer final : public Tokenizer {
     check_id(id);
     if (is_special(id)) {
       if (!skip_special) out += pieces_[size_t(id)];
-      state.at_start = id == kBos;
+      state.at_start = id == bos_id_;
       return;
     }
     std::string_view piece = pieces_[size_t(id)];
     // After BOS (and at the start of a sequence) the dummy-prefix space goes.
-    if (state.at_start && !piece.empty() && piece[0] == ' ') piece.remove_prefix(1);
+    if (state.at_start && layout_.dummy_prefix && !piece.empty() && piece[0] == ' ') piece.remove_prefix(1);
     state.at_start = false;
     uint8_t byte = 0;
     if (parse_byte_piece(std::string(piece), byte)) {
@@ -130,27 +150,24 @@ class Llama2cTokenizer final : public Tokenizer {
   int32_t vocab_size() const override { return static_cast<int32_t>(pieces_.size()); }
 
   int32_t special_token_id(std::string_view text) const override {
+    if (layout_.n_specials == 0) return -1;
     if (text == "<unk>") return kUnk;
     if (text == "<s>") return bos_id_;
     if (text == "</s>") return eos_id_;
     return -1;
   }
   bool is_special(int32_t id) const override {
-    return id >= 0 && id <= kEos && id < vocab_size();
+    return id >= 0 && id < layout_.n_specials && id < vocab_size();
   }
   std::span<const float> piece_scores() const override { return scores_; }
 
  private:
-  // Byte fallback: byte b is token 3 + b (llama2.c does not check the vocab;
-  // here an id past the vocabulary falls back to <unk>).
-  int32_t byte_id(uint8_t b) const {
-    const int32_t id = kFirstByte + b;
-    return id < vocab_size() ? id : kUnk;
-  }
+  int32_t byte_id(uint8_t b) const { return layout_.byte_ids[b]; }
 
   std::vector<std::string> pieces_;
   std::vector<float> scores_;
   std::unordered_map<std::string, int32_t> lookup_;
+  tok::ScoreBpeLayout layout_;
   int32_t dummy_prefix_ = -1;
 };
 
@@ -161,6 +178,15 @@ std::unique_ptr<Tokenizer> llama2c_tokenizer_from_bytes(std::span<const uint8_t>
                                                         const std::string& source_name) {
   return std::make_unique<Llama2cTokenizer>(bytes, vocab_size, source_name);
 }
+
+namespace tok {
+
+std::unique_ptr<Tokenizer> score_bpe_tokenizer(std::vector<std::string> pieces, std::vector<float> scores,
+                                               const ScoreBpeLayout& layout) {
+  return std::make_unique<Llama2cTokenizer>(std::move(pieces), std::move(scores), layout);
+}
+
+}  // namespace tok
 
 std::unique_ptr<Tokenizer> load_llama2c_tokenizer(const std::string& path, int32_t vocab_size) {
   const MappedFile file(path);

@@ -322,6 +322,59 @@ TEST(GgufTokenizer, SmallLlamaVocabularyFromMetadata) {
   EXPECT_EQ(tokenizer_from_gguf(m, "tiny.gguf")->encode("a a", false), (Ids{261, 261}));
 }
 
+// Gemma's layout (llama.cpp's convert_hf_to_gguf): specials first, byte
+// pieces at their SentencePiece ids (here 7..262), no dummy prefix.
+Metadata tiny_gemma_metadata() {
+  Metadata m("gemma.gguf");
+  std::vector<std::string> tokens = {"<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>", "\n"};
+  std::vector<int64_t> types = {3, 3, 3, 2, 3, 3, 1};
+  for (int b = 0; b < 256; ++b) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "<0x%02X>", b);
+    tokens.push_back(buf);
+    types.push_back(6);
+  }
+  const std::string sp = "\xE2\x96\x81";
+  // 263.. : pieces, the merged ones scored higher the earlier they merge.
+  const std::vector<std::pair<std::string, float>> pieces = {
+      {sp, 0}, {"H", 0}, {"e", 0}, {"l", 0}, {"o", 0}, {"w", 0}, {"r", 0}, {"d", 0},
+      {"ll", -1}, {"He", -2}, {"llo", -3}, {"Hello", -4}, {sp + "w", -5}, {"or", -6}, {sp + "wor", -7},
+      {"ld", -8}, {sp + "world", -9}};
+  MetaValue::Array scores(tokens.size(), MetaValue(0.f));
+  for (const auto& [piece, score] : pieces) {
+    tokens.push_back(piece);
+    types.push_back(1);
+    scores.emplace_back(score);
+  }
+  m.set("tokenizer.ggml.model", "llama");
+  m.set("tokenizer.ggml.tokens", strings(tokens));
+  m.set("tokenizer.ggml.scores", MetaValue::array(Type::F32, std::move(scores)));
+  MetaValue::Array type_values;
+  for (int64_t t : types) type_values.push_back(MetaValue::integer(Type::I32, t));
+  m.set("tokenizer.ggml.token_type", MetaValue::array(Type::I32, std::move(type_values)));
+  m.set("tokenizer.ggml.bos_token_id", MetaValue::unsigned_integer(Type::U32, 2));
+  m.set("tokenizer.ggml.eos_token_id", MetaValue::unsigned_integer(Type::U32, 1));
+  m.set("tokenizer.ggml.add_space_prefix", MetaValue(false));
+  return m;
+}
+
+TEST(GgufTokenizer, GemmaLayoutWithoutDummyPrefix) {
+  constexpr int32_t kHello = 274, kSpaceWorld = 279, kSpace = 263, kNewline = 6;
+  const auto tok = tokenizer_from_gguf(tiny_gemma_metadata(), "gemma.gguf");
+  EXPECT_EQ(tok->bos_id(), 2);
+  EXPECT_EQ(tok->encode("Hello world", true), (Ids{2, kHello, kSpaceWorld}));
+  // Byte fallback to the pieces at 7 + b; no "▁" before the text.
+  EXPECT_EQ(tok->encode("x\n", false), (Ids{7 + 'x', kNewline}));
+  EXPECT_EQ(tok->decode(Ids{2, kHello, kSpaceWorld, 7 + '!'}), "Hello world!");
+  EXPECT_EQ(tok->decode(Ids{2, kSpace, kHello}), " Hello");  // a leading space is the text's own
+  EXPECT_EQ(tok->special_token_id("<end_of_turn>"), 5);
+  EXPECT_TRUE(tok->is_special(4));
+  // With add_space_prefix (llama.cpp's default) the text gets its "▁".
+  Metadata m = tiny_gemma_metadata();
+  m.set("tokenizer.ggml.add_space_prefix", MetaValue(true));
+  EXPECT_EQ(tokenizer_from_gguf(m, "gemma.gguf")->encode("Hello", false), (Ids{kSpace, kHello}));
+}
+
 TEST(GgufTokenizer, HostileMetadataIsAnError) {
   const std::string p = "tokenizer.ggml.";
   EXPECT_EQ(tokenizer_from_gguf(Metadata("none.gguf"), "none.gguf"), nullptr);
