@@ -173,8 +173,11 @@ class SentencePieceGgufTokenizer final : public Tokenizer {
     inner_ = tok::score_bpe_tokenizer(std::move(pieces), std::move(piece_scores), layout);
     bos_id_ = vocab_.bos;
     eos_id_ = vocab_.eos;
+    // Found by special_token_id: control tokens and user-defined ones (Gemma's
+    // <start_of_turn> and <end_of_turn> are user-defined in its SentencePiece model).
     for (size_t id = 0; id < n; ++id)
-      if (vocab_.special(int32_t(id))) specials_.emplace(vocab_.tokens[id], int32_t(id));
+      if (vocab_.special(int32_t(id)) || vocab_.types[id] == kTypeUserDefined)
+        specials_.emplace(vocab_.tokens[id], int32_t(id));
   }
 
   std::vector<int32_t> encode(std::string_view text, bool add_bos) const override {

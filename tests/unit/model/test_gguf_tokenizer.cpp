@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "assets.h"
+#include "sinklab/chat.h"
 #include "sinklab/export.h"
 #include "sinklab/formats.h"
 #include "sinklab/model.h"
@@ -327,7 +328,7 @@ TEST(GgufTokenizer, SmallLlamaVocabularyFromMetadata) {
 Metadata tiny_gemma_metadata() {
   Metadata m("gemma.gguf");
   std::vector<std::string> tokens = {"<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>", "\n"};
-  std::vector<int64_t> types = {3, 3, 3, 2, 3, 3, 1};
+  std::vector<int64_t> types = {3, 3, 3, 2, 4, 4, 1};  // the turn tokens are user-defined
   for (int b = 0; b < 256; ++b) {
     char buf[8];
     std::snprintf(buf, sizeof buf, "<0x%02X>", b);
@@ -368,7 +369,14 @@ TEST(GgufTokenizer, GemmaLayoutWithoutDummyPrefix) {
   EXPECT_EQ(tok->decode(Ids{2, kHello, kSpaceWorld, 7 + '!'}), "Hello world!");
   EXPECT_EQ(tok->decode(Ids{2, kSpace, kHello}), " Hello");  // a leading space is the text's own
   EXPECT_EQ(tok->special_token_id("<end_of_turn>"), 5);
-  EXPECT_TRUE(tok->is_special(4));
+  EXPECT_FALSE(tok->is_special(5));  // user-defined: found by name, decoded as text
+  EXPECT_TRUE(tok->is_special(1));
+  EXPECT_EQ(tok->decode(Ids{4, kHello, 5, 1}), "<start_of_turn>Hello<end_of_turn>");
+  const ChatFormat gemma = ChatFormat::for_model("gemma", *tok);
+  EXPECT_EQ(gemma.encode(std::vector<ChatTurn>{{"user", "Hello"}}), (Ids{2, 4, 7 + 'u', 7 + 's', 265, 269, kNewline,
+                                                                       kHello, 5, kNewline, 4, 7 + 'm', 267, 270,
+                                                                       265, 266, kNewline}));
+  EXPECT_EQ(gemma.stop_ids(), (Ids{5, 1}));
   // With add_space_prefix (llama.cpp's default) the text gets its "▁".
   Metadata m = tiny_gemma_metadata();
   m.set("tokenizer.ggml.add_space_prefix", MetaValue(true));
