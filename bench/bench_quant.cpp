@@ -7,8 +7,11 @@
 //
 // `copies` distinct matrices are used in turn, so copies * bytes larger than
 // the last-level cache measures reads from memory rather than from cache.
+// Times are the thread's CPU time, the fastest of several runs: on a shared
+// machine, time spent descheduled is not the kernel's.
+#include <time.h>
+
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -28,24 +31,28 @@ struct Problem {
   int64_t rows, cols, n, copies;
 };
 
-// Median seconds of one call of fn over `reps` timed runs of enough calls to take ~20 ms.
-double median_seconds(const std::function<void(int64_t)>& fn, int reps = 7) {
+double thread_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
+// Fastest CPU seconds of one call of fn over `reps` runs of enough calls to take ~20 ms.
+double best_seconds(const std::function<void(int64_t)>& fn, int reps = 9) {
   int64_t calls = 1;
   for (;;) {
-    const auto t0 = std::chrono::steady_clock::now();
+    const double t0 = thread_seconds();
     for (int64_t i = 0; i < calls; ++i) fn(i);
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (s > 0.02) break;
+    if (thread_seconds() - t0 > 0.02) break;
     calls *= 2;
   }
-  std::vector<double> times;
+  double best = 1e300;
   for (int r = 0; r < reps; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
+    const double t0 = thread_seconds();
     for (int64_t i = 0; i < calls; ++i) fn(i);
-    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / double(calls));
+    best = std::min(best, (thread_seconds() - t0) / double(calls));
   }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+  return best;
 }
 
 void report(const char* name, const char* path, size_t bytes, double seconds, double f32_seconds) {
@@ -71,7 +78,7 @@ int main(int argc, char** argv) {
 
   // f32 and bf16 baselines: one row dot per row and vector, as the decode matrix product does.
   std::vector<std::vector<float>> wf(size_t(p.copies), w);
-  const double f32_s = median_seconds([&](int64_t call) {
+  const double f32_s = best_seconds([&](int64_t call) {
     const float* m = wf[size_t(call % p.copies)].data();
     for (int64_t i = 0; i < p.n; ++i)
       for (int64_t r = 0; r < p.rows; ++r) y[size_t(i * p.rows + r)] = vec::dot(m + r * p.cols, x.data() + i * p.cols, p.cols);
@@ -80,7 +87,7 @@ int main(int argc, char** argv) {
   std::vector<std::vector<uint16_t>> wb(size_t(p.copies), std::vector<uint16_t>(w.size()));
   for (auto& m : wb)
     for (size_t i = 0; i < w.size(); ++i) m[i] = f32_to_bf16(w[i]).bits;
-  const double bf16_s = median_seconds([&](int64_t call) {
+  const double bf16_s = best_seconds([&](int64_t call) {
     const uint16_t* m = wb[size_t(call % p.copies)].data();
     for (int64_t i = 0; i < p.n; ++i)
       for (int64_t r = 0; r < p.rows; ++r)
@@ -96,7 +103,7 @@ int main(int argc, char** argv) {
     quant::quantize_rows(t, w.data(), p.rows, p.cols, q[0].data());
     for (auto& m : q) m = q[0];
     for (quant::KernelPath path : quant::compiled_kernel_paths()) {
-      const double s = median_seconds([&](int64_t call) {
+      const double s = best_seconds([&](int64_t call) {
         quant::dot_rows(path, t, q[size_t(call % p.copies)].data(), p.rows, p.cols, x.data(), p.n, y.data(), p.rows);
       });
       report(tensor_type_name(t), quant::kernel_path_name(path), bytes, s, f32_s);

@@ -61,6 +61,20 @@ inline void k_scale_min(int j, const uint8_t* s, int& scale, int& min) {
   }
 }
 
+// All 8 scales and mins at once, as bytes: out[0..7] the scales, out[8..15]
+// the mins. The same packing read four bytes at a time (each mask keeps the
+// same bits of every byte of a word).
+inline void k_scales_mins(const uint8_t* s, uint8_t (&out)[16]) {
+  uint32_t w[3], r[4];
+  std::memcpy(w, s, 12);
+  constexpr uint32_t low6 = 0x3f3f3f3fu, low4 = 0x0f0f0f0fu, low2 = 0x03030303u;
+  r[0] = w[0] & low6;                                       // scales 0..3
+  r[1] = (w[2] & low4) | (((w[0] >> 6) & low2) << 4);       // scales 4..7
+  r[2] = w[1] & low6;                                       // mins 0..3
+  r[3] = ((w[2] >> 4) & low4) | (((w[1] >> 6) & low2) << 4);  // mins 4..7
+  std::memcpy(out, r, 16);
+}
+
 // The inverse: packs 8 six-bit scales and mins into 12 bytes.
 inline void pack_k_scale_min(const uint8_t (&scale)[8], const uint8_t (&min)[8], uint8_t* s) {
   for (int j = 0; j < 4; ++j) {

@@ -117,14 +117,12 @@ struct NibbleTableRow {
 
 // Step (d * scale) and offset (dmin * min) of the 8 sub-blocks of a Q4_K / Q5_K block.
 struct KScales {
-  float step[8], offset[8];
+  alignas(32) float step[8], offset[8];
   explicit KScales(const uint8_t* blk) {
-    const float d = f16_at(blk), dmin = f16_at(blk + 2);
-    for (int j = 0; j < 8; ++j) {
-      int sc, m;
-      k_scale_min(j, blk + kKScales, sc, m);
-      step[j] = d * float(sc), offset[j] = dmin * float(m);
-    }
+    alignas(16) uint8_t packed[16];
+    k_scales_mins(blk + kKScales, packed);
+    _mm256_store_ps(step, _mm256_mul_ps(_mm256_cvtepi32_ps(u8x8(packed)), _mm256_set1_ps(f16_at(blk))));
+    _mm256_store_ps(offset, _mm256_mul_ps(_mm256_cvtepi32_ps(u8x8(packed + 8)), _mm256_set1_ps(f16_at(blk + 2))));
   }
 };
 

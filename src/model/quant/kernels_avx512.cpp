@@ -43,6 +43,15 @@ inline __m512i shr(__m512i v) {
   return _mm512_maskz_srli_epi32(kAll, v, kBits);
 }
 inline __m512 to_float(__m512i v) { return _mm512_maskz_cvtepi32_ps(kAll, v); }
+// 32 bytes at p, twice.
+inline __m512i load_32_twice(const uint8_t* p) {
+  return _mm512_maskz_broadcast_i64x4(0xff, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+// Values just stored to a small array are then read back from memory: a
+// broadcast load costs no vector instruction, where broadcasting a lane of
+// the register the compiler would otherwise keep them in costs a shuffle each.
+inline void read_back_from_memory() { asm volatile("" ::: "memory"); }
 // table[index & 15] per lane, and (a, b)[index & 31] for a 32-entry table.
 inline __m512 permute16(__m512i index, __m512 table) { return _mm512_maskz_permutexvar_ps(kAll, index, table); }
 inline __m512 permute32(__m512 a, __m512i index, __m512 b) { return _mm512_maskz_permutex2var_ps(kAll, a, index, b); }
@@ -52,6 +61,24 @@ inline float hsum(__m512 v) {
   const __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
   const __m128 p = _mm_add_ps(q, _mm_movehl_ps(q, q));
   return _mm_cvtss_f32(_mm_add_ss(p, _mm_movehdup_ps(p)));
+}
+
+// Byte 16q + d (d < 16) of a 64-byte register into the low byte of 32-bit lane d
+// (vpermb with the other bytes zeroed): codes built 64 at a time with byte
+// operations, then handed out 16 per register.
+inline __m512i spread_index(int q) {
+  alignas(64) uint8_t idx[64] = {};
+  for (int d = 0; d < 16; ++d) idx[4 * d] = uint8_t(16 * q + d);
+  return _mm512_load_si512(idx);
+}
+constexpr __mmask64 kLowBytes = 0x1111111111111111ull;
+inline __m512i spread(const __m512i& codes, const __m512i& index) {
+  return _mm512_maskz_permutexvar_epi8(kLowBytes, index, codes);
+}
+
+// 16-bit lane counts: a for the first 32 bytes of a register, b for the last 32.
+inline __m512i halves(int a, int b) {
+  return _mm512_mask_blend_epi16(0xffff0000u, _mm512_set1_epi16(short(a)), _mm512_set1_epi16(short(b)));
 }
 
 // Two accumulators per vector (even and odd 16-element groups), so that
@@ -131,18 +158,17 @@ struct NibbleTableRow {
 
 // Step (d * scale) and offset (dmin * min) of the 8 sub-blocks of a Q4_K / Q5_K block.
 struct KScales {
-  float step[8], offset[8];
+  alignas(64) float step_offset[16];  // steps of sub-blocks 0..7, then their offsets
   explicit KScales(const uint8_t* blk) {
-    const float d = f16_at(blk), dmin = f16_at(blk + 2);
-    for (int j = 0; j < 8; ++j) {
-      int sc, m;
-      k_scale_min(j, blk + kKScales, sc, m);
-      step[j] = d * float(sc), offset[j] = dmin * float(m);
-    }
+    alignas(16) uint8_t packed[16];
+    k_scales_mins(blk + kKScales, packed);
+    const __m512 mult = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(f16_at(blk)), _mm512_set1_ps(f16_at(blk + 2)));
+    _mm512_store_ps(step_offset, _mm512_mul_ps(to_float(bytes_to_lanes(packed)), mult));
+    read_back_from_memory();
   }
-  // Decoded values of codes lo .. lo + 15 in sub-block j.
+  // Decoded values of the codes in `codes` for sub-block j.
   __m512 table(int j, const __m512& codes) const {
-    return _mm512_fmsub_ps(codes, _mm512_set1_ps(step[j]), _mm512_set1_ps(offset[j]));
+    return _mm512_fmsub_ps(codes, _mm512_set1_ps(step_offset[j]), _mm512_set1_ps(step_offset[8 + j]));
   }
 };
 
@@ -168,45 +194,48 @@ struct Q4_KRow {
   }
 };
 
+// Q5_K: the 5-bit codes of two pairs of sub-blocks (128 elements) built with
+// 64-byte operations: qh is shifted (per 16-bit lane, by the sub-block's bit
+// number) so that each element's fifth bit lands on bit 4 of its byte.
 struct Q5_KRow {
-  // Index bits 0..3 from the nibble, bit 4 (which table) from the fifth bit
-  // already shifted there; vpternlogd 0xE4 takes c ? a : b bit by bit.
-  static __m512i index(__m512i nibble, __m512i fifth) {
-    return _mm512_ternarylogic_epi32(nibble, fifth, _mm512_set1_epi32(0x0f), 0xE4);
-  }
-
-  // Sub-blocks 2P (low nibbles) and 2P + 1 (high nibbles); h0/h1 hold qh
-  // shifted left by 4, so bit j of qh moves to bit 4 when shifted right by j.
-  template <int P, int N>
-  static void pair(const uint8_t* blk, const KScales& ks, __m512i h0, __m512i h1, int64_t off, Acc<N>& acc) {
-    const __m512 iota0 = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512 iota16 = _mm512_add_ps(iota0, _mm512_set1_ps(16.f));
-    const __m512 lo_a = ks.table(2 * P, iota0), lo_b = ks.table(2 * P, iota16);
-    const __m512 hi_a = ks.table(2 * P + 1, iota0), hi_b = ks.table(2 * P + 1, iota16);
-    const __m512i q0 = bytes_to_lanes(blk + kQ5_KQs + 32 * P), q1 = bytes_to_lanes(blk + kQ5_KQs + 32 * P + 16);
-    acc.add(0, permute32(lo_a, index(q0, shr<2 * P>(h0)), lo_b), off);
-    acc.add(1, permute32(lo_a, index(q1, shr<2 * P>(h1)), lo_b), off + 16);
-    acc.add(0, permute32(hi_a, index(shr<4>(q0), shr<2 * P + 1>(h0)), hi_b), off + 32);
-    acc.add(1, permute32(hi_a, index(shr<4>(q1), shr<2 * P + 1>(h1)), hi_b), off + 48);
-  }
-
   template <int N>
   static void row(const uint8_t* w, int64_t cols, const float* x, float* sums) {
+    const __m512i index[4] = {spread_index(0), spread_index(1), spread_index(2), spread_index(3)};
+    const __m512i low4 = _mm512_set1_epi8(0x0f), low5 = _mm512_set1_epi8(0x1f);
+    // Sub-block 4pp + 2h + nibble takes bit 4pp + 2h + nibble of qh: left shifts for pp = 0, right for pp = 1.
+    const __m512i lo_left = halves(4, 2), hi_left = halves(3, 1), lo_right = halves(0, 2), hi_right = halves(1, 3);
     Acc<N> acc(x, cols);
     for (int64_t b = 0; b < cols / kSuperBlock; ++b) {
       const uint8_t* blk = w + b * kQ5_KBytes;
       const KScales ks(blk);
-      const __m512i h0 = shl<4>(bytes_to_lanes(blk + kQ5_KQh)), h1 = shl<4>(bytes_to_lanes(blk + kQ5_KQh + 16));
-      const int64_t off = kSuperBlock * b;
-      pair<0>(blk, ks, h0, h1, off, acc);
-      pair<1>(blk, ks, h0, h1, off + 64, acc);
-      pair<2>(blk, ks, h0, h1, off + 128, acc);
-      pair<3>(blk, ks, h0, h1, off + 192, acc);
+      const __m512i qh = load_32_twice(blk + kQ5_KQh);
+      for (int pp = 0; pp < 2; ++pp) {  // qs bytes 64pp .. 64pp + 63: pairs 2pp and 2pp + 1
+        const __m512i qs = _mm512_loadu_si512(blk + kQ5_KQs + 64 * pp);
+        const __m512i fifth_lo = pp == 0 ? _mm512_sllv_epi16(qh, lo_left) : _mm512_srlv_epi16(qh, lo_right);
+        const __m512i fifth_hi = pp == 0 ? _mm512_sllv_epi16(qh, hi_left) : _mm512_srlv_epi16(qh, hi_right);
+        const __m512i codes[2] = {
+            _mm512_and_si512(_mm512_ternarylogic_epi32(qs, fifth_lo, low4, 0xE4), low5),
+            _mm512_and_si512(_mm512_ternarylogic_epi32(_mm512_srli_epi16(qs, 4), fifth_hi, low4, 0xE4), low5)};
+        for (int h = 0; h < 2; ++h)
+          for (int nibble = 0; nibble < 2; ++nibble) {
+            const int j = 4 * pp + 2 * h + nibble;
+            const auto weights = [&](int q) {
+              return _mm512_fmsub_ps(to_float(spread(codes[nibble], index[q])), _mm512_set1_ps(ks.step_offset[j]),
+                                     _mm512_set1_ps(ks.step_offset[8 + j]));
+            };
+            acc.add(0, weights(2 * h), kSuperBlock * b + 32 * j);
+            acc.add(1, weights(2 * h + 1), kSuperBlock * b + 32 * j + 16);
+          }
+      }
     }
     acc.store(sums);
   }
 };
 
+// Q6_K. With one vector the decoding is what limits, and building the codes
+// of a whole block with 64-byte operations (then vpermb) is fastest; with more
+// vectors the FMAs dominate and decoding 16 codes at a time from 32-bit lanes,
+// which competes less with them, is (both measured on Zen 4).
 struct Q6_KRow {
   // Codes of elements 32K + lanes of one half: low 4 bits from `low` (bits
   // 0..3 used), bits 2K..2K+1 of qh moved to bits 4..5.
@@ -221,17 +250,63 @@ struct Q6_KRow {
     return _mm512_and_si512(merged, _mm512_set1_epi32(0x3f));
   }
 
-  template <int N>
-  static void row(const uint8_t* w, int64_t cols, const float* x, float* sums) {
-    Acc<N> acc(x, cols);
-    for (int64_t b = 0; b < cols / kSuperBlock; ++b) {
-      const uint8_t* blk = w + b * kQ6_KBytes;
-      // Per 16-element group: step = d * scale and the offset of the -32 bias.
-      alignas(64) float step[16], offset[16];
+  // Per 16-element group: step = d * scale and the offset of the -32 bias.
+  struct Steps {
+    alignas(64) float step[16], offset[16];
+    explicit Steps(const uint8_t* blk) {
       const __m512 steps =
           _mm512_mul_ps(to_float(signed_bytes_to_lanes(blk + kQ6_KScales)), _mm512_set1_ps(f16_at(blk + kQ6_KD)));
       _mm512_store_ps(step, steps);
       _mm512_store_ps(offset, _mm512_mul_ps(steps, _mm512_set1_ps(32.f)));
+    }
+    __m512 weights(int g, __m512i codes) const {
+      return _mm512_fmsub_ps(to_float(codes), _mm512_set1_ps(step[g]), _mm512_set1_ps(offset[g]));
+    }
+  };
+
+  template <int N>
+  static void row(const uint8_t* w, int64_t cols, const float* x, float* sums) {
+    if constexpr (N == 1)
+      row_by_blocks(w, cols, x, sums);
+    else
+      row_by_groups<N>(w, cols, x, sums);
+  }
+
+  // Codes of one half (128 elements) in two registers: rows k = 0, 1 from the
+  // low nibbles of ql and bits 0..3 of qh, rows k = 2, 3 from the high nibbles
+  // and bits 4..7, the qh bits moved to bits 4..5 by per-lane shifts.
+  static void row_by_blocks(const uint8_t* w, int64_t cols, const float* x, float* sums) {
+    const __m512i left = halves(4, 2), right = halves(0, 2);
+    const __m512i top2 = _mm512_set1_epi8(0x30), low4 = _mm512_set1_epi8(0x0f);
+    const __m512i index[4] = {spread_index(0), spread_index(1), spread_index(2), spread_index(3)};
+    Acc<1> acc(x, cols);
+    for (int64_t b = 0; b < cols / kSuperBlock; ++b) {
+      const uint8_t* blk = w + b * kQ6_KBytes;
+      const Steps steps(blk);
+      read_back_from_memory();  // measured slower in row_by_groups
+      for (int half = 0; half < 2; ++half) {
+        const __m512i ql = _mm512_loadu_si512(blk + 64 * half);
+        const __m512i qh = load_32_twice(blk + kQ6_KQh + 32 * half);
+        const __m512i codes[2] = {
+            _mm512_ternarylogic_epi32(ql, _mm512_and_si512(_mm512_sllv_epi16(qh, left), top2), low4, 0xE4),
+            _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql, 4), _mm512_and_si512(_mm512_srlv_epi16(qh, right), top2),
+                                      low4, 0xE4)};
+        for (int g = 0; g < 8; g += 2) {
+          const int64_t off = kSuperBlock * b + 128 * half + 16 * g;
+          acc.add(0, steps.weights(8 * half + g, spread(codes[g / 4], index[g % 4])), off);
+          acc.add(1, steps.weights(8 * half + g + 1, spread(codes[g / 4], index[g % 4 + 1])), off + 16);
+        }
+      }
+    }
+    acc.store(sums);
+  }
+
+  template <int N>
+  static void row_by_groups(const uint8_t* w, int64_t cols, const float* x, float* sums) {
+    Acc<N> acc(x, cols);
+    for (int64_t b = 0; b < cols / kSuperBlock; ++b) {
+      const uint8_t* blk = w + b * kQ6_KBytes;
+      const Steps steps(blk);
       for (int half = 0; half < 2; ++half)
         for (int lg = 0; lg < 32; lg += 16) {
           const uint8_t* ql = blk + 64 * half + lg;
@@ -239,11 +314,8 @@ struct Q6_KRow {
           const __m512i qh = bytes_to_lanes(blk + kQ6_KQh + 32 * half + lg);
           const __m512i codes[4] = {code<0>(l0, qh), code<1>(l1, qh), code<2>(shr<4>(l0), qh),
                                     code<3>(shr<4>(l1), qh)};
-          for (int k = 0; k < 4; ++k) {
-            const int g = 8 * half + 2 * k + lg / 16;
-            const __m512 wv = _mm512_fmsub_ps(to_float(codes[k]), _mm512_set1_ps(step[g]), _mm512_set1_ps(offset[g]));
-            acc.add(k & 1, wv, kSuperBlock * b + 128 * half + 32 * k + lg);
-          }
+          for (int k = 0; k < 4; ++k)
+            acc.add(k & 1, steps.weights(8 * half + 2 * k + lg / 16, codes[k]), kSuperBlock * b + 128 * half + 32 * k + lg);
         }
     }
     acc.store(sums);
