@@ -42,6 +42,8 @@ std::string gguf_arch_for(const ModelConfig& c) {
   if (c.arch == "llama" || c.arch == "mixtral") return "llama";  // llama.cpp stores Mixtral as llama
   if (c.arch == "qwen2" || c.arch == "qwen3" || c.arch == "olmoe" || c.arch == "sinklab") return c.arch;
   if (c.arch == "qwen_moe") return c.qk_norm ? "qwen3moe" : "qwen2moe";
+  if (c.arch == "gpt_oss") return "gpt-oss";
+  if (c.arch == "gemma") return c.rope_local ? "gemma3" : "gemma2";
   throw Error("GGUF export: architecture '" + c.arch + "' has no GGUF mapping");
 }
 
@@ -192,6 +194,11 @@ Metadata build_metadata(const Model& model, const std::string& arch, TensorType 
   write_windows(m, p, c);
   if (c.sink_logits) m.set(p + "attention.sinks", true);
   if (c.qk_norm && arch == "sinklab") m.set(p + "attention.qk_norm", true);
+  if (c.attn_scale > 0) m.set(p + "attention.scale", c.attn_scale);
+  if (c.attn_softcap > 0) m.set(p + "attn_logit_softcapping", c.attn_softcap);
+  if (c.final_softcap > 0) m.set(p + "final_logit_softcapping", c.final_softcap);
+  if (c.rope_local) m.set(p + "rope.freq_base_swa", c.rope_local->theta);
+  if (c.ffn_act == FfnActivation::ClampedSwiGLU && c.swiglu_limit != 7.f) m.set(p + "swiglu_limit", c.swiglu_limit);
   if (c.moe.n_experts > 0) {
     m.set(p + "expert_count", u32(c.moe.n_experts));
     m.set(p + "expert_used_count", u32(c.moe.n_used));
@@ -220,7 +227,16 @@ void check_round_trip(const ModelConfig& c, const Metadata& m, const std::string
   same(r.qkv_bias == c.qkv_bias && r.o_bias == c.o_bias, "the attention biases");
   same(r.qk_norm == c.qk_norm && r.qk_norm_full == c.qk_norm_full, "the q/k norm");
   same(r.sink_logits == c.sink_logits, "the sink logits");
+  same(r.post_norms == c.post_norms && r.ffn_act == c.ffn_act && r.embed_scale == c.embed_scale &&
+           r.attn_scale == c.attn_scale && r.attn_softcap == c.attn_softcap && r.final_softcap == c.final_softcap &&
+           r.swiglu_limit == c.swiglu_limit && r.moe.router_bias == c.moe.router_bias,
+       "the norms, activation, scales or soft-caps");
+  same(r.rope_local.has_value() == c.rope_local.has_value() &&
+           (!c.rope_local || (r.rope_local->theta == c.rope_local->theta &&
+                              r.rope_local->scaling == c.rope_local->scaling)),
+       "the sliding layers' RoPE");
   same(r.layer_window == c.layer_window, "the sliding windows");
+  same(r.rope.yarn_truncate == c.rope.yarn_truncate, "YaRN's truncation");
   same(r.moe.n_experts == c.moe.n_experts && r.moe.n_used == c.moe.n_used &&
            r.moe.expert_hidden == c.moe.expert_hidden && r.moe.norm_topk == c.moe.norm_topk &&
            r.moe.shared_hidden == c.moe.shared_hidden && r.moe.shared_gate == c.moe.shared_gate,
@@ -235,6 +251,12 @@ void check_round_trip(const ModelConfig& c, const Metadata& m, const std::string
     same(a.original_context == b.original_context && a.low_freq_factor == b.low_freq_factor &&
              a.high_freq_factor == b.high_freq_factor,
          "the RoPE scaling");
+}
+
+// llama.cpp's name of the FFN's input norm: ffn_norm, or the row's (gpt-oss: post_attention_norm).
+const char* ffn_norm_name(const ModelConfig& c) {
+  const char* name = arch::arch_by_name(c.arch).gguf_ffn_norm;
+  return name ? name : "ffn_norm";
 }
 
 void add_layer(TensorSet& ts, const ModelConfig& c, const LayerWeights& L, int l, bool reorder, bool to_interleaved) {
@@ -259,7 +281,9 @@ void add_layer(TensorSet& ts, const ModelConfig& c, const LayerWeights& L, int l
     ts.add_f32(p + "attn_k_norm.weight", {int64_t(L.k_norm.size())}, L.k_norm);
   }
   if (!L.sinks.empty()) ts.add_f32(p + "attn_sinks.weight", {c.n_heads}, L.sinks);
-  ts.add_f32(p + "ffn_norm.weight", {D}, L.ffn_norm);
+  ts.add_f32(p + ffn_norm_name(c) + ".weight", {D}, L.ffn_norm);
+  if (!L.post_attn_norm.empty()) ts.add_f32(p + "post_attention_norm.weight", {D}, L.post_attn_norm);
+  if (!L.post_ffn_norm.empty()) ts.add_f32(p + "post_ffw_norm.weight", {D}, L.post_ffn_norm);
   if (c.moe.n_experts == 0) {
     ts.add_matrix(p + "ffn_gate.weight", {c.hidden, D}, matrix_f32(L.ffn.gate));
     ts.add_matrix(p + "ffn_up.weight", {c.hidden, D}, matrix_f32(L.ffn.up));
@@ -268,6 +292,7 @@ void add_layer(TensorSet& ts, const ModelConfig& c, const LayerWeights& L, int l
   }
   const int64_t E = c.moe.n_experts, F = c.moe.expert_hidden;
   ts.add_f32(p + "ffn_gate_inp.weight", {E, D}, matrix_f32(L.router));
+  if (!L.router_bias.empty()) ts.add_f32(p + "ffn_gate_inp.bias", {E}, L.router_bias);
   auto stacked = [&](WeightMatrix ExpertWeights::*part) {
     std::vector<float> all;
     for (const ExpertWeights& e : L.experts) {
@@ -279,6 +304,16 @@ void add_layer(TensorSet& ts, const ModelConfig& c, const LayerWeights& L, int l
   ts.add_matrix(p + "ffn_gate_exps.weight", {E, F, D}, stacked(&ExpertWeights::gate));
   ts.add_matrix(p + "ffn_up_exps.weight", {E, F, D}, stacked(&ExpertWeights::up));
   ts.add_matrix(p + "ffn_down_exps.weight", {E, D, F}, stacked(&ExpertWeights::down));
+  if (c.moe.router_bias) {
+    auto stacked_bias = [&](std::vector<float> ExpertWeights::*part) {
+      std::vector<float> all;
+      for (const ExpertWeights& e : L.experts) all.insert(all.end(), (e.*part).begin(), (e.*part).end());
+      return all;
+    };
+    ts.add_f32(p + "ffn_gate_exps.bias", {E, F}, stacked_bias(&ExpertWeights::gate_bias));
+    ts.add_f32(p + "ffn_up_exps.bias", {E, F}, stacked_bias(&ExpertWeights::up_bias));
+    ts.add_f32(p + "ffn_down_exps.bias", {E, D}, stacked_bias(&ExpertWeights::down_bias));
+  }
   if (c.moe.shared_hidden > 0) {
     const int64_t S = c.moe.shared_hidden;
     ts.add_matrix(p + "ffn_gate_shexp.weight", {S, D}, matrix_f32(L.shared.gate));
@@ -301,7 +336,9 @@ TensorType gguf_export_type_from_name(const std::string& name) {
   if (n == "q4_k") return TensorType::Q4_K;
   if (n == "q5_k") return TensorType::Q5_K;
   if (n == "q6_k") return TensorType::Q6_K;
-  throw Error("GGUF export: unknown type '" + name + "' (expected f32, f16, bf16, q8_0, q6_k, q5_k, q4_k or q4_0)");
+  if (n == "mxfp4") return TensorType::MXFP4;
+  throw Error("GGUF export: unknown type '" + name +
+              "' (expected f32, f16, bf16, q8_0, q6_k, q5_k, q4_k, q4_0 or mxfp4)");
 }
 
 GgufExportSummary export_gguf(const Model& model, const std::string& path, const GgufExportOptions& opts) {

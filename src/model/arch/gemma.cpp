@@ -57,7 +57,7 @@ void gemma_from_gguf(const Metadata& m, const std::string& p, ModelConfig& c) {
     RopeSpec local = c.rope;
     local.scaling = RopeScaling::None;
     local.factor = 1.f;
-    local.theta = float(m.get_double(p + "rope.local.freq_base", 10000.0));
+    local.theta = float(m.get_double(p + "rope.freq_base_swa", 10000.0));
     c.rope_local = local;
   }
   layer_windows_from_gguf(m, p, c, gemma3 ? 6 : 2);

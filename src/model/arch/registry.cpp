@@ -66,6 +66,7 @@ void layer_windows_from_hf(const nlohmann::json& cfg, ModelConfig& c, int patter
 void layer_windows_from_gguf(const Metadata& m, const std::string& prefix, ModelConfig& c, int pattern) {
   const int64_t w = m.get_int(prefix + "attention.sliding_window", 0);
   check(w >= 0 && w < (int64_t(1) << 30), prefix + "attention.sliding_window is out of range");
+  if (m.contains(prefix + "attention.sliding_window_pattern")) return;  // per layer, read with the common keys
   for (int64_t l = 0; l < c.n_layers; ++l)
     c.layer_window[size_t(l)] = w > 0 && l % pattern != pattern - 1 ? int32_t(w) : 0;
 }

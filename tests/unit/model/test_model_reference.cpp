@@ -42,14 +42,6 @@ std::string temp_gguf(const std::string& name, const char* suffix) {
       .string();
 }
 
-// Models of tests/reference/tiny_sink_models.py: gpt-oss (MXFP4 and float
-// experts), Gemma 2, Gemma 3. They are checked against the reference here but
-// are not in tiny_model_names(), whose every entry the GGUF export tests also
-// round-trip.
-const std::vector<std::string>& sink_architecture_model_names() {
-  static const std::vector<std::string> names = {"gpt_oss", "gpt_oss_float", "gemma2", "gemma3"};
-  return names;
-}
 
 #define SKIP_WITHOUT_TINY_MODELS()                                       \
   if (tiny_models_dir().empty()) GTEST_SKIP() << tiny_models_missing_message()
@@ -127,7 +119,6 @@ TEST(TinyModelReference, EveryGeneratedModelIsChecked) {
   for (const auto& e : std::filesystem::directory_iterator(tiny_models_dir()))
     if (e.is_directory()) found.insert(e.path().filename().string());
   std::set<std::string> known(tiny_model_names().begin(), tiny_model_names().end());
-  known.insert(sink_architecture_model_names().begin(), sink_architecture_model_names().end());
   EXPECT_EQ(found, known) << "make_tiny_models.py and the lists of tiny_models.h and this file differ";
 }
 
@@ -144,6 +135,10 @@ TEST(TinyModelGguf, Qwen3Moe) { check_gguf_round_trip("qwen3_moe"); }
 TEST(TinyModelGguf, Olmoe) { check_gguf_round_trip("olmoe"); }
 TEST(TinyModelGguf, Sinklab) { check_gguf_round_trip("sinklab"); }
 TEST(TinyModelGguf, SinklabQkNorm) { check_gguf_round_trip("sinklab_qk_norm"); }
+TEST(TinyModelGguf, GptOss) { check_gguf_round_trip("gpt_oss"); }
+TEST(TinyModelGguf, GptOssFloat) { check_gguf_round_trip("gpt_oss_float"); }
+TEST(TinyModelGguf, Gemma2) { check_gguf_round_trip("gemma2"); }
+TEST(TinyModelGguf, Gemma3) { check_gguf_round_trip("gemma3"); }
 
 // llama.cpp writes Llama 3.1 scaling only as rope_freqs.weight (per-frequency
 // divisors), without sinklab's rope.scaling.llama3.* keys: the tensor alone
@@ -181,6 +176,13 @@ TEST(TinyModelGguf, LlamaCppRopeFreqsAloneCarryLlama31Scaling) {
 }
 
 // Reduced-precision exports against the float64 reference logits.
+// The tiny gpt-oss models are drawn so that every clamp of their SwiGLU is hit,
+// which makes their logits about 3x as sensitive to weight rounding as the
+// others': the float64 reference itself, with its matrices rounded to f16 /
+// bf16, moves by up to 6.2e-3 / 4.9e-2 (median 1.6e-3 / 1.6e-2), as the GGUF
+// exports do.
+double rounding_sensitivity(const std::string& name) { return name.rfind("gpt_oss", 0) == 0 ? 3.0 : 1.0; }
+
 TEST(TinyModelGguf, ReducedPrecisionStaysClose) {
   SKIP_WITHOUT_TINY_MODELS();
   const std::pair<TensorType, double> kinds[] = {{TensorType::Q8_0, kGgufQ8Tolerance},
@@ -197,7 +199,8 @@ TEST(TinyModelGguf, ReducedPrecisionStaysClose) {
       const bool routed = model->config().moe.n_experts > 0 && type == TensorType::Q8_0;
       std::printf("[ gguf %-4s ] %-18s vs reference max %.2e median %.2e\n", tensor_type_name(type), name.c_str(),
                   worst, median);
-      EXPECT_LE(routed ? median : worst, bound) << name << ": " << tensor_type_name(type) << " GGUF export";
+      EXPECT_LE(routed ? median : worst, bound * rounding_sensitivity(name))
+          << name << ": " << tensor_type_name(type) << " GGUF export";
     }
   }
 }
@@ -227,6 +230,13 @@ TEST(TinyModelGguf, UsesLlamaCppNamesAndKeys) {
       {"olmoe", "olmoe", {"blk.0.attn_q_norm.weight"}, {}},
       {"sinklab", "sinklab", {"blk.0.attn_sinks.weight"},
        {"sinklab.attention.sinks", "sinklab.attention.sliding_window_pattern"}},
+      {"gpt_oss", "gpt-oss", {"blk.0.attn_sinks.weight", "blk.0.post_attention_norm.weight", "blk.0.ffn_gate_inp.bias",
+                              "blk.1.ffn_gate_exps.bias", "blk.1.ffn_down_exps.bias", "blk.0.attn_output.bias"},
+       {"gpt-oss.expert_feed_forward_length", "gpt-oss.attention.sliding_window", "gpt-oss.rope.scaling.type"}},
+      {"gemma2", "gemma2", {"blk.0.post_attention_norm.weight", "blk.0.ffn_norm.weight", "blk.0.post_ffw_norm.weight"},
+       {"gemma2.attn_logit_softcapping", "gemma2.final_logit_softcapping", "gemma2.attention.sliding_window"}},
+      {"gemma3", "gemma3", {"blk.0.attn_q_norm.weight", "blk.0.post_ffw_norm.weight"},
+       {"gemma3.rope.freq_base_swa", "gemma3.attention.scale"}},
   };
   for (const Case& c : cases) {
     const auto model = Model::load(tiny_models_dir() + "/" + c.model);

@@ -22,6 +22,7 @@ inline const std::vector<std::string>& tiny_model_names() {
   static const std::vector<std::string> names = {
       "llama", "llama_tied", "llama_rope_llama3", "llama_rope_linear", "mistral", "qwen2", "qwen3",
       "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "sinklab", "sinklab_qk_norm",
+      "gpt_oss", "gpt_oss_float", "gemma2", "gemma3",
   };
   return names;
 }
