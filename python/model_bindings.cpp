@@ -31,10 +31,12 @@ constexpr const char* kModelDoc = R"doc(
 A model loaded from a llama2.c checkpoint, a GGUF file, or a safetensors file or
 folder with config.json.
 
-Model(path, tokenizer=None, dtype='f32', mmap=True)
+Model(path, tokenizer=None, dtype='native', mmap=True)
   tokenizer  tokenizer file (tokenizer.json or llama2.c tokenizer.bin); None looks
              beside the model
-  dtype      'f32' or 'bf16': in-memory dtype of matrices stored in other dtypes
+  dtype      'native' keeps every matrix in its stored type (f16 and quantized GGUF types are
+             computed without dequantising; memory ~ the file); 'f32' or 'bf16' converts
+             matrices stored in other types to that one at load
   mmap       True: f32/bf16 matrices are views of the memory-mapped file; False:
              copied into process memory (the CLI's --no-mmap)
 
@@ -73,8 +75,10 @@ class PyModel {
     if (!tokenizer.is_none()) opts.tokenizer_path = to_string(tokenizer, "tokenizer");
     if (opts.tokenizer_path.find('\0') != std::string::npos)
       throw py::value_error("tokenizer path contains a NUL character");
-    if (dtype != "f32" && dtype != "bf16") throw py::value_error("dtype must be 'f32' or 'bf16', got '" + dtype + "'");
-    opts.weight_dtype = dtype_from_name(dtype);
+    if (dtype != "native" && dtype != "f32" && dtype != "bf16")
+      throw py::value_error("dtype must be 'native', 'f32' or 'bf16', got '" + dtype + "'");
+    opts.keep_quantized = dtype == "native";
+    opts.weight_dtype = opts.keep_quantized ? DType::F32 : dtype_from_name(dtype);
     py::gil_scoped_release unlocked;
     model_ = Model::load(resolve_model_source(path), opts);
   }
@@ -566,7 +570,7 @@ py::dict propagation_py(const PyModel& m, py::handle ids, py::handle ablate) {
 void register_model(py::module_& m) {
   py::class_<PyModel>(m, "Model", kModelDoc)
       .def(py::init<const std::string&, py::object, const std::string&, bool>(), py::arg("path"),
-           py::arg("tokenizer") = py::none(), py::arg("dtype") = "f32", py::arg("mmap") = true)
+           py::arg("tokenizer") = py::none(), py::arg("dtype") = "native", py::arg("mmap") = true)
       .def("tokenize", checked_method("Model", &PyModel::tokenize), "Text (str or bytes) to a list of token ids.", py::arg("text"),
            py::arg("add_bos") = true)
       .def("detokenize", checked_method("Model", &PyModel::detokenize),

@@ -149,6 +149,10 @@ class Taps {
 struct LoadOptions {
   std::string tokenizer_path;  // empty: look beside the model
   DType weight_dtype = DType::F32;  // F32 or BF16 for weights that are not already one of them
+  // true: matrices stored in F16 or a ggml block type (Q8_0, Q4_0, Q4_K, Q5_K,
+  // Q6_K, MXFP4) stay in it in memory (RSS ~ file size) and are multiplied
+  // without dequantising the matrix; false: converted to weight_dtype at load.
+  bool keep_quantized = true;
   // true: f32/bf16 matrices are zero-copy views of the memory-mapped file. false:
   // they are copied into process memory at load (as llama.cpp's --no-mmap), which
   // the kernel cannot drop and refault from disk when it reclaims page cache.

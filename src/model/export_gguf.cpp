@@ -49,7 +49,10 @@ std::string gguf_arch_for(const ModelConfig& c) {
 
 std::vector<float> matrix_f32(const WeightMatrix& m) {
   std::vector<float> out(size_t(m.rows * m.cols));
-  to_f32(m.dtype, m.data, out.data(), out.size());
+  if (m.quantized())
+    quant::dequantize_rows(m.stored, static_cast<const uint8_t*>(m.data), m.rows, m.cols, out.data());
+  else
+    to_f32(m.dtype, m.data, out.data(), out.size());
   return out;
 }
 
@@ -81,9 +84,11 @@ class TensorSet {
   void add_f32(const std::string& name, std::vector<int64_t> shape, const std::vector<float>& x) {
     add(name, std::move(shape), x, TensorType::F32);
   }
-  // Weight matrices (and stacked experts): the requested type where its block fits the rows.
-  void add_matrix(const std::string& name, std::vector<int64_t> shape, const std::vector<float>& x) {
-    TensorType t = matrix_type_;
+  // Weight matrices (and stacked experts): the requested type where its block
+  // fits the rows, or `keep` (not F32) when the export is not to f32.
+  void add_matrix(const std::string& name, std::vector<int64_t> shape, const std::vector<float>& x,
+                  TensorType keep = TensorType::F32) {
+    TensorType t = keep != TensorType::F32 && matrix_type_ != TensorType::F32 ? keep : matrix_type_;
     if (shape.back() % tensor_type_block_size(t) != 0) t = TensorType::F32;
     add(name, std::move(shape), x, t);
   }
@@ -104,7 +109,7 @@ class TensorSet {
     const int64_t cols = e.shape.empty() ? 1 : e.shape.back();
     if (cols > 0) quant::quantize_rows(t, x.data(), e.numel() / cols, cols, bytes.data());
     e.data = bytes.data();
-    (t == matrix_type_ ? converted : kept_f32) += 1;
+    (t == TensorType::F32 && t != matrix_type_ ? kept_f32 : converted) += 1;
     entries_.push_back(std::move(e));
   }
 
@@ -301,9 +306,12 @@ void add_layer(TensorSet& ts, const ModelConfig& c, const LayerWeights& L, int l
     }
     return all;
   };
-  ts.add_matrix(p + "ffn_gate_exps.weight", {E, F, D}, stacked(&ExpertWeights::gate));
-  ts.add_matrix(p + "ffn_up_exps.weight", {E, F, D}, stacked(&ExpertWeights::up));
-  ts.add_matrix(p + "ffn_down_exps.weight", {E, D, F}, stacked(&ExpertWeights::down));
+  // Experts stored as mxfp4 (gpt-oss) stay mxfp4, as llama.cpp's converter keeps them.
+  const TensorType keep =
+      L.experts.front().gate.stored == TensorType::MXFP4 ? TensorType::MXFP4 : TensorType::F32;
+  ts.add_matrix(p + "ffn_gate_exps.weight", {E, F, D}, stacked(&ExpertWeights::gate), keep);
+  ts.add_matrix(p + "ffn_up_exps.weight", {E, F, D}, stacked(&ExpertWeights::up), keep);
+  ts.add_matrix(p + "ffn_down_exps.weight", {E, D, F}, stacked(&ExpertWeights::down), keep);
   if (c.moe.router_bias) {
     auto stacked_bias = [&](std::vector<float> ExpertWeights::*part) {
       std::vector<float> all;

@@ -1,5 +1,6 @@
 // Model loading: format detection, config, weights and tokenizer.
 #include <filesystem>
+#include <map>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -84,7 +85,7 @@ std::shared_ptr<const Model> Model::from_tensor_file(std::unique_ptr<TensorFile>
   std::unique_ptr<Tokenizer> tok = opts.tokenizer_path.empty() ? find_tokenizer(path, ff, cfg.vocab)
                                                                 : load_tokenizer_file(opts.tokenizer_path, cfg.vocab);
   if (!tok && ff == FileFormat::Gguf) tok = tokenizer_from_gguf(file->metadata(), path);
-  auto weights = bind_weights(std::move(file), cfg, opts.weight_dtype, !opts.mmap);
+  auto weights = bind_weights(std::move(file), cfg, opts.weight_dtype, !opts.mmap, opts.keep_quantized);
   if (tok) {
     check(tok->vocab_size() <= cfg.vocab, path + ": tokenizer has " + std::to_string(tok->vocab_size()) +
                                               " tokens but the model only " + std::to_string(cfg.vocab));
@@ -98,7 +99,7 @@ namespace {
 
 std::string shape_of(const WeightMatrix& m) {
   std::ostringstream os;
-  os << "[" << m.rows << ", " << m.cols << "] " << dtype_name(m.dtype);
+  os << "[" << m.rows << ", " << m.cols << "] " << m.type_name();
   return os.str();
 }
 
@@ -115,11 +116,11 @@ std::string human_bytes(double bytes) {
   return os.str();
 }
 
-// "f32" when every matrix has one dtype, else counts such as "bf16 x84, f32 x1".
+// "f32" when every matrix has one type, else counts such as "q4_K x84, f32 x1".
 std::string matrix_dtypes(const ModelWeights& w) {
-  int64_t counts[3] = {0, 0, 0};
+  std::map<std::string, int64_t> counts;
   auto add = [&](const WeightMatrix& m) {
-    if (!m.empty()) ++counts[int(m.dtype)];
+    if (!m.empty()) ++counts[m.type_name()];
   };
   add(w.embed);
   if (w.output.data != w.embed.data) add(w.output);
@@ -131,13 +132,10 @@ std::string matrix_dtypes(const ModelWeights& w) {
       for (const WeightMatrix* m : {&e.gate, &e.up, &e.down}) add(*m);
   }
   std::string out;
-  int kinds = 0;
-  for (int t = 0; t < 3; ++t) kinds += counts[t] > 0;
-  for (int t = 0; t < 3; ++t) {
-    if (!counts[t]) continue;
+  for (const auto& [name, count] : counts) {
     if (!out.empty()) out += ", ";
-    out += dtype_name(DType(t));
-    if (kinds > 1) out += " x" + std::to_string(counts[t]);
+    out += name;
+    if (counts.size() > 1) out += " x" + std::to_string(count);
   }
   return out;
 }

@@ -11,6 +11,7 @@
 #include "sinklab/blas_threads.h"
 #include "sinklab/vec_math.h"
 #include "decode_kernels.h"
+#include "quant_kernels.h"
 
 namespace sinklab::ops {
 
@@ -20,15 +21,17 @@ namespace {
 // whole 16-row groups so that threads never write to the same 64-byte line of
 // y. Pieces this size keep the last thread's wait short while claims stay rare.
 int64_t rows_per_piece(const WeightMatrix& w) {
-  const int64_t row_bytes = std::max<int64_t>(1, w.cols * int64_t(dtype_size(w.dtype)));
+  const int64_t row_bytes = std::max<int64_t>(1, w.row_bytes());
   return std::clamp<int64_t>((int64_t(96) << 10) / row_bytes / 16 * 16, 16, 256);
 }
 
-// Rows of bf16 weights converted in blocks, each block multiplied with BLAS.
-void matmul_bf16_blocked(const WeightMatrix& w, const float* x, int64_t n, float* y) {
+// Rows of bf16 or block-quantized weights converted to f32 in blocks, each
+// block multiplied with BLAS (the prefill path of matrices not stored in f32).
+void matmul_blocked(const WeightMatrix& w, const float* x, int64_t n, float* y) {
   constexpr int64_t kRows = 64;
   const int64_t blocks = (w.rows + kRows - 1) / kRows;
-  const uint16_t* base = static_cast<const uint16_t*>(w.data);
+  const auto* base = static_cast<const uint8_t*>(w.data);
+  const int64_t row_bytes = w.row_bytes();
   const vec::SingleThreadedBlas blas_guard;
 #pragma omp parallel if (double(n) * double(w.rows) * double(w.cols) > 3e5)
   {
@@ -36,7 +39,10 @@ void matmul_bf16_blocked(const WeightMatrix& w, const float* x, int64_t n, float
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t r0 = b * kRows, nr = std::min(kRows, w.rows - r0);
-      to_f32(DType::BF16, base + r0 * w.cols, tile.data(), size_t(nr * w.cols));
+      if (w.quantized())
+        quant::dequantize_rows(w.stored, base + r0 * row_bytes, nr, w.cols, tile.data());
+      else
+        to_f32(DType::BF16, base + r0 * row_bytes, tile.data(), size_t(nr * w.cols));
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(nr), int(w.cols), 1.f, x,
                   int(w.cols), tile.data(), int(w.cols), 0.f, y + r0, int(w.rows));
     }
@@ -49,7 +55,10 @@ void matmul_bf16_blocked(const WeightMatrix& w, const float* x, int64_t n, float
 // slower than one at a time, on the hosts measured.
 void rows_product(const WeightMatrix& w, const float* x, int64_t n, float* y, int64_t r0, int64_t r1) {
   const int64_t rows = w.rows, cols = w.cols;
-  if (w.dtype == DType::BF16) {
+  if (w.quantized()) {
+    quant::dot_rows(w.stored, static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes(), r1 - r0, cols, x, n, y + r0,
+                    rows);
+  } else if (w.dtype == DType::BF16) {
     const auto* base = static_cast<const uint16_t*>(w.data);
     for (int64_t r = r0; r < r1; ++r)
       for (int64_t t = 0; t < n; ++t) y[t * rows + r] = kernels::dot_bf16(base + r * cols, x + t * cols, cols);
@@ -71,7 +80,7 @@ struct RowRun {
 // line by line: two memory streams per thread.
 void rows_product_pair(const RowRun& a, const RowRun& b, const float* x, int64_t n) {
   const int64_t cols = a.w->cols, both = std::min(a.r1 - a.r0, b.r1 - b.r0);
-  if (a.w->dtype != b.w->dtype) {
+  if (a.w->dtype != b.w->dtype || a.w->quantized() || b.w->quantized()) {
     rows_product(*a.w, x, n, a.y, a.r0, a.r1);
     rows_product(*b.w, x, n, b.y, b.r0, b.r1);
     return;
@@ -136,7 +145,7 @@ void add_bias(const float* bias, int64_t n, int64_t rows, float* y) {
 }
 
 bool rows_path(const WeightMatrix& w, int64_t n) {
-  return n <= kPoolStepTokens && (w.dtype == DType::F32 || w.dtype == DType::BF16);
+  return n <= kPoolStepTokens && (w.quantized() || w.dtype == DType::F32 || w.dtype == DType::BF16);
 }
 
 }  // namespace
@@ -164,18 +173,21 @@ void matmul_group(std::span<const MatmulJob> jobs, const float* x, int64_t n) {
 void matmul(const WeightMatrix& w, const float* x, int64_t n, float* y, const float* bias) {
   if (rows_path(w, n)) {
     matmul_rows(w, x, n, y);
-  } else if (w.dtype == DType::F32) {
+  } else if (!w.quantized() && w.dtype == DType::F32) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(w.rows), int(w.cols), 1.f, x,
                 int(w.cols), static_cast<const float*>(w.data), int(w.cols), 0.f, y, int(w.rows));
   } else {
-    matmul_bf16_blocked(w, x, n, y);
+    matmul_blocked(w, x, n, y);
   }
   add_bias(bias, n, w.rows, y);
 }
 
 void matrix_row(const WeightMatrix& w, int64_t i, float* out) {
-  const size_t es = dtype_size(w.dtype);
-  to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + size_t(i * w.cols) * es, out, size_t(w.cols));
+  const uint8_t* row = static_cast<const uint8_t*>(w.data) + i * w.row_bytes();
+  if (w.quantized())
+    quant::dequantize_rows(w.stored, row, 1, w.cols, out);
+  else
+    to_f32(w.dtype, row, out, size_t(w.cols));
 }
 
 void rmsnorm(const float* x, const float* weight, int64_t rows, int64_t d, float eps, float* y) {

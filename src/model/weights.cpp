@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "arch/registry.h"
+#include "quant_kernels.h"
 
 namespace sinklab {
 
@@ -113,8 +114,8 @@ std::string gguf_name(Role r, int l) {
 
 class Binder {
  public:
-  Binder(ModelWeights& w, const ModelConfig& c, DType dtype, bool copy)
-      : w_(w), c_(c), dtype_(dtype), copy_(copy), gguf_(w.file->format() == FileFormat::Gguf),
+  Binder(ModelWeights& w, const ModelConfig& c, DType dtype, bool copy, bool keep_stored)
+      : w_(w), c_(c), dtype_(dtype), copy_(copy), keep_stored_(keep_stored), gguf_(w.file->format() == FileFormat::Gguf),
         row_(arch::arch_by_name(c.arch)) {}
 
   std::string name(Role r, int l) const {
@@ -167,6 +168,7 @@ class Binder {
     m.cols = cols;
     const int64_t n = rows * cols;
     w_.n_params += n;
+    if (keep_stored_ && quant::has_kernels(e.type)) return stored_matrix(e, rows, cols, offset);
     const bool f32_ok = e.type == TensorType::F32 && dtype_ != DType::BF16;
     const bool bf16_ok = e.type == TensorType::BF16;
     const size_t esize = f32_ok ? 4 : 2;
@@ -192,6 +194,28 @@ class Binder {
       m.data = buf;
     }
     w_.bytes += m.bytes();
+    return m;
+  }
+
+  // Rows kept in their stored block type: a view of the file (or a copy).
+  WeightMatrix stored_matrix(const TensorEntry& e, int64_t rows, int64_t cols, int64_t offset) {
+    const int64_t block = tensor_type_block_size(e.type);
+    check(cols % block == 0, w_.file->path() + ": rows of '" + e.name + "' are not whole " + tensor_type_name(e.type) +
+                                 " blocks");
+    WeightMatrix m;
+    m.rows = rows;
+    m.cols = cols;
+    m.stored = e.type;
+    const size_t off_bytes = tensor_type_nbytes(e.type, offset, e.name);
+    const size_t nbytes = size_t(m.bytes());
+    m.data = e.data + off_bytes;
+    if (copy_) {
+      uint8_t* buf = w_.owned.allocate(nbytes);
+      std::memcpy(buf, e.data + off_bytes, nbytes);
+      m.data = buf;
+    }
+    w_.n_params += rows * cols;
+    w_.bytes += int64_t(nbytes);
     return m;
   }
 
@@ -341,6 +365,7 @@ class Binder {
   const ModelConfig& c_;
   DType dtype_;
   bool copy_;
+  bool keep_stored_;
   bool gguf_;
   const arch::ArchRow& row_;
 };
@@ -348,11 +373,11 @@ class Binder {
 }  // namespace
 
 std::unique_ptr<ModelWeights> bind_weights(std::unique_ptr<TensorFile> file, const ModelConfig& c,
-                                           DType matrix_dtype, bool copy_matrices) {
+                                           DType matrix_dtype, bool copy_matrices, bool keep_stored) {
   check(matrix_dtype == DType::F32 || matrix_dtype == DType::BF16, "weights: dtype must be f32 or bf16");
   auto w = std::make_unique<ModelWeights>();
   w->file = std::move(file);
-  Binder b(*w, c, matrix_dtype, copy_matrices);
+  Binder b(*w, c, matrix_dtype, copy_matrices, keep_stored);
   const int64_t D = c.dim, hd = c.head_dim, qd = c.n_heads * hd, kvd = c.n_kv_heads * hd;
   w->embed = b.matrix(Role::Embed, 0, c.vocab, D);
   w->out_norm = b.norm(Role::OutNorm, 0, D);

@@ -11,13 +11,22 @@
 
 namespace sinklab {
 
-// A row-major [rows, cols] matrix (rows = output features); y = W x.
+// A row-major [rows, cols] matrix (rows = output features); y = W x. Rows are
+// f32 or bf16 (dtype), or stay in the block type they were stored in
+// (stored: F16 or a ggml block type with kernels in quant_kernels.h; dtype
+// is then unused) and are computed without dequantising the whole matrix.
 struct WeightMatrix {
   const void* data = nullptr;
   DType dtype = DType::F32;
+  TensorType stored = TensorType::F32;  // F32 = plain dtype rows
   int64_t rows = 0, cols = 0;
   bool empty() const { return data == nullptr; }
-  int64_t bytes() const { return rows * cols * int64_t(dtype_size(dtype)); }
+  bool quantized() const { return stored != TensorType::F32; }
+  int64_t row_bytes() const {
+    return quantized() ? int64_t(tensor_type_nbytes(stored, cols, "weight row")) : cols * int64_t(dtype_size(dtype));
+  }
+  int64_t bytes() const { return rows * row_bytes(); }
+  const char* type_name() const { return quantized() ? tensor_type_name(stored) : dtype_name(dtype); }
 };
 
 struct ExpertWeights {
@@ -74,7 +83,10 @@ struct ModelWeights {
 // mis-shaped tensor) and converts what cannot be used in place.
 // copy_matrices: copy even f32/bf16 matrices out of the mapped file into
 // process memory (LoadOptions::mmap false).
+// keep_stored: matrices stored in F16 or a ggml block type stay in it (views
+// of the mapped file, or copies with copy_matrices); false converts them to
+// matrix_dtype.
 std::unique_ptr<ModelWeights> bind_weights(std::unique_ptr<TensorFile> file, const ModelConfig& c,
-                                           DType matrix_dtype, bool copy_matrices = false);
+                                           DType matrix_dtype, bool copy_matrices = false, bool keep_stored = false);
 
 }  // namespace sinklab

@@ -21,8 +21,11 @@ void add_model_flags(CLI::App& app, ModelArgs& args, bool with_dtype) {
                "64-byte aligned on transparent huge pages where the OS grants them, which decode "
                "reads faster)");
   if (with_dtype)
-    app.add_option("--dtype", args.dtype, "Weight dtype in memory for matrices stored in other dtypes")
-        ->check(CLI::IsMember({"f32", "bf16"}));
+    app.add_option("--dtype", args.dtype,
+                   "Weight matrices in memory: native keeps each in its stored type (f32, bf16, f16 or a "
+                   "quantized GGUF type, computed without dequantising; memory ~ the file), f32 or bf16 "
+                   "converts the others to that type at load (default native)")
+        ->check(CLI::IsMember({"native", "f32", "bf16"}));
 }
 
 std::string resolve_model_path(const std::string& given) {
@@ -41,7 +44,8 @@ std::shared_ptr<const Model> load_model(const ModelArgs& args) {
   if (!args.tokenizer_path.empty()) check_input_path(args.tokenizer_path, "--tokenizer: file");
   LoadOptions opts;
   opts.tokenizer_path = args.tokenizer_path;
-  opts.weight_dtype = dtype_from_name(args.dtype);
+  opts.keep_quantized = args.dtype == "native";
+  opts.weight_dtype = opts.keep_quantized ? DType::F32 : dtype_from_name(args.dtype);
   opts.mmap = !args.no_mmap;
   return Model::load(path, opts);
 }

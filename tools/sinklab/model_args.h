@@ -13,7 +13,7 @@ namespace sinklab::cli {
 struct ModelArgs {
   std::string model_path;      // empty: the default model
   std::string tokenizer_path;  // empty: look beside the model
-  std::string dtype = "f32";
+  std::string dtype = "native";
   bool no_mmap = false;
 };
 

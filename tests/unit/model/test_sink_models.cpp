@@ -3,11 +3,15 @@
 // window and past one forward's chunk), with memory of the window; Gemma 3's
 // local RoPE refuses the shared cache.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <filesystem>
 #include <random>
 #include <vector>
 
+#include "../../../src/model/weights.h"
+#include "sinklab/export.h"
 #include "sinklab/model.h"
 #include "tiny_models.h"
 
@@ -41,6 +45,11 @@ std::vector<float> run(const std::shared_ptr<const Model>& model, const std::vec
   }
   if (stats) *stats = s.evict_stats();
   return all;
+}
+
+void ops_rows_f32(const WeightMatrix& m, float* out) {
+  for (int64_t r = 0; r < m.rows; ++r)
+    dequantize_row(m.stored, static_cast<const uint8_t*>(m.data) + r * m.row_bytes(), out + r * m.cols, m.cols);
 }
 
 double max_row_error(const std::vector<float>& a, const std::vector<float>& b, int64_t vocab) {
@@ -112,6 +121,35 @@ TEST(LocalLayerCache, Gemma3LongStreamsAndRefusesTheSharedCache) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("own RoPE"), std::string::npos) << e.what();
   }
+}
+
+// The released gpt-oss layout, natively: experts stay mxfp4 in memory, and a
+// GGUF export (q8_0 for the rest, as llama.cpp writes gpt-oss) keeps them mxfp4
+// block for block; both give the reference logits within the tolerance of q8_0.
+TEST(GptOssMxfp4, ExpertsStayMxfp4InMemoryAndInGguf) {
+  SKIP_WITHOUT_TINY_MODELS();
+  const std::string folder = tiny_models_dir() + "/gpt_oss";
+  const auto hf = Model::load(folder);
+  const ExpertWeights& e = hf->weights().layers[1].experts[2];
+  EXPECT_EQ(e.gate.stored, TensorType::MXFP4);
+  EXPECT_EQ(e.down.stored, TensorType::MXFP4);
+  EXPECT_EQ(hf->weights().layers[1].wq.stored, TensorType::F32);
+  const std::string path = ::testing::TempDir() + "/gpt_oss_mxfp4_" + std::to_string(::getpid()) + ".gguf";
+  GgufExportOptions opts;
+  opts.type = TensorType::Q8_0;
+  export_gguf(*hf, path, opts);
+  const auto back = Model::load(path);
+  std::filesystem::remove(path);
+  const ExpertWeights& b = back->weights().layers[1].experts[2];
+  ASSERT_EQ(b.gate.stored, TensorType::MXFP4);
+  for (const auto& [x, y] : {std::pair{&e.gate, &b.gate}, {&e.up, &b.up}, {&e.down, &b.down}}) {
+    ASSERT_EQ(x->bytes(), y->bytes());
+    std::vector<float> vx(size_t(x->rows * x->cols)), vy(vx.size());
+    ops_rows_f32(*x, vx.data());
+    ops_rows_f32(*y, vy.data());
+    EXPECT_EQ(vx, vy) << "the exported mxfp4 blocks decode to other values";
+  }
+  EXPECT_EQ(back->weights().layers[1].wq.stored, TensorType::Q8_0);
 }
 
 }  // namespace
