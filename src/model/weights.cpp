@@ -214,8 +214,7 @@ class Binder {
       std::memcpy(buf, e.data + off_bytes, nbytes);
       m.data = buf;
     }
-    w_.n_params += rows * cols;
-    w_.bytes += int64_t(nbytes);
+    w_.bytes += int64_t(nbytes);  // n_params was counted by matrix_from
     return m;
   }
 

@@ -21,6 +21,7 @@
 #include "output_guard.h"
 #include "bench_harness.h"
 #include "commands.h"
+#include "sinklab/export.h"
 #include "sinklab/formats.h"
 #include "sinklab/model.h"
 
@@ -37,12 +38,23 @@ constexpr double kPrefillTarget = 0.50;  // of the sgemm rate
 struct BenchShape {
   int64_t dim = 768, layers = 12, heads = 12, kv_heads = 12, hidden = 2048, vocab = 32000;
   int64_t head_dim() const { return dim / heads; }
-  // Parameters of the matrices inside the blocks (what every prefill token multiplies).
-  int64_t layer_matrix_params() const {
-    const int64_t qd = heads * head_dim(), kvd = kv_heads * head_dim();
-    return layers * (dim * qd + 2 * dim * kvd + qd * dim + 3 * dim * hidden);
-  }
 };
+
+// Parameters of the block matrices a token multiplies (the routed experts only).
+int64_t active_matrix_params(const ModelConfig& c) {
+  const int64_t qd = c.n_heads * c.head_dim, kvd = c.n_kv_heads * c.head_dim;
+  const int64_t ffn = c.moe.n_experts > 0 ? int64_t(c.moe.n_used) * 3 * c.dim * c.moe.expert_hidden +
+                                                3 * c.dim * c.moe.shared_hidden
+                                          : 3 * c.dim * c.hidden;
+  return c.n_layers * (c.dim * qd + 2 * c.dim * kvd + qd * c.dim + ffn);
+}
+
+// Matrix types a run may ask for: f32 and bf16 are written as safetensors; the
+// others are written as f32 and converted to a GGUF of that type (computed natively).
+const std::vector<std::string>& bench_types() {
+  static const std::vector<std::string> t = {"f32", "bf16", "f16", "q8_0", "q6_k", "q5_k", "q4_k", "q4_0", "mxfp4"};
+  return t;
+}
 
 struct BenchModelFlags {
   CLI::App* app = nullptr;
@@ -52,6 +64,8 @@ struct BenchModelFlags {
   int reps = 3;
   int threads = 0;
   std::vector<std::string> dtypes{"f32", "bf16"};
+  std::string model_file;  // -m: time this file instead of the random model
+  int64_t vocab = 32000;
   bool mmap = false;
   std::string json_path;
   OutputGuard guard;
@@ -96,9 +110,18 @@ CLI::App* add_flags(CLI::App& bench, BenchModelFlags& f) {
       ->check(CLI::Range(int64_t(1), int64_t(8192)));
   a->add_option("--reps", f.reps, "Timed repetitions, median reported (default 3)")->check(CLI::Range(1, 100));
   add_threads_flag(*a, f.threads);
-  a->add_option("--dtypes", f.dtypes, "Comma-separated weight dtypes to run (default f32,bf16)")
+  a->add_option("--dtypes", f.dtypes,
+                "Comma-separated matrix types of the random model: f32, bf16 (safetensors), f16, q8_0, q6_k, "
+                "q5_k, q4_k, q4_0, mxfp4 (converted to GGUF and computed natively) (default f32,bf16)")
       ->delimiter(',')
-      ->check(CLI::IsMember({"f32", "bf16"}));
+      ->check(CLI::IsMember(bench_types()));
+  a->add_option("-m,--model", f.model_file,
+                "Time this model file or folder (any format and type, as loaded by default) instead of the "
+                "random model; --dtypes and --vocab do not apply");
+  a->add_option("--vocab", f.vocab,
+                "Vocabulary of the random model (default 32000; 512 gives the 85.7M model of llama.cpp's "
+                "figures in docs/results/model-bench.md)")
+      ->check(CLI::Range(int64_t(16), int64_t(1) << 20));
   a->add_flag("--mmap", f.mmap,
               "Run on zero-copy views of the memory-mapped model file (default: weights copied into "
               "process memory, as --no-mmap; mapped pages that the OS reclaims are re-read from disk "
@@ -120,6 +143,8 @@ std::string command_line(const BenchModelFlags& f) {
     cmd += " --dtypes ";
     for (size_t i = 0; i < f.dtypes.size(); ++i) cmd += (i ? "," : "") + f.dtypes[i];
   }
+  if (!f.model_file.empty()) cmd += " -m " + f.model_file;
+  if (f.app->count("--vocab")) cmd += " --vocab " + std::to_string(f.vocab);
   if (f.mmap) cmd += " --mmap";
   if (f.app->count("--json")) cmd += " --json " + f.json_path;
   return cmd;
@@ -242,30 +267,46 @@ struct DtypeResult {
   bench::CopyRate memory;            // measured just before the decode runs
   double decode_fraction_of_read = 0;
   double step_p50_s = 0, step_p90_s = 0, step_max_s = 0;  // single decode steps of the timed runs
+  double rss_mib = 0;                // process resident memory after the decode runs
 };
 
 double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
 }
 
-DtypeResult run_dtype(const BenchShape& shape, DType dtype, int64_t prompt_tokens, int64_t decode_tokens,
-                      int reps, double sgemm_flops, size_t copy_bytes, bool mmap, const fs::path& dir) {
-  DtypeResult r;
-  r.dtype = dtype_name(dtype);
+// The random model in the asked type: safetensors for f32 / bf16, otherwise
+// written as f32 and converted to a GGUF of that type.
+std::shared_ptr<const Model> prepare_random_model(const BenchShape& shape, const std::string& type, bool mmap,
+                                                  const fs::path& dir, DtypeResult& r) {
+  const bool plain = type == "f32" || type == "bf16";
+  const DType dtype = plain ? dtype_from_name(type) : DType::F32;
   auto t0 = clock_type::now();
   write_random_model(dir, shape, dtype, 1);
-  r.write_s = seconds_since(t0);
-  t0 = clock_type::now();
   LoadOptions lo;
   lo.weight_dtype = dtype;
   lo.mmap = mmap;
-  const std::shared_ptr<const Model> model = Model::load(dir.string(), lo);
+  std::string path = dir.string();
+  if (!plain) {
+    GgufExportOptions opts;
+    opts.type = gguf_export_type_from_name(type);
+    path = (dir / "model.gguf").string();
+    export_gguf(*Model::load(dir.string(), lo), path, opts);
+    fs::remove(dir / "model.safetensors");
+  }
+  r.write_s = seconds_since(t0);
+  t0 = clock_type::now();
+  std::shared_ptr<const Model> model = Model::load(path, lo);
   r.load_s = seconds_since(t0);
+  return model;
+}
+
+DtypeResult time_model(const std::shared_ptr<const Model>& model, DtypeResult r, int64_t prompt_tokens,
+                       int64_t decode_tokens, int reps, double sgemm_flops, size_t copy_bytes) {
+  const ModelConfig& shape = model->config();
   r.params = model->n_params();
   r.weight_bytes = model->weight_bytes();
-
   std::vector<int32_t> tokens(size_t(std::max(prompt_tokens, decode_tokens)));
-  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t(3 + (i * 7919) % size_t(shape.vocab - 3));
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t(3 + (i * 7919) % size_t(std::max<int64_t>(shape.vocab - 3, 1)));
   SessionOptions so;
   so.context = int64_t(tokens.size()) + 1;
   Session session(model, so);
@@ -317,9 +358,9 @@ DtypeResult run_dtype(const BenchShape& shape, DType dtype, int64_t prompt_token
   }
 
   const double P = double(prompt_tokens);
-  const double attn_flops = 4.0 * P * (P + 1) / 2.0 * double(shape.head_dim() * shape.heads * shape.layers);
+  const double attn_flops = 4.0 * P * (P + 1) / 2.0 * double(shape.head_dim * shape.n_heads * shape.n_layers);
   const double prefill_flops =
-      2.0 * double(shape.layer_matrix_params()) * P + attn_flops + 2.0 * double(shape.vocab * shape.dim);
+      2.0 * double(active_matrix_params(shape)) * P + attn_flops + 2.0 * double(shape.vocab * shape.dim);
   r.prefill_tps = P / r.prefill.median_s;
   r.prefill_gflops = prefill_flops / r.prefill.median_s * 1e-9;
   r.prefill_fraction = prefill_flops / r.prefill.median_s / sgemm_flops;
@@ -327,6 +368,7 @@ DtypeResult run_dtype(const BenchShape& shape, DType dtype, int64_t prompt_token
   r.decode_gbps = double(r.weight_bytes) * r.decode_tps * 1e-9;
   r.decode_fraction = r.decode_gbps / r.memory.gb_per_s;
   r.decode_fraction_of_read = r.decode_gbps / r.memory.read_gb_per_s;
+  r.rss_mib = double(bench::current_rss_bytes()) / double(1 << 20);
   return r;
 }
 
@@ -355,13 +397,28 @@ int run_bench_model(BenchModelFlags f) {
     if (!f.app->count("--reps")) f.reps = 1;
   }
   bench::set_threads(f.threads);
-  const BenchShape shape;
+  BenchShape shape;
+  shape.vocab = f.vocab;
   const std::string cmd = command_line(f);
   std::printf("%s\n", cmd.c_str());
-  std::printf("model: llama, dim %lld, %lld layers, %lld heads (kv %lld, head dim %lld), ffn %lld, vocab %lld, "
-              "tied embeddings; random weights\n",
-              (long long)shape.dim, (long long)shape.layers, (long long)shape.heads, (long long)shape.kv_heads,
-              (long long)shape.head_dim(), (long long)shape.hidden, (long long)shape.vocab);
+  std::shared_ptr<const Model> file_model;
+  DtypeResult file_row;
+  if (!f.model_file.empty()) {
+    const auto t0 = clock_type::now();
+    LoadOptions lo;
+    lo.mmap = f.mmap;
+    file_model = Model::load(resolve_model_source(f.model_file), lo);
+    file_row.load_s = seconds_since(t0);
+    const ModelConfig& c = file_model->config();
+    std::printf("model: %s (%s %s, dim %lld, %lld layers, vocab %lld)\n", file_model->path().c_str(),
+                file_model->format().c_str(), c.arch.c_str(), (long long)c.dim, (long long)c.n_layers,
+                (long long)c.vocab);
+  } else {
+    std::printf("model: llama, dim %lld, %lld layers, %lld heads (kv %lld, head dim %lld), ffn %lld, vocab %lld, "
+                "tied embeddings; random weights\n",
+                (long long)shape.dim, (long long)shape.layers, (long long)shape.heads, (long long)shape.kv_heads,
+                (long long)shape.head_dim(), (long long)shape.hidden, (long long)shape.vocab);
+  }
   std::printf("threads: %d; weights %s\n", bench::threads(),
               f.mmap ? "memory-mapped (--mmap)" : "copied into process memory");
   std::fflush(stdout);
@@ -372,24 +429,32 @@ int run_bench_model(BenchModelFlags f) {
               "memcpy %.2f), read-only %.2f GB/s\n",
               sgemm.gflops, copy.buffer_bytes >> 20, copy.gb_per_s, copy.memcpy_gb_per_s, copy.read_gb_per_s);
   std::printf("(decode rows use copy and read rates timed in turn with their decode runs)\n\n");
-  std::printf("%-5s %9s %11s %7s | %8s %9s %8s %7s %6s | %8s %8s %7s %7s %7s %7s %7s %s\n", "dtype", "params",
+  std::printf("%-5s %9s %11s %7s | %8s %9s %8s %7s %6s | %8s %8s %7s %7s %7s %7s %7s %-6s %8s\n", "type", "params",
               "weights", "load s", "prefill", "tok/s", "GFLOP/s", "%sgemm", "target", "decode", "tok/s", "GB/s",
-              "copy", "read", "%copy", "%read", "target");
+              "copy", "read", "%copy", "%read", "target", "RSS MiB");
   std::fflush(stdout);
 
   std::vector<DtypeResult> results;
-  for (const std::string& name : f.dtypes) {
+  const std::vector<std::string> runs = file_model ? std::vector<std::string>{"file"} : f.dtypes;
+  for (const std::string& name : runs) {
     TempDir dir;
-    const DType dtype = dtype_from_name(name);
-    DtypeResult r = run_dtype(shape, dtype, f.prompt_tokens, f.decode_tokens, f.reps, sgemm.gflops * 1e9,
-                              copy.buffer_bytes, f.mmap, dir.path());
+    DtypeResult r;
+    std::shared_ptr<const Model> model = file_model;
+    if (model) {
+      r = file_row;
+    } else {
+      model = prepare_random_model(shape, name, f.mmap, dir.path(), r);
+    }
+    r.dtype = name;
+    r = time_model(model, r, f.prompt_tokens, f.decode_tokens, f.reps, sgemm.gflops * 1e9, copy.buffer_bytes);
+    model.reset();
     std::printf("%-5s %8.1fM %7.1f MiB %7.2f | pp%-6lld %9.1f %8.1f %6.1f%% %6s | tg%-6lld %8.2f %7.2f %7.2f %7.2f "
-                "%6.1f%% %6.1f%% %s\n",
+                "%6.1f%% %6.1f%% %-6s %8.1f\n",
                 r.dtype.c_str(), double(r.params) / 1e6, double(r.weight_bytes) / double(1 << 20), r.load_s,
                 (long long)f.prompt_tokens, r.prefill_tps, r.prefill_gflops, 100 * r.prefill_fraction,
                 verdict(r.prefill_fraction, kPrefillTarget), (long long)f.decode_tokens, r.decode_tps,
                 r.decode_gbps, r.memory.gb_per_s, r.memory.read_gb_per_s, 100 * r.decode_fraction,
-                100 * r.decode_fraction_of_read, decode_verdict(r));
+                100 * r.decode_fraction_of_read, decode_verdict(r), r.rss_mib);
     std::fflush(stdout);
     results.push_back(r);
   }
@@ -414,6 +479,7 @@ int run_bench_model(BenchModelFlags f) {
                           {"kv_heads", shape.kv_heads},
                           {"hidden", shape.hidden},
                           {"vocab", shape.vocab},
+                          {"file", f.model_file},
                           {"tied_embeddings", true}}},
                         {"machine",
                          {{"sgemm_n", sgemm.n},
@@ -448,6 +514,7 @@ int run_bench_model(BenchModelFlags f) {
                               {"decode_step_max_s", r.step_max_s},
                               {"decode_pass", decode_passes(r)},
                               {"decode_verdict", decode_verdict(r)},
+                              {"rss_mib", r.rss_mib},
                               {"reps", r.decode.reps}});
     write_output_text(f.json_path, j.dump(2) + "\n", "--json");
     std::printf("wrote %s\n", f.json_path.c_str());
