@@ -12,10 +12,10 @@ namespace sinklab {
 
 struct GgufExportOptions {
   // Element type of the weight matrices: F32, F16, BF16, Q8_0, Q6_K, Q5_K,
-  // Q4_K or Q4_0 (quantised as llama.cpp's reference quantisers do, without an
-  // importance matrix). Norm weights, biases, sink logits and routers stay F32;
-  // a matrix whose rows are not a multiple of the block size (32 elements for
-  // Q8_0 and Q4_0, 256 for the K types) is written as F32.
+  // Q4_K, Q4_0 or MXFP4 (quantised as llama.cpp's reference quantisers do,
+  // without an importance matrix). Norm weights, biases, sink logits and
+  // routers stay F32; a matrix whose rows are not a multiple of the block size
+  // (32 elements for Q8_0, Q4_0 and MXFP4, 256 for the K types) is written as F32.
   TensorType type = TensorType::F32;
 };
 
@@ -31,7 +31,7 @@ struct GgufExportSummary {
 // loader cannot express (the file is then not written).
 GgufExportSummary export_gguf(const Model& model, const std::string& path, const GgufExportOptions& opts = {});
 
-// "f32", "f16", "bf16", "q8_0", "q6_k", "q5_k", "q4_k", "q4_0" (case-insensitive)
+// "f32", "f16", "bf16", "q8_0", "q6_k", "q5_k", "q4_k", "q4_0", "mxfp4" (case-insensitive)
 // -> TensorType; throws Error otherwise.
 TensorType gguf_export_type_from_name(const std::string& name);
 

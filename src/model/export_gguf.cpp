@@ -22,7 +22,8 @@ namespace {
 using Type = MetaValue::Type;
 
 // llama.cpp's general.file_type values (LLAMA_FTYPE_*); a file of K-quant
-// matrices is its "mostly Q4_K / Q5_K" small variant (_S).
+// matrices is its "mostly Q4_K / Q5_K" small variant (_S), one of MXFP4
+// matrices its MXFP4_MOE.
 uint32_t file_type_id(TensorType t) {
   switch (t) {
     case TensorType::F32: return 0;
@@ -33,6 +34,7 @@ uint32_t file_type_id(TensorType t) {
     case TensorType::Q5_K: return 16;
     case TensorType::Q6_K: return 18;
     case TensorType::BF16: return 32;
+    case TensorType::MXFP4: return 38;
     default: break;
   }
   throw Error(std::string("GGUF export: unsupported tensor type ") + tensor_type_name(t));

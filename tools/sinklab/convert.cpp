@@ -40,7 +40,7 @@ Command convert_command() {
                     "Element type of the weight matrices: f32, f16, bf16, q8_0, q6_k, q5_k, q4_k, q4_0 or mxfp4 "
                     "(quantised like llama.cpp's reference quantisers, without an importance matrix; norms, "
                     "biases, sink logits and routers stay f32, and so does a matrix whose rows are not a "
-                    "multiple of the block: 32 elements for q8_0 and q4_0, 256 for the k types)")
+                    "multiple of the block: 32 elements for q8_0, q4_0 and mxfp4, 256 for the k types)")
         ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0", "q6_k", "q5_k", "q4_k", "q4_0", "mxfp4"}, CLI::ignore_case));
     return sub;
   };

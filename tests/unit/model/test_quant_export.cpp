@@ -1,6 +1,7 @@
 // `sinklab convert --type X` (export_gguf) writes the blocks quant::quantize_rows
 // makes, read back bit for bit by the GGUF loader; matrices whose rows do not
-// fill whole blocks stay f32, and the file loads as a model.
+// fill whole blocks stay f32, and the file loads as a model. write_gguf and
+// load_gguf keep every block type's bytes.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -80,7 +81,7 @@ TEST(QuantExport, ConvertWritesTheBlocksOfQuantizeRows) {
       {"output.weight", "lm_head.weight"},
   };
   const fs::path path = fs::temp_directory_path() / ("sinklab_quant_export_" + std::to_string(::getpid()) + ".gguf");
-  for (const char* type_name : {"q8_0", "q6_k", "q5_k", "q4_k", "q4_0"}) {
+  for (const char* type_name : {"q8_0", "q6_k", "q5_k", "q4_k", "q4_0", "mxfp4"}) {
     SCOPED_TRACE(type_name);
     GgufExportOptions opts;
     opts.type = gguf_export_type_from_name(type_name);
@@ -117,10 +118,41 @@ TEST(QuantExport, ConvertWritesTheBlocksOfQuantizeRows) {
   fs::remove(path);
 }
 
+TEST(QuantExport, GgufKeepsEveryBlockTypeBitForBit) {
+  // One tensor of each block type, written by write_gguf and read by load_gguf.
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  const TensorType types[] = {TensorType::F16,  TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_K,
+                              TensorType::Q5_K, TensorType::Q6_K, TensorType::MXFP4};
+  std::vector<std::vector<uint8_t>> bytes;
+  std::vector<TensorEntry> entries;
+  for (TensorType t : types) {
+    std::vector<float> x(3 * 512);
+    for (float& v : x) v = normal(rng);
+    bytes.emplace_back(quant::row_bytes(t, 512) * 3);
+    quant::quantize_rows(t, x.data(), 3, 512, bytes.back().data());
+  }
+  for (size_t i = 0; i < std::size(types); ++i)
+    entries.push_back(TensorEntry{std::string("w_") + tensor_type_name(types[i]), types[i], {3, 512},
+                                  bytes[i].data(), bytes[i].size()});
+  const fs::path path = fs::temp_directory_path() / ("sinklab_quant_types_" + std::to_string(::getpid()) + ".gguf");
+  write_gguf(path.string(), Metadata(), entries);
+  const TensorFile f = load_gguf(path.string());
+  for (const TensorEntry& e : entries) {
+    const TensorEntry& back = f.tensor(e.name);
+    EXPECT_EQ(back.type, e.type) << e.name;
+    EXPECT_EQ(back.shape, e.shape) << e.name;
+    ASSERT_EQ(back.nbytes, e.nbytes) << e.name;
+    EXPECT_EQ(std::memcmp(back.data, e.data, e.nbytes), 0) << e.name;
+  }
+  fs::remove(path);
+}
+
 TEST(QuantExport, TypeNames) {
   EXPECT_EQ(gguf_export_type_from_name("Q4_K"), TensorType::Q4_K);
   EXPECT_EQ(gguf_export_type_from_name("q5_k"), TensorType::Q5_K);
   EXPECT_EQ(gguf_export_type_from_name("q6_k"), TensorType::Q6_K);
   EXPECT_EQ(gguf_export_type_from_name("q4_0"), TensorType::Q4_0);
+  EXPECT_EQ(gguf_export_type_from_name("mxfp4"), TensorType::MXFP4);
   EXPECT_THROW(gguf_export_type_from_name("q4_1"), Error);
 }
