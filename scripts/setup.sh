@@ -8,6 +8,7 @@ pkgs=(cmake g++ make ninja-build pkg-config
       libopenblas-openmp-dev nlohmann-json3-dev libcli11-dev
       libgtest-dev libgmock-dev libbenchmark-dev
       pybind11-dev python3-dev python3-numpy python3-pytest
+      python3-regex  # the reference regex engine the o200k split is tested against
       clang libclang-rt-14-dev libomp-14-dev
       libopenmpi-dev openmpi-bin
       chromium)
