@@ -140,6 +140,31 @@ std::string matrix_dtypes(const ModelWeights& w) {
   return out;
 }
 
+// The tensor shapes and types of `describe()`: embedding, output, one layer.
+void describe_tensors(std::ostringstream& os, const ModelConfig& c, const ModelWeights& w) {
+  os << "tensors:\n"
+     << "  embedding   " << shape_of(w.embed) << "\n"
+     << "  output      " << (w.output.data == w.embed.data ? "tied to the embedding" : shape_of(w.output)) << "\n";
+  if (!w.layers.empty()) {
+    const LayerWeights& L = w.layers.front();
+    os << "  per layer (x" << c.n_layers << "):\n"
+       << "    attn q    " << shape_of(L.wq) << "\n"
+       << "    attn k    " << shape_of(L.wk) << "\n"
+       << "    attn v    " << shape_of(L.wv) << "\n"
+       << "    attn out  " << shape_of(L.wo) << "\n";
+    if (c.moe.n_experts == 0) {
+      os << "    ffn gate  " << shape_of(L.ffn.gate) << "\n"
+         << "    ffn up    " << shape_of(L.ffn.up) << "\n"
+         << "    ffn down  " << shape_of(L.ffn.down) << "\n";
+    } else if (!L.experts.empty()) {
+      os << "    router    " << shape_of(L.router) << "\n"
+         << "    expert    gate " << shape_of(L.experts[0].gate) << ", up " << shape_of(L.experts[0].up)
+         << ", down " << shape_of(L.experts[0].down) << " (x" << c.moe.n_experts << ")\n";
+    }
+    os << "    norms     [" << c.dim << "] f32 x2\n";
+  }
+}
+
 }  // namespace
 
 std::string Model::describe() const {
@@ -198,27 +223,7 @@ std::string Model::describe() const {
   os << "features:    " << (features.empty() ? " none" : features) << "\n";
   os << "special ids:  bos " << c.bos_id << ", eos " << c.eos_id << "\n";
 
-  os << "tensors:\n"
-     << "  embedding   " << shape_of(w.embed) << "\n"
-     << "  output      " << (w.output.data == w.embed.data ? "tied to the embedding" : shape_of(w.output)) << "\n";
-  if (!w.layers.empty()) {
-    const LayerWeights& L = w.layers.front();
-    os << "  per layer (x" << c.n_layers << "):\n"
-       << "    attn q    " << shape_of(L.wq) << "\n"
-       << "    attn k    " << shape_of(L.wk) << "\n"
-       << "    attn v    " << shape_of(L.wv) << "\n"
-       << "    attn out  " << shape_of(L.wo) << "\n";
-    if (c.moe.n_experts == 0) {
-      os << "    ffn gate  " << shape_of(L.ffn.gate) << "\n"
-         << "    ffn up    " << shape_of(L.ffn.up) << "\n"
-         << "    ffn down  " << shape_of(L.ffn.down) << "\n";
-    } else if (!L.experts.empty()) {
-      os << "    router    " << shape_of(L.router) << "\n"
-         << "    expert    gate " << shape_of(L.experts[0].gate) << ", up " << shape_of(L.experts[0].up)
-         << ", down " << shape_of(L.experts[0].down) << " (x" << c.moe.n_experts << ")\n";
-    }
-    os << "    norms     [" << c.dim << "] f32 x2\n";
-  }
+  describe_tensors(os, c, w);
 
   // Sliding layers keep their own cache of the window (plus one forward's 256
   // tokens) when the model also has full layers (SessionOptions::local_layer_cache).
