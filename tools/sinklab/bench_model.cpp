@@ -267,7 +267,8 @@ struct DtypeResult {
   bench::CopyRate memory;            // measured just before the decode runs
   double decode_fraction_of_read = 0;
   double step_p50_s = 0, step_p90_s = 0, step_max_s = 0;  // single decode steps of the timed runs
-  double rss_mib = 0;                // process resident memory after the decode runs
+  double rss_before_mib = 0;         // process resident memory before the model was loaded
+  double rss_mib = 0;                // what loading the model and a prefill added to it
 };
 
 double seconds_since(clock_type::time_point t0) {
@@ -294,6 +295,7 @@ std::shared_ptr<const Model> prepare_random_model(const BenchShape& shape, const
     fs::remove(dir / "model.safetensors");
   }
   r.write_s = seconds_since(t0);
+  r.rss_before_mib = double(bench::current_rss_bytes()) / double(1 << 20);
   t0 = clock_type::now();
   std::shared_ptr<const Model> model = Model::load(path, lo);
   r.load_s = seconds_since(t0);
@@ -327,6 +329,8 @@ DtypeResult time_model(const std::shared_ptr<const Model>& model, DtypeResult r,
   // weights sat idle during the copy and read passes, which a generating
   // model's never do; and the OpenMP team of the passes spins for ~10 ms
   // after the last one, on a CPU the decode run needs.
+  // After prefill every weight has been read; the bandwidth probe's buffers come next.
+  r.rss_mib = double(bench::current_rss_bytes()) / double(1 << 20) - r.rss_before_mib;
   bench::BandwidthProbe probe(copy_bytes);
   std::vector<double> steps;  // every step's wall time, warm-up run included (dropped below)
   const auto copy = [&] { probe.copy(); };
@@ -368,7 +372,7 @@ DtypeResult time_model(const std::shared_ptr<const Model>& model, DtypeResult r,
   r.decode_gbps = double(r.weight_bytes) * r.decode_tps * 1e-9;
   r.decode_fraction = r.decode_gbps / r.memory.gb_per_s;
   r.decode_fraction_of_read = r.decode_gbps / r.memory.read_gb_per_s;
-  r.rss_mib = double(bench::current_rss_bytes()) / double(1 << 20);
+
   return r;
 }
 
@@ -404,6 +408,7 @@ int run_bench_model(BenchModelFlags f) {
   std::shared_ptr<const Model> file_model;
   DtypeResult file_row;
   if (!f.model_file.empty()) {
+    file_row.rss_before_mib = double(bench::current_rss_bytes()) / double(1 << 20);
     const auto t0 = clock_type::now();
     LoadOptions lo;
     lo.mmap = f.mmap;
@@ -431,7 +436,7 @@ int run_bench_model(BenchModelFlags f) {
   std::printf("(decode rows use copy and read rates timed in turn with their decode runs)\n\n");
   std::printf("%-5s %9s %11s %7s | %8s %9s %8s %7s %6s | %8s %8s %7s %7s %7s %7s %7s %-6s %8s\n", "type", "params",
               "weights", "load s", "prefill", "tok/s", "GFLOP/s", "%sgemm", "target", "decode", "tok/s", "GB/s",
-              "copy", "read", "%copy", "%read", "target", "RSS MiB");
+              "copy", "read", "%copy", "%read", "target", "+RSS MiB");
   std::fflush(stdout);
 
   std::vector<DtypeResult> results;
