@@ -61,17 +61,19 @@ def test_hf_and_gguf_forms_run_generate_ppl_and_inspect(models, tmp_path, name):
         # Sliding layers keep window + 255 tokens whatever the policy.
         assert 0 < j["kv_sliding_bytes"] < j["kv_bytes"], j
         assert "kv cache:" in p.stdout and "for the sliding layers" in p.stdout, p.stdout
-    rep = tmp_path / "rep"
-    i = run("inspect", "-m", folder, "-f", models / "text.txt", "--tokens", 64, "--out", rep)
-    assert i.returncode == 0, i.stderr
-    report = json.loads((rep / "report.json").read_text())
-    mass = report["sink_scores"]["sink_logit_mass"]
-    if name == "gpt_oss":
-        assert "sink logit: heads send" in i.stdout, i.stdout
-        assert report["sink_logits"] and max(mass) > 0.01
-        assert "Where the spare attention goes" in (rep / "report.html").read_text()
-    else:
-        assert report["sink_logits"] is None and max(mass) < 1e-5
+    for model in (folder, gguf):
+        rep = tmp_path / f"rep_{model.name}"
+        i = run("inspect", "-m", model, "--tokenizer", folder / "tokenizer.json", "-f", models / "text.txt",
+                "--tokens", 64, "--out", rep)
+        assert i.returncode == 0, i.stderr
+        report = json.loads((rep / "report.json").read_text())
+        mass = report["sink_scores"]["sink_logit_mass"]
+        if name == "gpt_oss":
+            assert "sink logit: heads send" in i.stdout, i.stdout
+            assert report["sink_logits"] and max(mass) > 0.01
+            assert "Where the spare attention goes" in (rep / "report.html").read_text()
+        else:
+            assert report["sink_logits"] is None and max(mass) < 1e-5
 
 
 def test_gemma3_refuses_a_dtype_it_does_not_know(models):

@@ -1,6 +1,7 @@
 """gpt-oss and Gemma 3 from Python: the tiny checkpoints of
 tests/reference/make_tiny_models.py, natively (gpt-oss's mxfp4 experts stay
 mxfp4) and dequantised, with the sink-logit mass and a streaming perplexity."""
+import os
 import pathlib
 import shutil
 import subprocess
@@ -41,6 +42,22 @@ def test_gpt_oss_native_equals_dequantised_and_has_sink_mass(tiny):
     p = native.perplexity(ids * 20, cache="sink:sink=4,window=40")
     assert p["predicted"] == len(ids) * 20 - 1 and np.isfinite(p["ppl"])
     assert 0 < p["kv_sliding_bytes"] < p["kv_bytes"]
+
+
+def test_gguf_forms_load_natively_and_match(tiny, tmp_path):
+    for name in ("gpt_oss", "gemma3"):
+        gguf = tmp_path / f"{name}.gguf"
+        binary = os.environ.get("SINKLAB_BIN") or next(iter(sorted(SOURCE.glob("build*/bin/sinklab"))), None)
+        if not binary:
+            pytest.skip("the sinklab binary was not found (set SINKLAB_BIN)")
+        r = subprocess.run([binary, "convert", "-m", tiny / name, "-o", gguf, "--type", "f32"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        ids = [int(x) for x in (tiny / name / "ids.txt").read_text().split()]
+        a = sinklab.Model(str(tiny / name), dtype="f32").logits(ids)
+        b = sinklab.Model(str(gguf)).logits(ids)
+        np.testing.assert_array_equal(a, b)
+        assert sinklab.sink_scores(sinklab.Model(str(gguf)), ids)["sink_logit_mass"].shape[0] == 4
 
 
 def test_gemma3_session_streams_past_its_window(tiny):
