@@ -13,43 +13,18 @@ Usage: make_tiny_models.py OUT_DIR
 Exits with status 77 and a message when PyTorch is missing.
 """
 
-import json
 import math
 import os
 import shutil
-import struct
 import sys
 
 import tiny_sink_models  # gpt-oss, Gemma 2, Gemma 3 (same folder)
+from tiny_model_files import write_folder
 
 torch = None  # imported by main(), which reports a missing PyTorch
 
 VOCAB = 97
 SEQ = 24
-
-# --------------------------------------------------------------- writing ----
-
-
-def write_safetensors(path, tensors):
-    """tensors: list of (name, float32 torch tensor). Writes the safetensors layout:
-    u64 little-endian header length, JSON header, raw little-endian data."""
-    header = {"__metadata__": {"format": "pt"}}
-    blobs = []
-    offset = 0
-    for name, t in tensors:
-        data = t.detach().to(torch.float32).contiguous().numpy().astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    head = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    head += b" " * ((8 - len(head) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(head)))
-        f.write(head)
-        for b in blobs:
-            f.write(b)
-
 
 # ------------------------------------------------------------ reference ----
 
@@ -357,15 +332,7 @@ def build(name, cfg, out_dir, seed):
             break
     else:
         raise RuntimeError(f"{name}: could not draw a router with clear top-k margins")
-    folder = os.path.join(out_dir, name)
-    os.makedirs(folder, exist_ok=True)
-    write_safetensors(os.path.join(folder, "model.safetensors"), sorted(W.items()))
-    with open(os.path.join(folder, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=2)
-    with open(os.path.join(folder, "ids.txt"), "w") as f:
-        f.write(" ".join(str(i) for i in ids) + "\n")
-    with open(os.path.join(folder, "logits.f32"), "wb") as f:
-        f.write(logits.to(torch.float32).numpy().astype("<f4").tobytes())
+    write_folder(out_dir, name, cfg, W, ids, logits)
 
 
 def main():

@@ -20,54 +20,15 @@ leave the first `window` rows untouched), and where a second formulation is
 cheap the script computes it and requires agreement.
 """
 
-import json
 import math
-import os
-import struct
+
+from tiny_model_files import write_folder
 
 torch = None  # the caller's PyTorch module, set by build_all()
 
 # FP4 E2M1 magnitudes of codes 0..7; bit 3 of a code is the sign.
 FP4_E2M1 = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 MXFP4_GROUP = 32  # values per E8M0 scale; 16 bytes of two nibbles each
-
-# ---------------------------------------------------------------- writing ----
-
-
-def write_safetensors(path, tensors):
-    """tensors: list of (name, tensor); float tensors are written as F32, uint8
-    tensors as U8 (MXFP4 blocks and scales)."""
-    header = {"__metadata__": {"format": "pt"}}
-    blobs = []
-    offset = 0
-    for name, t in tensors:
-        if t.dtype == torch.uint8:
-            kind, data = "U8", t.contiguous().numpy().tobytes()
-        else:
-            kind, data = "F32", t.detach().to(torch.float32).contiguous().numpy().astype("<f4").tobytes()
-        header[name] = {"dtype": kind, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    head = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    head += b" " * ((8 - len(head) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(head)))
-        f.write(head)
-        for b in blobs:
-            f.write(b)
-
-
-def write_folder(out_dir, name, cfg, W, ids, logits):
-    folder = os.path.join(out_dir, name)
-    os.makedirs(folder, exist_ok=True)
-    write_safetensors(os.path.join(folder, "model.safetensors"), sorted(W.items()))
-    with open(os.path.join(folder, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=2)
-    with open(os.path.join(folder, "ids.txt"), "w") as f:
-        f.write(" ".join(str(i) for i in ids) + "\n")
-    with open(os.path.join(folder, "logits.f32"), "wb") as f:
-        f.write(logits.to(torch.float32).numpy().astype("<f4").tobytes())
-
 
 # ------------------------------------------------------------ shared math ----
 
