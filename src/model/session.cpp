@@ -195,6 +195,17 @@ struct Session::Forward {
     return taps.empty() ? std::string() : "blk." + std::to_string(l) + "." + what;
   }
 
+  // A block's output B.f (through its post-norm when the model has one, as
+  // Gemma does) added to the residual stream B.x, tapped before and after.
+  void add_to_residual(const std::vector<float>& post_norm, int layer, const char* out_name,
+                       const char* resid_name) const {
+    const int64_t D = c.dim;
+    if (!post_norm.empty()) ops::rmsnorm(B.f.data(), post_norm.data(), n, D, c.norm_eps, B.f.data());
+    tap(blk(layer, out_name), B.f.data(), n, D, layer);
+    for (int64_t i = 0; i < n * D; ++i) B.x[size_t(i)] += B.f[size_t(i)];
+    tap(blk(layer, resid_name), B.x.data(), n, D, layer);
+  }
+
   // Gated feed-forward of one expert (or the dense FFN) on `rows` rows of h:
   // down(act(gate h) * up h), with the model's activation and optional biases.
   void expert_ffn(const ExpertWeights& e, const float* h, int64_t rows, int64_t hidden, float* out, int layer,
@@ -330,10 +341,7 @@ void Session::attention_block(Forward& fw, int l, Placement& at) {
   if (want_probs) fw.tap(probs_name, probs.data(), H * n, n_ctx, l);
   fw.tap(fw.blk(l, "attn_ctx"), B.att.data(), n, qd, l);
   ops::matmul(L.wo, B.att.data(), n, B.f.data(), L.bo.empty() ? nullptr : L.bo.data());
-  if (!L.post_attn_norm.empty()) ops::rmsnorm(B.f.data(), L.post_attn_norm.data(), n, D, c.norm_eps, B.f.data());
-  fw.tap(fw.blk(l, "attn_out"), B.f.data(), n, D, l);
-  for (int64_t i = 0; i < n * D; ++i) B.x[size_t(i)] += B.f[size_t(i)];
-  fw.tap(fw.blk(l, "resid_mid"), B.x.data(), n, D, l);
+  fw.add_to_residual(L.post_attn_norm, l, "attn_out", "resid_mid");
 }
 
 // Norm, the dense or mixture-of-experts feed-forward, and the residual add.
@@ -348,10 +356,7 @@ void Session::ffn_block(Forward& fw, int l) {
     fw.expert_ffn(L.ffn, B.h.data(), n, c.hidden, B.f.data(), l, fw.blk(l, "ffn_act"));
   else
     moe_ffn(fw, l);
-  if (!L.post_ffn_norm.empty()) ops::rmsnorm(B.f.data(), L.post_ffn_norm.data(), n, D, c.norm_eps, B.f.data());
-  fw.tap(fw.blk(l, "ffn_out"), B.f.data(), n, D, l);
-  for (int64_t i = 0; i < n * D; ++i) B.x[size_t(i)] += B.f[size_t(i)];
-  fw.tap(fw.blk(l, "resid_out"), B.x.data(), n, D, l);
+  fw.add_to_residual(L.post_ffn_norm, l, "ffn_out", "resid_out");
 }
 
 // Router softmax, top-k experts per token (ties to the lower index), each

@@ -8,6 +8,7 @@
 
 #include "sinklab/chat.h"
 #include "sinklab/tokenizer.h"
+#include "tokenizer_files.h"
 
 namespace sinklab {
 namespace {
@@ -15,12 +16,8 @@ namespace {
 using json = nlohmann::json;
 using Ids = std::vector<int32_t>;
 
-const std::string kDataDir = SINKLAB_SOURCE_DIR "/tests/data/tokenizers/";
-
-json read_json(const std::string& name) {
-  std::ifstream in(kDataDir + name);
-  return json::parse(in);
-}
+using test::read_tokenizer_json;
+const std::string& kDataDir = test::kTokenizerDataDir;
 
 // Ids of tests/data/tokenizers/harmony_tiny.json (see test_tokenizer_gpt_oss_gemma.cpp).
 constexpr int32_t kUser = 269, kAssistant = 270, kSystem = 271, kFinal = 272, kAnalysis = 273, kHi = 277,
@@ -30,7 +27,7 @@ constexpr int32_t kReturn = 200002, kChannel = 200005, kStart = 200006, kEnd = 2
 
 // The gpt-oss test tokenizer with the specials of ChatML and Llama 3 added.
 std::unique_ptr<Tokenizer> multi_format_tokenizer() {
-  json j = read_json("harmony_tiny.json");
+  json j = read_tokenizer_json("harmony_tiny.json");
   int32_t id = 200019;
   for (const char* s : {"<|im_start|>", "<|im_end|>", "<|begin_of_text|>", "<|start_header_id|>",
                         "<|end_header_id|>", "<|eot_id|>"})
@@ -122,7 +119,7 @@ TEST(ChatFormat, ChosenFromTheArchitectureOrTheTokenizer) {
   // Other architectures: by the tokenizer's special tokens.
   EXPECT_EQ(ChatFormat::for_model("llama", *gemma_tok).name(), "gemma");
   EXPECT_EQ(ChatFormat::for_model("qwen2", *harmony_tok).name(), "harmony");
-  json plain = read_json("harmony_tiny.json");
+  json plain = read_tokenizer_json("harmony_tiny.json");
   plain["added_tokens"] = json::array();
   const auto plain_tok = tokenizer_from_json_string(plain.dump(), "plain.json");
   try {

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "sinklab/tokenizer.h"
+#include "tokenizer_files.h"
 
 namespace sinklab {
 namespace {
@@ -17,12 +18,8 @@ namespace {
 using json = nlohmann::json;
 using Ids = std::vector<int32_t>;
 
-const std::string kDataDir = SINKLAB_SOURCE_DIR "/tests/data/tokenizers/";
-
-json read_json(const std::string& name) {
-  std::ifstream in(kDataDir + name);
-  return json::parse(in);
-}
+using test::read_tokenizer_json;
+const std::string& kDataDir = test::kTokenizerDataDir;
 
 std::unique_ptr<Tokenizer> from_json(const json& j) { return tokenizer_from_json_string(j.dump(), "test.json"); }
 
@@ -131,7 +128,7 @@ TEST(TokenizerGemma, TurnTokensAndTheirText) {
 TEST(TokenizerGemma, Gemma2LayoutWithoutThePreTokenizerEncodesTheSame) {
   // Gemma 2's tokenizer.json has no pre_tokenizer; Gemma 3's splits on " ",
   // which the normalizer has already replaced, so both give the same ids.
-  json j = read_json("gemma_tiny.json");
+  json j = read_tokenizer_json("gemma_tiny.json");
   const auto gemma3 = from_json(j);
   j["pre_tokenizer"] = nullptr;
   const auto gemma2 = from_json(j);
@@ -163,7 +160,7 @@ TEST(TokenizerJsonSplit, LiteralDelimiterBehaviors) {
 TEST(TokenizerJsonSplit, RegexSplitsKeepOrDropTheirMatches) {
   // Hugging Face writes some o200k / cl100k files as "Removed" + invert: the
   // same words, since the patterns match every character.
-  json j = read_json("harmony_tiny.json");
+  json j = read_tokenizer_json("harmony_tiny.json");
   const auto isolated = from_json(j);
   json& split = j["pre_tokenizer"]["pretokenizers"][0];
   split["behavior"] = "Removed";
@@ -194,7 +191,7 @@ TEST(TokenizerJsonSplit, BadSplitsAreNamedErrors) {
                     "unknown behavior \"Sideways\"");
   expect_json_error(with_split({{"type", "Split"}, {"pattern", {{"String", " "}}}, {"invert", true}}), "invert");
   expect_json_error(with_split({{"type", "Split"}, {"pattern", {{"Other", " "}}}}), "pre_tokenizer.pattern");
-  json o200k = read_json("harmony_tiny.json")["pre_tokenizer"]["pretokenizers"][0];
+  json o200k = read_tokenizer_json("harmony_tiny.json")["pre_tokenizer"]["pretokenizers"][0];
   o200k["behavior"] = "MergedWithNext";
   expect_json_error(with_split(o200k), "only \"Isolated\"");
   const json twice = {{"type", "Sequence"},
