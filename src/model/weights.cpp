@@ -257,10 +257,11 @@ class Binder {
   std::vector<float> stacked_vec(const std::string& n, int e, int64_t count, int64_t first, int64_t step) {
     const TensorEntry& t = entry(n);
     check_shape(t, {c_.moe.n_experts, count * step}, w_.file->path());
-    std::vector<float> all(static_cast<size_t>(t.numel()));
-    dequantize(t, all.data());
+    check(!tensor_type_is_quantized(t.type), w_.file->path() + ": '" + n + "' must be f32, f16 or bf16");
+    std::vector<float> row(static_cast<size_t>(count * step));
+    dequantize_row(t.type, t.data + tensor_type_nbytes(t.type, int64_t(e) * count * step, n), row.data(), count * step);
     std::vector<float> out(static_cast<size_t>(count));
-    for (int64_t i = 0; i < count; ++i) out[size_t(i)] = all[size_t(int64_t(e) * count * step + first + i * step)];
+    for (int64_t i = 0; i < count; ++i) out[size_t(i)] = row[size_t(first + i * step)];
     w_.n_params += count;
     w_.bytes += count * 4;
     return out;

@@ -23,7 +23,8 @@ struct WeightMatrix {
   bool empty() const { return data == nullptr; }
   bool quantized() const { return stored != TensorType::F32; }
   int64_t row_bytes() const {
-    return quantized() ? int64_t(tensor_type_nbytes(stored, cols, "weight row")) : cols * int64_t(dtype_size(dtype));
+    return quantized() ? cols / tensor_type_block_size(stored) * int64_t(tensor_type_block_bytes(stored))
+                       : cols * int64_t(dtype_size(dtype));
   }
   int64_t bytes() const { return rows * row_bytes(); }
   const char* type_name() const { return quantized() ? tensor_type_name(stored) : dtype_name(dtype); }
