@@ -1,0 +1,99 @@
+// Vision transformers: the encoders of Hugging Face `vit`, `dinov2` (with and
+// without registers), `clip_vision_model` (CLIP's vision tower, also inside a
+// `clip` checkpoint) and `siglip_vision_model` (also inside `siglip`), loaded
+// from safetensors + config.json and run on the library's attention kernels.
+//
+// A forward turns an image tensor [channels, height, width] (already
+// preprocessed: resized, cropped, normalised) into tokens
+//   [CLS?] [registers...] [patches in row-major order] [test-time registers...]
+// through pre-LN blocks, and fires the same named taps as the text runtime
+// (token_embd, blk.L.attn_norm, blk.L.q/k/v, blk.L.attn_probs, blk.L.attn_ctx,
+// blk.L.attn_out, blk.L.resid_mid, blk.L.ffn_norm, blk.L.ffn_act, blk.L.ffn_out,
+// blk.L.resid_out, output_norm) plus `pre_norm` (CLIP's ln_pre output).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "sinklab/model.h"  // Taps
+
+namespace sinklab {
+
+enum class VisionArch : uint8_t { Vit, Dinov2, Clip, Siglip };
+const char* vision_arch_name(VisionArch a);  // "vit", "dinov2", "clip", "siglip"
+
+enum class VisionActivation : uint8_t { Gelu, GeluTanh, QuickGelu };
+
+struct VisionConfig {
+  VisionArch arch = VisionArch::Vit;
+  std::string model_type;  // as config.json names it
+  int dim = 0, n_layers = 0, n_heads = 0, hidden = 0;
+  int channels = 3, image_size = 0, patch_size = 0;
+  int n_registers = 0;        // learned register tokens after CLS (DINOv2 with registers)
+  bool cls_token = true;      // SigLIP has none
+  bool layerscale = false;    // DINOv2: per-channel scales on each branch
+  bool pre_norm = false;      // CLIP: LayerNorm on the embeddings before block 0
+  float norm_eps = 1e-6f;
+  VisionActivation act = VisionActivation::Gelu;
+  int proj_dim = 0;           // CLIP visual projection (0 = none in the checkpoint)
+
+  int grid() const { return image_size / patch_size; }  // patches per side at the native size
+  int n_prefix() const { return (cls_token ? 1 : 0) + n_registers; }
+};
+
+// Reads config.json (a parsed document): the vision_config of a `clip` or
+// `siglip` config, or a vision model's own config, with Hugging Face's
+// defaults for keys it leaves out. Throws Error naming `source` and the key.
+VisionConfig parse_vision_config(const nlohmann::json& config, const std::string& source);
+
+struct VisionForwardOptions {
+  const Taps* taps = nullptr;      // read or overwrite intermediate tensors
+  int test_time_registers = 0;     // zero tokens appended after the patches (no position embedding)
+};
+
+struct VisionOutput {
+  int64_t tokens = 0, dim = 0;
+  int grid_h = 0, grid_w = 0;      // patch grid of this image
+  int n_prefix = 0;                // CLS + learned registers before the patches
+  // As Hugging Face's last_hidden_state: after the final LayerNorm for vit,
+  // dinov2 and siglip; the last block's output for clip (whose post_layernorm
+  // applies to the pooled token only). [tokens, dim]
+  std::vector<float> hidden;
+  // pooler_output: vit's pooler (tanh dense of CLS) when the checkpoint has
+  // one, else CLS; dinov2 CLS; clip post_layernorm(CLS); siglip the attention-
+  // pooling head when present, else the token mean. [dim]
+  std::vector<float> pooled;
+  std::vector<float> embeds;       // clip: visual_projection(pooled) [proj_dim]; empty otherwise
+};
+
+struct VisionWeights;  // src/vision/weights.h
+
+class VisionModel {
+ public:
+  // A safetensors file or folder with config.json beside it.
+  static std::shared_ptr<const VisionModel> load(const std::string& path);
+  ~VisionModel();
+
+  const VisionConfig& config() const { return config_; }
+  const std::string& path() const { return path_; }
+  int64_t n_params() const;
+
+  // pixels: [channels, height, width] float32, row-major. height and width are
+  // cut down to whole patches (as the strided patch convolution does); the
+  // position embeddings are interpolated (bicubic, as Hugging Face) when the
+  // grid differs from the checkpoint's.
+  VisionOutput forward(const float* pixels, int height, int width, const VisionForwardOptions& opts = {}) const;
+
+  VisionModel(VisionConfig config, std::unique_ptr<VisionWeights> weights, std::string path);
+
+ private:
+  VisionConfig config_;
+  std::unique_ptr<VisionWeights> weights_;
+  std::string path_;
+};
+
+}  // namespace sinklab
