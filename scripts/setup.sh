@@ -6,7 +6,9 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 pkgs=(cmake g++ make ninja-build pkg-config
       libopenblas-openmp-dev nlohmann-json3-dev libcli11-dev
+      libcpp-httplib-dev  # sinklab serve
       libgtest-dev libgmock-dev libbenchmark-dev
+      libstb-dev  # image decoding (src/vision)
       pybind11-dev python3-dev python3-numpy python3-pytest
       python3-regex  # the reference regex engine the o200k split is tested against
       clang libclang-rt-14-dev libomp-14-dev

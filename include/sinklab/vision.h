@@ -70,6 +70,62 @@ struct VisionOutput {
   std::vector<float> embeds;       // clip: visual_projection(pooled) [proj_dim]; empty otherwise
 };
 
+// ------------------------------------------------------------------ images ----
+// An 8-bit RGB image, rows top to bottom, [height, width, 3].
+struct Image {
+  int width = 0, height = 0;
+  std::vector<uint8_t> rgb;
+};
+
+// Decodes PNG, JPEG, BMP, GIF (first frame), PPM/PGM, TGA, PSD or HDR with stb
+// (grey and alpha converted to RGB as PIL's convert("RGB"): alpha dropped).
+// Throws Error naming `name` for an empty, truncated, corrupt or unknown file
+// and for images above kMaxImageSide pixels on a side or kMaxImagePixels in all.
+constexpr int kMaxImageSide = 1 << 15;
+constexpr int64_t kMaxImagePixels = int64_t(1) << 27;
+Image decode_image(const uint8_t* data, size_t size, const std::string& name);
+Image load_image(const std::string& path);
+
+// PIL's resampling filters (the `resample` numbers of preprocessor configs).
+enum class Resample : int { Lanczos = 1, Bilinear = 2, Bicubic = 3, Box = 4, Hamming = 5 };
+// PIL's Image.resize (8-bit, two passes with 22-bit fixed-point weights,
+// horizontal first, each pass rounded to 8 bits), byte for byte.
+Image resize_image(const Image& in, int width, int height, Resample filter);
+
+// What a Hugging Face image processor does to an image, from
+// preprocessor_config.json: convert to RGB, resize (to a fixed size or so the
+// shortest edge has a length, the other edge truncated), center crop, rescale
+// (float32 of x * factor in double) and normalise ((x - mean) / std in float32).
+struct ImagePreprocess {
+  bool resize = true;
+  int height = 224, width = 224;  // fixed size (shortest_edge == 0)
+  int shortest_edge = 0;          // > 0: resize so the shorter side has this length
+  Resample resample = Resample::Bicubic;
+  bool center_crop = false;
+  int crop_height = 224, crop_width = 224;
+  bool rescale = true;
+  double rescale_factor = 1.0 / 255.0;
+  bool normalize = true;
+  float mean[3] = {0.5f, 0.5f, 0.5f}, std[3] = {0.5f, 0.5f, 0.5f};
+};
+
+// Parses a preprocessor_config.json document (defaults of the processor class
+// it names: ViT, CLIP, Bit (DINOv2), Siglip). Throws Error naming `source`.
+ImagePreprocess parse_preprocessor_config(const nlohmann::json& config, const std::string& source);
+// What a model's own processor would do when its folder has no
+// preprocessor_config.json: resize to image_size square (bicubic) and the
+// normalisation of its family.
+ImagePreprocess default_preprocess(const VisionConfig& config);
+// preprocessor_config.json in `model_dir` (or beside a .safetensors file) when
+// present, else default_preprocess.
+ImagePreprocess load_preprocess(const std::string& model_path, const VisionConfig& config);
+
+struct PreprocessedImage {
+  int height = 0, width = 0;
+  std::vector<float> pixels;  // [3, height, width]
+};
+PreprocessedImage preprocess_image(const Image& image, const ImagePreprocess& p);
+
 struct VisionWeights;  // src/vision/weights.h
 
 class VisionModel {
