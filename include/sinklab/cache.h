@@ -53,6 +53,11 @@ struct CacheOptions {
   int64_t sink_chunks = 1;
   int64_t window_chunks = 0;
   int64_t chunk_tokens = 0;  // most tokens one chunk may hold
+  // heavy (H2O): the heavy-hitter slots beside the recent 'window'
+  int64_t heavy = 0;
+  // snapkv: the prompt's length and the max-pooling width of its key scores
+  int64_t prompt = 0;
+  int64_t pool = 7;
 };
 
 // Parses "name" or "name:key=value,key=value" (keys are CacheOptions field
@@ -65,6 +70,22 @@ struct CacheSpec {
 CacheSpec parse_cache_spec(std::string_view spec);
 
 // ------------------------------------------------------------------- policy --
+// The attention one forward step paid to the cache, handed to policies whose
+// registry row says needs_attention (StreamingCache::observe_attention builds
+// it from the kernel's column sums). One per layer of the cache and step.
+struct AttentionObservation {
+  int layer = 0;                // layer of the cache (storage layer), 0..n_layers-1
+  int n_layers = 1;             // layers in the cache
+  int n_kv_heads = 1;
+  int heads_per_kv = 1;         // query heads summed into each kv head's mass
+  int64_t n_queries = 0;        // queries of the step (the tokens just appended)
+  int64_t first_query = 0;      // stream index of the step's first query
+  std::span<const TokenMeta> tokens;  // the survivors, in cache order
+  // [n_kv_heads, tokens.size()]: attention probability on each survivor,
+  // summed over the step's queries and the kv head's query heads.
+  std::span<const float> mass;
+};
+
 class KvPolicy {
  public:
   virtual ~KvPolicy() = default;
@@ -79,6 +100,14 @@ class KvPolicy {
   virtual void append(const TokenMeta& token, std::vector<TokenMeta>& evicted) = 0;
   // Survivors in cache order (ascending stream index for every built-in).
   virtual void survivors(std::vector<TokenMeta>& out) const = 0;
+  // Attention paid to the survivors by the last step, once per layer; only
+  // called for rows with needs_attention (heavy, adaptive, snapkv). The
+  // default ignores it.
+  virtual void observe_attention(const AttentionObservation&) {}
+  // Most tokens the next batch may hold without an eviction inside it
+  // (batched_append rows). A policy that must see the attention of a part of
+  // the stream on its own (snapkv's observation window) returns less.
+  virtual int64_t batch_room() const { return capacity() - size(); }
 
   // Batch append: same result as appending one by one. Tokens of the batch
   // evicted by later tokens of the same batch appear in `evicted` too.
@@ -101,6 +130,7 @@ struct KvPolicyInfo {
   bool needs_metadata;  // reads TokenMeta modality / round (from --meta)
   bool needs_sink_logits;  // only for models with learned sink logits
   const char* group_size_option;  // the option a fixed group size (--chunk-tokens) sets; nullptr = none
+  bool needs_attention;  // evicts by the attention it observes (KvPolicy::observe_attention)
 };
 std::span<const KvPolicyInfo> kv_policies();
 // The row of a policy; throws Error naming the unknown policy and listing the known ones.
@@ -227,6 +257,13 @@ class StreamingCache {
   std::vector<int32_t> append(std::span<const TokenMeta> tokens);
 
   const KvPolicy& policy() const { return *policy_; }
+  // Hands one layer's attention to the policy (AttentionObservation):
+  // `head_slot_mass` [n_heads, high_water] is the attention of each query head
+  // on each slot summed over the step's `n_queries` queries (the first at
+  // stream index `first_query`), as AttnStats::column_sums gives it; query
+  // heads are summed per kv head and free slots ignored.
+  void observe_attention(int layer, int n_heads, int64_t n_queries, int64_t first_query,
+                         std::span<const float> head_slot_mass);
   KvStorage& storage() { return storage_; }
   const KvStorage& storage() const { return storage_; }
   PositionContract contract() const { return contract_; }

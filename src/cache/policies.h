@@ -16,6 +16,9 @@ std::unique_ptr<KvPolicy> make_named_window_policy(const char* name, const Cache
 std::unique_ptr<KvPolicy> make_sink_policy(const CacheOptions& o);
 std::unique_ptr<KvPolicy> make_modal_policy(const CacheOptions& o);
 std::unique_ptr<KvPolicy> make_chunked_policy(const CacheOptions& o);
+std::unique_ptr<KvPolicy> make_heavy_policy(const CacheOptions& o);
+std::unique_ptr<KvPolicy> make_adaptive_policy(const CacheOptions& o);
+std::unique_ptr<KvPolicy> make_snapkv_policy(const CacheOptions& o);
 
 // Throws "<policy> cache: option '<option>' must be >= min (got value)".
 void require_at_least(const char* policy, const char* option, int64_t value, int64_t min);

@@ -19,34 +19,57 @@ void window_defaults(CacheOptions& o, int64_t context) {
   if (o.window == 0) o.window = context;
 }
 // StreamingLLM's layout: 4 sinks and the rest of the context as the window.
-void sink_defaults(CacheOptions& o, int64_t context) {
+void sinks_and_window(const char* policy, CacheOptions& o, int64_t context) {
   if (o.window != 0 || o.budget != 0) return;
-  check(o.sink < context, "sink cache: sink=" + std::to_string(o.sink) + " leaves no window in a context of " +
-                              std::to_string(context) + " tokens (sink must be below the context)");
+  check(o.sink < context, std::string(policy) + " cache: sink=" + std::to_string(o.sink) +
+                              " leaves no window in a context of " + std::to_string(context) +
+                              " tokens (sink must be below the context)");
   o.window = context - o.sink;
+}
+void sink_defaults(CacheOptions& o, int64_t context) { sinks_and_window("sink", o, context); }
+void adaptive_defaults(CacheOptions& o, int64_t context) { sinks_and_window("adaptive", o, context); }
+// H2O: a budget of the context, half heavy hitters and half recent tokens.
+void heavy_defaults(CacheOptions& o, int64_t context) {
+  if (o.budget == 0 && (o.heavy == 0 || o.window == 0)) o.budget = context;
+}
+// SnapKV's observation window of 32 (the whole prompt when shorter).
+void snapkv_defaults(CacheOptions& o, int64_t) {
+  if (o.window == 0) o.window = o.prompt > 0 ? std::min<int64_t>(32, o.prompt) : 32;
 }
 
 constexpr KvPolicyInfo kPolicies[] = {
     {"dense", "keep every token up to a hard 'limit' (no streaming; default the context)", make_dense_policy, "limit",
-     dense_defaults, false, true, false, false, nullptr},
+     dense_defaults, false, true, false, false, nullptr, false},
     {"window", "the last 'window' tokens (0+W; default W = the context)", make_window_policy, "window",
-     window_defaults, true, true, false, false, nullptr},
+     window_defaults, true, true, false, false, nullptr, false},
     {"sink",
      "StreamingLLM: the first 'sink' tokens + the last 'window' (or 'budget' - 'sink'); default 4 + the "
      "context - 4",
-     make_sink_policy, "sink,window,budget", sink_defaults, true, true, false, false, nullptr},
+     make_sink_policy, "sink,window,budget", sink_defaults, true, true, false, false, nullptr, false},
     {"sink-logit", "the last 'window' tokens, for models with learned sink logits (default W = the context)",
-     make_sink_logit_policy, "window", window_defaults, true, true, false, true, nullptr},
+     make_sink_logit_policy, "window", window_defaults, true, true, false, true, nullptr, false},
     {"modal",
      "StreamingVLM: 'text_sink' + 'text_window' text tokens + the last 'vision_rounds' rounds of "
      "other tokens (at most 'round_tokens' per round)",
      make_modal_policy, "text_sink,text_window,vision_rounds,round_tokens", nullptr, true, false, true, false,
-     "round_tokens"},
+     "round_tokens", false},
     {"chunked",
      "chunked video: the first 'sink_chunks' chunks + the last 'window_chunks' chunks (at most "
      "'chunk_tokens' each), evicted whole",
      make_chunked_policy, "sink_chunks,window_chunks,chunk_tokens", nullptr, true, false, true, false,
-     "chunk_tokens"},
+     "chunk_tokens", false},
+    {"heavy",
+     "H2O heavy hitters: the last 'window' tokens + the 'heavy' older ones with the most attention received "
+     "(or 'budget' = heavy + window; default half each of the context)",
+     make_heavy_policy, "heavy,window,budget", heavy_defaults, true, true, false, false, nullptr, true},
+    {"adaptive",
+     "adaptive sinks: the last 'window' tokens + the 'sink' older tokens this model parks the most attention "
+     "on, measured online (or 'budget' = sink + window); default 4 + the context - 4",
+     make_adaptive_policy, "sink,window,budget", adaptive_defaults, true, true, false, false, nullptr, true},
+    {"snapkv",
+     "SnapKV prompt compression: of the first 'prompt' tokens keep the 'budget' - 'window' keys its last "
+     "'window' tokens (default 32) attend to most (max-pooled over 'pool'), then the latest tokens up to 'budget'",
+     make_snapkv_policy, "prompt,budget,window,pool", snapkv_defaults, true, true, false, false, nullptr, true},
 };
 
 struct OptionField {
@@ -65,6 +88,9 @@ constexpr OptionField kOptionFields[] = {
     {"sink_chunks", &CacheOptions::sink_chunks},
     {"window_chunks", &CacheOptions::window_chunks},
     {"chunk_tokens", &CacheOptions::chunk_tokens},
+    {"heavy", &CacheOptions::heavy},
+    {"prompt", &CacheOptions::prompt},
+    {"pool", &CacheOptions::pool},
 };
 
 std::string trim(std::string_view s) {

@@ -80,6 +80,36 @@ std::vector<int32_t> StreamingCache::append(std::span<const TokenMeta> tokens) {
   return result;
 }
 
+void StreamingCache::observe_attention(int layer, int n_heads, int64_t n_queries, int64_t first_query,
+                                       std::span<const float> head_slot_mass) {
+  const KvStorageConfig& cfg = storage_.config();
+  const int64_t hw = storage_.high_water();
+  check(layer >= 0 && layer < cfg.n_layers && n_heads >= cfg.n_kv_heads && n_heads % cfg.n_kv_heads == 0 &&
+            n_queries >= 1 && int64_t(head_slot_mass.size()) == int64_t(n_heads) * hw,
+        "StreamingCache::observe_attention: layer " + std::to_string(layer) + " of " +
+            std::to_string(cfg.n_layers) + ", " + std::to_string(head_slot_mass.size()) + " masses for " +
+            std::to_string(n_heads) + " heads (" + std::to_string(cfg.n_kv_heads) + " kv heads) x " +
+            std::to_string(hw) + " slots");
+  const std::vector<TokenMeta> alive = policy_->survivors();
+  const size_t n = alive.size();
+  const int group = n_heads / cfg.n_kv_heads;
+  std::vector<float> mass(size_t(cfg.n_kv_heads) * n, 0.f);
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t slot = slot_of_.at(alive[i].index);
+    for (int h = 0; h < n_heads; ++h) mass[size_t(h / group) * n + i] += head_slot_mass[size_t(h * hw + slot)];
+  }
+  AttentionObservation obs;
+  obs.layer = layer;
+  obs.n_layers = cfg.n_layers;
+  obs.n_kv_heads = cfg.n_kv_heads;
+  obs.heads_per_kv = group;
+  obs.n_queries = n_queries;
+  obs.first_query = first_query;
+  obs.tokens = alive;
+  obs.mass = mass;
+  policy_->observe_attention(obs);
+}
+
 std::vector<int32_t> StreamingCache::slots() const {
   const std::vector<TokenMeta> alive = policy_->survivors();
   std::vector<int32_t> out(alive.size());

@@ -38,6 +38,9 @@ class PerplexityRunner::Impl {
     prefix_ = intervention_prefix(interventions_, model->config());
     session_ = std::make_unique<Session>(model, so);
     if (o.recompute) {
+      check(!kv_policy_info(session_->cache_spec().policy).needs_attention,
+            "perplexity: --recompute runs the cache policy without attention, and '" +
+                session_->cache_spec().policy + "' evicts by the attention it observes (stream it instead)");
       policy_ = make_kv_policy(session_->cache_spec());
       SessionOptions d;
       d.context = policy_->capacity() + int64_t(prefix_.size());

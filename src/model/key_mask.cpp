@@ -44,8 +44,14 @@ TensorView head_slice(const TensorView& t, int64_t head) {
 }
 
 void forward(const AttnSpec& spec, const TensorView& q, const TensorView& k, const TensorView& v,
-             const TensorView& o, std::vector<float>* probs, size_t probs_offset) {
-  attention_forward(spec, q, k, v, o);
+             const TensorView& o, std::vector<float>* probs, size_t probs_offset, float* column_sums) {
+  if (column_sums) {
+    AttnStats stats;
+    stats.column_sums = TensorView(column_sums, DType::F32, {1, q.shape[1], k.shape[2]});
+    attention_forward(spec, q, k, v, o, {}, &stats);
+  } else {
+    attention_forward(spec, q, k, v, o);
+  }
   if (!probs) return;
   const ReferenceForward ref = attention_reference(spec, q, k, v);
   std::copy(ref.prob.begin(), ref.prob.end(), probs->begin() + std::ptrdiff_t(probs_offset));
@@ -64,13 +70,13 @@ std::vector<int64_t> slot_tokens(const StreamingCache& cache, int64_t n_ctx) {
 
 void attend(const AttnSpec& spec, std::span<const std::pair<int, KeyMask>> masks, int layer,
             std::span<const int64_t> slot_tokens, const TensorView& q, const TensorView& k, const TensorView& v,
-            const TensorView& o, std::vector<float>* probs) {
+            const TensorView& o, std::vector<float>* probs, float* column_sums) {
   const int64_t H = q.shape[1], n = q.shape[2], Hkv = k.shape[1], n_ctx = k.shape[2];
   if (probs) probs->assign(size_t(H * n * n_ctx), 0.f);
   std::vector<const KeyMask*> active;
   for (const auto& [id, m] : masks)
     if (m.layers.empty() || contains(m.layers, layer)) active.push_back(&m);
-  if (active.empty()) return forward(spec, q, k, v, o, probs, 0);
+  if (active.empty()) return forward(spec, q, k, v, o, probs, 0, column_sums);
 
   // hidden[h * n_ctx + s]: query head h may not see slot s.
   std::vector<char> hidden(size_t(H * n_ctx), 0);
@@ -95,7 +101,7 @@ void attend(const AttnSpec& spec, std::span<const std::pair<int, KeyMask>> masks
       for (int64_t s = 0; s < n_ctx; ++s) bias[size_t(g * n_ctx + s)] = bias_of(g * group, s);
     AttnSpec masked = spec;
     masked.key_bias = TensorView(bias.data(), DType::F32, {1, Hkv, n_ctx});
-    return forward(masked, q, k, v, o, probs, 0);
+    return forward(masked, q, k, v, o, probs, 0, column_sums);
   }
   std::vector<float> bias(static_cast<size_t>(n_ctx));
   for (int64_t h = 0; h < H; ++h) {
@@ -107,7 +113,8 @@ void attend(const AttnSpec& spec, std::span<const std::pair<int, KeyMask>> masks
     if (spec.alibi_slopes) one.alibi_slopes = spec.alibi_slopes + h;
     if (spec.goat.lambda_sym) one.goat.lambda_sym = spec.goat.lambda_sym + g * spec.goat.rank;
     if (spec.goat.lambda_asym) one.goat.lambda_asym = spec.goat.lambda_asym + g * spec.goat.rank;
-    forward(one, head_slice(q, h), head_slice(k, g), head_slice(v, g), head_slice(o, h), probs, size_t(h * n * n_ctx));
+    forward(one, head_slice(q, h), head_slice(k, g), head_slice(v, g), head_slice(o, h), probs, size_t(h * n * n_ctx),
+            column_sums ? column_sums + h * n_ctx : nullptr);
   }
 }
 

@@ -18,6 +18,7 @@ struct Session::Buffers {
   std::vector<float> x, h, q, k, v, att, tmp, g, u, a, f, router, logits;
   std::vector<int32_t> tokens;
   std::vector<float> prior_bias, alibi;
+  std::vector<float> column_sums;  // [heads, n_ctx], for policies that evict by attention
 };
 
 Session::Session(std::shared_ptr<const Model> model, SessionOptions opts)
@@ -166,7 +167,7 @@ void Session::feed(std::span<const int32_t> ids, std::span<const TokenMeta> meta
   // the batch sees every key the policy kept when its own token arrived. A
   // full cache takes one token at a time (each evicts before it is read).
   for (int64_t done = 0; done < n;) {
-    const int64_t room = context_ - cache_->policy().size();
+    const int64_t room = cache_->policy().batch_room();
     int64_t take = batch && room > 0 ? std::min(n - done, room) : 1;
     if (local_cache_) take = std::min(take, local_chunk_);  // every query keeps its whole window
     feed_chunk(ids.subspan(size_t(done), size_t(take)),
@@ -336,8 +337,12 @@ void Session::attention_block(Forward& fw, int l, Placement& at) {
   const std::string probs_name = fw.blk(l, "attn_probs");
   const bool want_probs = !taps_.empty() && taps_.wants(probs_name);
   std::vector<float> probs;
+  // Policies that evict by attention see the kernel's column sums of every layer of their cache.
+  const bool observe = at.cache == cache_.get() && kv_policy_info(spec_.policy).needs_attention;
+  if (observe) B.column_sums.resize(size_t(H * n_ctx));
   key_mask::attend(spec, key_masks_, l, at.slot_tokens, qv, store.keys(sl), store.values(sl), ov,
-                   want_probs ? &probs : nullptr);
+                   want_probs ? &probs : nullptr, observe ? B.column_sums.data() : nullptr);
+  if (observe) at.cache->observe_attention(sl, int(H), n, n_past_, B.column_sums);
   if (want_probs) fw.tap(probs_name, probs.data(), H * n, n_ctx, l);
   fw.tap(fw.blk(l, "attn_ctx"), B.att.data(), n, qd, l);
   ops::matmul(L.wo, B.att.data(), n, B.f.data(), L.bo.empty() ? nullptr : L.bo.data());
