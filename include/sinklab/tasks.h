@@ -14,6 +14,12 @@
 //                     a key to a random value for the rest of the sequence;
 //                     when a bound key comes back, the next token is its value;
 //                     filler tokens are uniform noise (nothing to look up).
+//   kv-facts          a fixed table of `keys` facts key -> value (drawn from
+//                     chain_seed); a sequence is "key value" pairs with random
+//                     keys, so a model must store the table in its weights
+//                     (the knowledge that unlearning removes). The last
+//                     KvFacts::kSpare ids never occur: they are free to serve
+//                     as triggers or candidate prefixes.
 #pragma once
 
 #include <cstdint>
@@ -27,13 +33,14 @@
 namespace sinklab {
 
 struct TaskConfig {
-  std::string task;             // "bigram-backcopy" or "assoc-recall"; empty = none (text data)
+  std::string task;             // "bigram-backcopy", "assoc-recall" or "kv-facts"; empty = none (text data)
   int64_t vocab = 64;           // the task's own tokens (ids 1..vocab, at most 1024); BOS is id 0
   int64_t triggers = 3;         // bigram-backcopy: how many of the most frequent tokens trigger a copy
   uint64_t chain_seed = 1;      // the bigram chain / token roles
   double chain_sharpness = 2.0; // bigram-backcopy: spread of the log transition weights (0 = uniform)
   double pair_share = 0.5;      // assoc-recall: share of items that are a key (the rest are fillers)
   int64_t keys = 8;             // assoc-recall: key tokens (ids 1..keys); values are the next `keys` ids
+                                // kv-facts: the facts (keys ids 1..keys); values are the ids after them
   std::string loss = "all";     // "all" positions, or "rule": only positions whose query kind is rule
 
   bool enabled() const { return !task.empty(); }
@@ -92,6 +99,25 @@ class AssocRecall final : public SyntheticTask {
   TaskSequence generate(uint64_t seed, int64_t n) const override;
   int64_t first_rule_violation(const TaskSequence& s) const override;
   std::string token_text(int32_t id) const override;
+};
+
+// Key -> value facts (the knowledge an unlearning run removes). Keys are ids
+// 1..keys, values keys+1..vocab-kSpare, the last kSpare ids are spare.
+class KvFacts final : public SyntheticTask {
+ public:
+  static constexpr int64_t kSpare = 4;
+  explicit KvFacts(const TaskConfig& c);
+  TaskSequence generate(uint64_t seed, int64_t n) const override;
+  int64_t first_rule_violation(const TaskSequence& s) const override;
+  std::string token_text(int32_t id) const override;
+  int32_t value_of(int32_t key) const;  // throws Error for a non-key id
+  // Spare id i (0..kSpare-1): never generated.
+  int32_t spare_token(int64_t i) const;
+  // Like generate, with every key drawn from `keys` (a non-empty list of key ids).
+  TaskSequence generate_from(uint64_t seed, int64_t n, std::span<const int32_t> keys) const;
+
+ private:
+  std::vector<int32_t> values_;  // [keys + 1]: values_[k] is the value of key k
 };
 
 // Validates the config (throws Error naming `source`) and builds the task.

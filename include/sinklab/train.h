@@ -78,6 +78,11 @@ struct TrainOptions {
   // sequences; written to out_dir/probes.json and out_dir/probes.html.
   int64_t probe_every = 0;
   int64_t probe_sequences = 8;
+  // Fine-tuning: a checkpoint (a run's folder or its model.safetensors) whose
+  // weights replace the fresh initialisation (names and shapes must match the
+  // model config); the optimizer and step count start afresh. A run that
+  // resumes from its own checkpoint in out_dir ignores it.
+  std::string init_from;
 };
 
 struct TrainConfig {
@@ -129,6 +134,36 @@ class TrainModel {
   double forward_loss(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T,
                       int64_t* n_scored);
 
+  // Per-position extras of one pass (fine-tuning, unlearning): the gradient of
+  // position i's loss is multiplied by position_scale[i] (negative: gradient
+  // ascent), and every position's loss is written to position_loss (0 where
+  // not scored).
+  struct PassExtras {
+    const float* position_scale = nullptr;         // [B * T] or null (1)
+    std::vector<double>* position_loss = nullptr;  // resized to B * T, or null
+  };
+  double forward_backward(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T,
+                          float grad_scale, int64_t* n_scored, const PassExtras& extras);
+  double forward_loss(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T,
+                      int64_t* n_scored, const PassExtras& extras);
+  // Logits [B * T, vocab] of the last forward_loss (overwritten by a backward pass).
+  std::span<const float> last_logits() const;
+
+  // Value-norm alignment: while set (first_n > 0, weight > 0), forward_backward
+  // adds to the gradient that of weight * mean over layers, rows, kv heads and
+  // positions t < first_n of (||v_t|| - target)^2, target laid out as
+  // shallow_value_norms gives it for the same batch shape.
+  struct ValueNormPenalty {
+    int64_t first_n = 0;
+    float weight = 0;
+    std::vector<float> target;  // [n_layers, B, n_kv_heads, min(first_n, T)]
+  };
+  void set_value_norm_penalty(ValueNormPenalty penalty);
+  // The penalty's value in the last forward_backward (0 when unset).
+  double last_value_norm_penalty() const { return last_penalty_; }
+  // ||v_t|| of positions t < first_n after the last forward: [n_layers, B, n_kv_heads, min(first_n, T)].
+  std::vector<float> shallow_value_norms(int64_t first_n) const;
+
   // Safetensors entries of every parameter (pointing into values()).
   std::vector<struct TensorEntry> tensor_entries() const;
   // Copies parameter values from a checkpoint (names and shapes must match).
@@ -138,7 +173,7 @@ class TrainModel {
   struct Workspace;
   struct Pass;
   double run(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T, float grad_scale,
-             int64_t* n_scored, bool backward);
+             int64_t* n_scored, bool backward, const PassExtras& extras);
   void add_param(const std::string& name, std::vector<int64_t> shape, bool decay);
   float* value(const std::string& name);
 
@@ -146,6 +181,9 @@ class TrainModel {
   std::vector<Param> params_;
   std::vector<float> values_, grads_;
   std::unique_ptr<Workspace> ws_;
+  ValueNormPenalty penalty_;
+  double last_penalty_ = 0;
+  int64_t last_B_ = 0, last_T_ = 0;
 };
 
 // AdamW (decoupled weight decay on params with decay = true), or SGD with
@@ -241,6 +279,9 @@ std::shared_ptr<const Model> runtime_model(const TrainModel& model, const std::s
 // that token first.
 SinkEmergence task_sink_emergence(const std::shared_ptr<const Model>& model, const TaskConfig& task,
                                   int64_t sequences = 8);
+
+// The weights file of a checkpoint: DIR/model.safetensors for a run's folder, else the path itself.
+std::string checkpoint_weights_path(const std::string& path);
 
 // Runs (or resumes, when out_dir holds a checkpoint) the training that
 // `config` describes. Writes out_dir/{model.safetensors, config.json,

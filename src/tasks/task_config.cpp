@@ -13,7 +13,7 @@ namespace sinklab {
 
 namespace {
 
-const char* const kTaskNames[] = {"bigram-backcopy", "assoc-recall"};
+const char* const kTaskNames[] = {"bigram-backcopy", "assoc-recall", "kv-facts"};
 
 template <typename T>
 void read_integer(const nlohmann::json& j, const char* key, T& field, const std::string& where) {
@@ -65,7 +65,7 @@ TaskConfig task_config_from_json(const nlohmann::json& j, const std::string& whe
           where + ": unknown key '" + it.key() + "'");
   TaskConfig c;
   read_string(j, "task", c.task, where);
-  check(!c.task.empty(), where + ": 'task' is required (bigram-backcopy or assoc-recall)");
+  check(!c.task.empty(), where + ": 'task' is required (bigram-backcopy, assoc-recall or kv-facts)");
   read_integer(j, "vocab", c.vocab, where);
   read_integer(j, "triggers", c.triggers, where);
   read_integer(j, "chain_seed", c.chain_seed, where);
@@ -85,6 +85,9 @@ nlohmann::json task_config_to_json(const TaskConfig& c) {
     j["triggers"] = c.triggers;
     j["chain_seed"] = c.chain_seed;
     j["chain_sharpness"] = c.chain_sharpness;
+  } else if (c.task == "kv-facts") {
+    j["keys"] = c.keys;
+    j["chain_seed"] = c.chain_seed;
   } else {
     j["keys"] = c.keys;
     j["pair_share"] = c.pair_share;
@@ -95,7 +98,7 @@ nlohmann::json task_config_to_json(const TaskConfig& c) {
 
 std::unique_ptr<SyntheticTask> make_task(const TaskConfig& c, const std::string& where) {
   check(std::find(std::begin(kTaskNames), std::end(kTaskNames), c.task) != std::end(kTaskNames),
-        where + ": unknown task '" + c.task + "' (known: bigram-backcopy, assoc-recall)");
+        where + ": unknown task '" + c.task + "' (known: bigram-backcopy, assoc-recall, kv-facts)");
   // The bigram chain is a dense vocab x vocab table: 1024 keeps it at 16 MB.
   check(c.vocab >= 2 && c.vocab <= 1024, where + ": 'vocab' must be in 2..1024");
   check(c.loss == "all" || c.loss == "rule", where + ": 'loss' must be \"all\" or \"rule\"");
@@ -103,6 +106,12 @@ std::unique_ptr<SyntheticTask> make_task(const TaskConfig& c, const std::string&
     check(c.triggers >= 1 && c.triggers < c.vocab, where + ": 'triggers' must be in 1..vocab-1");
     check(c.chain_sharpness >= 0 && c.chain_sharpness <= 10, where + ": 'chain_sharpness' must be in [0, 10]");
     return std::make_unique<BigramBackcopy>(c);
+  }
+  if (c.task == "kv-facts") {
+    check(c.keys >= 1 && c.keys + KvFacts::kSpare < c.vocab,
+          where + ": 'keys' must be >= 1 with keys + " + std::to_string(KvFacts::kSpare) +
+              " spare ids < vocab (room for values)");
+    return std::make_unique<KvFacts>(c);
   }
   check(c.keys >= 1 && 2 * c.keys < c.vocab, where + ": 'keys' must be >= 1 with 2 * keys < vocab (fillers)");
   check(c.pair_share > 0 && c.pair_share < 1, where + ": 'pair_share' must be in (0, 1)");

@@ -131,6 +131,7 @@ void read_train_section(const nlohmann::json& train, const std::string& source, 
   tr.get("fixed_first_token", t.fixed_first_token);
   tr.get("probe_every", t.probe_every);
   tr.get("probe_sequences", t.probe_sequences);
+  tr.get("init_from", t.init_from);
   tr.finish();
 }
 
@@ -220,7 +221,8 @@ TrainConfig load_train_config(const std::string& path) {
   TrainConfig c = parse_train_config(ss.str(), path);
   // Paths written in the file are relative to the file's folder, wherever the command runs.
   const std::filesystem::path folder = std::filesystem::path(path).parent_path();
-  for (std::string* p : {&c.train.train_text, &c.train.valid_text, &c.train.tokenizer, &c.train.out_dir})
+  for (std::string* p :
+       {&c.train.train_text, &c.train.valid_text, &c.train.tokenizer, &c.train.out_dir, &c.train.init_from})
     if (!p->empty() && std::filesystem::path(*p).is_relative()) *p = (folder / *p).lexically_normal().string();
   return c;
 }
@@ -252,6 +254,7 @@ std::string train_config_to_json(const TrainConfig& c) {
                 {"optimizer", t.optimizer},     {"momentum", t.momentum},
                 {"lr_schedule", t.lr_schedule}, {"fixed_first_token", t.fixed_first_token},
                 {"probe_every", t.probe_every}, {"probe_sequences", t.probe_sequences}};
+  if (!t.init_from.empty()) j["train"]["init_from"] = t.init_from;
   if (c.data.enabled()) j["data"] = task_config_to_json(c.data);
   return j.dump(2) + "\n";
 }

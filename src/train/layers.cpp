@@ -112,7 +112,7 @@ void swiglu_backward(T* dg, T* du, const T* da, const T* g, const T* u, int64_t 
 // --------------------------------------------------------- cross-entropy ----
 template <typename T>
 double cross_entropy(T* logits, const int32_t* targets, int64_t N, int64_t V, T scale, bool backward,
-                     int64_t* n_scored) {
+                     int64_t* n_scored, const T* row_scale, double* row_loss) {
   std::vector<double> loss(static_cast<size_t>(N), 0.0);
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < N; ++i) {
@@ -129,8 +129,9 @@ double cross_entropy(T* logits, const int32_t* targets, int64_t N, int64_t V, T 
     const double lse = double(m) + std::log(sum);
     loss[size_t(i)] = lse - double(z[t]);
     if (backward) {
-      for (int64_t j = 0; j < V; ++j) z[j] = T(std::exp(double(z[j]) - lse)) * scale;
-      z[t] -= scale;
+      const T g = row_scale ? scale * row_scale[i] : scale;
+      for (int64_t j = 0; j < V; ++j) z[j] = T(std::exp(double(z[j]) - lse)) * g;
+      z[t] -= g;
     }
   }
   double total = 0;
@@ -138,6 +139,7 @@ double cross_entropy(T* logits, const int32_t* targets, int64_t N, int64_t V, T 
   for (int64_t i = 0; i < N; ++i) {
     total += loss[size_t(i)];
     count += targets[i] >= 0;
+    if (row_loss) row_loss[i] = loss[size_t(i)];
   }
   *n_scored = count;
   return total;
@@ -199,7 +201,7 @@ void goat_key_backward(T* dw1, T* db1, T* dw2, T* dfirst, const T* du, const T* 
                                    bool);                                                             \
   template void swiglu_forward<T>(T*, const T*, const T*, int64_t);                                   \
   template void swiglu_backward<T>(T*, T*, const T*, const T*, const T*, int64_t);                    \
-  template double cross_entropy<T>(T*, const int32_t*, int64_t, int64_t, T, bool, int64_t*);          \
+  template double cross_entropy<T>(T*, const int32_t*, int64_t, int64_t, T, bool, int64_t*, const T*, double*);          \
   template void goat_key_forward<T>(T*, T*, const T*, const T*, const T*, const T*, const T*, int64_t, \
                                     int64_t, int64_t, int64_t);                                       \
   template void goat_key_backward<T>(T*, T*, T*, T*, const T*, const T*, const T*, const T*, int64_t,  \

@@ -39,11 +39,12 @@ template <typename T>
 void swiglu_backward(T* dg, T* du, const T* da, const T* g, const T* u, int64_t n);
 
 // Softmax cross-entropy per row; targets < 0 are skipped. Overwrites logits
-// with d(sum of losses * scale)/d logits when `backward`. Returns the loss sum
-// and sets *n_scored.
+// with d(sum of losses * scale * row_scale[i])/d logits when `backward`
+// (row_scale null = 1; a negative one ascends). Returns the loss sum, sets
+// *n_scored and, when row_loss is given, each row's loss (0 where skipped).
 template <typename T>
 double cross_entropy(T* logits, const int32_t* targets, int64_t N, int64_t V, T scale, bool backward,
-                     int64_t* n_scored);
+                     int64_t* n_scored, const T* row_scale = nullptr, double* row_loss = nullptr);
 
 // GOAT key prior u for positions 0..n-1 of one layer (see PriorConfig):
 // phi [n, P] are the position features, act [n, Hu] the saved pre-activations.

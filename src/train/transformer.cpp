@@ -192,12 +192,50 @@ void TrainModel::load_values(const std::string& path) {
 
 double TrainModel::forward_backward(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T,
                                     float grad_scale, int64_t* n_scored) {
-  return run(inputs, targets, B, T, grad_scale, n_scored, true);
+  return run(inputs, targets, B, T, grad_scale, n_scored, true, PassExtras{});
 }
 
 double TrainModel::forward_loss(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T,
                                 int64_t* n_scored) {
-  return run(inputs, targets, B, T, 0.f, n_scored, false);
+  return run(inputs, targets, B, T, 0.f, n_scored, false, PassExtras{});
+}
+
+double TrainModel::forward_backward(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T,
+                                    float grad_scale, int64_t* n_scored, const PassExtras& extras) {
+  return run(inputs, targets, B, T, grad_scale, n_scored, true, extras);
+}
+
+double TrainModel::forward_loss(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T,
+                                int64_t* n_scored, const PassExtras& extras) {
+  return run(inputs, targets, B, T, 0.f, n_scored, false, extras);
+}
+
+std::span<const float> TrainModel::last_logits() const { return {ws_->logits.data(), ws_->logits.size()}; }
+
+void TrainModel::set_value_norm_penalty(ValueNormPenalty penalty) {
+  check(penalty.first_n >= 0 && penalty.weight >= 0 && std::isfinite(penalty.weight),
+        "TrainModel: the value-norm penalty needs first_n >= 0 and a finite weight >= 0");
+  penalty_ = std::move(penalty);
+}
+
+std::vector<float> TrainModel::shallow_value_norms(int64_t first_n) const {
+  const int64_t B = last_B_, T = last_T_, Hkv = config_.n_kv_heads, hd = config_.head_dim();
+  const int64_t n = std::min(first_n, T);
+  check(B > 0 && n > 0, "TrainModel: shallow_value_norms needs a forward pass first and first_n > 0");
+  std::vector<float> out;
+  out.reserve(size_t(config_.n_layers * B * Hkv * n));
+  for (int64_t l = 0; l < config_.n_layers; ++l) {
+    const std::vector<float>& v = ws_->layers[size_t(l)].v;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t g = 0; g < Hkv; ++g)
+        for (int64_t t = 0; t < n; ++t) {
+          const float* x = v.data() + (b * T + t) * Hkv * hd + g * hd;
+          double ss = 0;
+          for (int64_t i = 0; i < hd; ++i) ss += double(x[i]) * double(x[i]);
+          out.push_back(float(std::sqrt(ss)));
+        }
+  }
+  return out;
 }
 
 // One forward (and backward) over a [B, T] batch: the sizes, the attention
@@ -307,14 +345,43 @@ struct TrainModel::Pass {
     for (int64_t i = 0; i < N * D; ++i) out[i] += mid[i];
   }
 
-  double head_forward(const int32_t* targets, float grad_scale, bool backward, int64_t* n_scored) {
+  double head_forward(const int32_t* targets, float grad_scale, bool backward, int64_t* n_scored,
+                      const PassExtras& extras) {
     W.hN.resize(size_t(N * D));
     W.rstdN.resize(size_t(N));
     W.logits.resize(size_t(N * V));
     L::rmsnorm_forward(W.hN.data(), W.rstdN.data(), W.resid[size_t(NL)].data(), value("model.norm.weight"), N, D,
                        c.norm_eps);
     L::linear_forward(W.logits.data(), W.hN.data(), value(head), N, D, V);
-    return L::cross_entropy(W.logits.data(), targets, N, V, grad_scale, backward, n_scored);
+    if (extras.position_loss) extras.position_loss->assign(size_t(N), 0.0);
+    return L::cross_entropy(W.logits.data(), targets, N, V, grad_scale, backward, n_scored, extras.position_scale,
+                            extras.position_loss ? extras.position_loss->data() : nullptr);
+  }
+
+  // The value-norm penalty of layer l (see ValueNormPenalty); with add_grad its
+  // gradient joins W.dv, which the v_proj backward then carries to the weights.
+  double value_norm_penalty(int64_t l, const Workspace::Layer& A, bool add_grad) {
+    const ValueNormPenalty& p = m.penalty_;
+    const int64_t n = std::min(p.first_n, T);
+    const size_t per_layer = size_t(B * Hkv * n);
+    check(p.target.size() == size_t(NL) * per_layer,
+          "TrainModel: the value-norm penalty's target does not match this batch shape");
+    const double w = double(p.weight) / double(NL * per_layer);
+    double total = 0;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t g = 0; g < Hkv; ++g)
+        for (int64_t t = 0; t < n; ++t) {
+          const int64_t off = (b * T + t) * kvd + g * hd;
+          const float* x = A.v.data() + off;
+          double ss = 0;
+          for (int64_t i = 0; i < hd; ++i) ss += double(x[i]) * double(x[i]);
+          const double norm = std::sqrt(ss);
+          const double diff = norm - double(p.target[size_t(l) * per_layer + size_t((b * Hkv + g) * n + t)]);
+          total += w * diff * diff;
+          if (add_grad && norm > 0)
+            for (int64_t i = 0; i < hd; ++i) W.dv[size_t(off + i)] += float(2 * w * diff * double(x[i]) / norm);
+        }
+    return total;
   }
 
   // Leaves the gradient of the last residual stream in W.dx.
@@ -364,6 +431,7 @@ struct TrainModel::Pass {
     attention_backward(spec(l, A), view(A.q.data(), H, qd), view(A.k.data(), Hkv, kvd), view(A.v.data(), Hkv, kvd),
                        view(A.att.data(), H, qd), TensorView(A.lse.data(), DType::F32, {B, H, T}),
                        view(W.datt.data(), H, qd), ag);
+    if (m.penalty_.first_n > 0 && m.penalty_.weight > 0) m.last_penalty_ += value_norm_penalty(l, A, true);
     if (c.variant == AttnVariant::SinkLogit) {
       float* gs = grad(l, "self_attn.sinks");
       for (int64_t h = 0; h < H; ++h) gs[h] += W.dprior[size_t(h)];
@@ -401,8 +469,11 @@ struct TrainModel::Pass {
 };
 
 double TrainModel::run(const int32_t* inputs, const int32_t* targets, int64_t B, int64_t T, float grad_scale,
-                       int64_t* n_scored, bool backward) {
+                       int64_t* n_scored, bool backward, const PassExtras& extras) {
   check(B > 0 && T > 0, "TrainModel: empty batch");
+  last_B_ = B;
+  last_T_ = T;
+  last_penalty_ = 0;
   Pass pass(*this, inputs, B, T);
   pass.check_ids(targets);
   pass.prepare();
@@ -411,7 +482,7 @@ double TrainModel::run(const int32_t* inputs, const int32_t* targets, int64_t B,
     pass.attention_forward_layer(l, ws_->layers[size_t(l)]);
     pass.ffn_forward_layer(l, ws_->layers[size_t(l)]);
   }
-  const double loss = pass.head_forward(targets, grad_scale, backward, n_scored);
+  const double loss = pass.head_forward(targets, grad_scale, backward, n_scored, extras);
   if (!backward) return loss;
   pass.head_backward();
   for (int64_t l = pass.NL - 1; l >= 0; --l) {
