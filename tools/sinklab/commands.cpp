@@ -12,6 +12,7 @@ Command inspect_command();   // inspect.cpp
 Command litm_command();      // litm.cpp
 Command train_tokenizer_command();  // train_tokenizer.cpp
 Command train_command();     // train.cpp
+Command audit_command();     // audit.cpp
 
 // One row per subcommand.
 std::vector<Command> all_commands() {
@@ -26,6 +27,7 @@ std::vector<Command> all_commands() {
       litm_command(),
       train_tokenizer_command(),
       train_command(),
+      audit_command(),
   };
 }
 
