@@ -23,6 +23,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -56,18 +57,29 @@ struct ChatMessage {
 
 class ChatFormat {
  public:
-  // "harmony", "gemma", "chatml", "llama3".
+  // "harmony", "gemma", "chatml", "llama3", "plain".
   static std::vector<std::string> names();
+  // The format a Jinja chat template (tokenizer_config.json's chat_template,
+  // GGUF tokenizer.chat_template) writes, from the special tokens it spells;
+  // empty when it spells none of the known formats'.
+  static std::string name_for_template(std::string_view chat_template);
 
   // The format called `name` on this tokenizer. Throws Error for an unknown
   // name, or naming the first special token of the format the tokenizer lacks.
   static ChatFormat by_name(const std::string& name, const Tokenizer& tokenizer);
 
-  // The format a model speaks: from its architecture (ModelConfig::arch:
-  // gpt_oss -> harmony, gemma -> gemma), else from the special tokens of its
-  // tokenizer. Throws Error when neither tells, or when the tokenizer lacks a
-  // special token the architecture's format needs.
-  static ChatFormat for_model(const std::string& arch, const Tokenizer& tokenizer);
+  // The format a model speaks: from its chat template when that names one,
+  // else from its architecture (ModelConfig::arch: gpt_oss -> harmony, gemma
+  // -> gemma), else from the special tokens of its tokenizer. Throws Error when
+  // none tells, or when the tokenizer lacks a special token the format needs.
+  static ChatFormat for_model(const std::string& arch, const Tokenizer& tokenizer,
+                              std::string_view chat_template = {});
+
+  // for_model, else plain; `why` (when given) receives how the format was
+  // chosen: "the chat template", "the architecture", "the tokenizer's special
+  // tokens" or "no chat template".
+  static ChatFormat for_model_or_plain(const std::string& arch, const Tokenizer& tokenizer,
+                                       std::string_view chat_template, std::string* why = nullptr);
 
   const std::string& name() const { return name_; }
 
@@ -77,28 +89,39 @@ class ChatFormat {
   std::string render(std::span<const ChatTurn> turns, const ChatOptions& options = {}) const;
   // The same prompt as token ids (the BOS of formats that open with one included).
   std::vector<int32_t> encode(std::span<const ChatTurn> turns, const ChatOptions& options = {}) const;
+  // What follows a reply the model generated into a cache that keeps the
+  // conversation: the end of that reply's turn (without the end token when
+  // reply_closed, i.e. the reply ended with a stop id that is already in the
+  // cache), `turns`, then the opening of the next reply. No preamble: the
+  // conversation already has it.
+  std::vector<int32_t> encode_next(std::span<const ChatTurn> turns, bool reply_closed,
+                                   const ChatOptions& options = {}) const;
 
   // Ids that end the reply (harmony: <|return|>, <|call|>; gemma: <end_of_turn>,
   // <eos>; chatml: <|im_end|>, <|endoftext|>; llama3: <|eot_id|>, <|eom_id|>,
   // <|end_of_text|>; those the tokenizer has).
   const std::vector<int32_t>& stop_ids() const { return stop_ids_; }
   bool is_stop(int32_t id) const;
+  // Texts that end the reply where the format has no end token (plain: "\nUser:").
+  const std::vector<std::string>& stop_texts() const { return stop_texts_; }
 
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   bool channels() const { return kind_ == Kind::Harmony; }
 
  private:
-  enum class Kind { Harmony, Gemma, ChatMl, Llama3 };
+  enum class Kind { Harmony, Gemma, ChatMl, Llama3, Plain };
   ChatFormat(Kind kind, const Tokenizer& tokenizer);
   int32_t require(const std::string& special) const;
   // The prompt as pieces: (true, special token text) or (false, text).
-  std::vector<std::pair<bool, std::string>> pieces(std::span<const ChatTurn> turns,
-                                                   const ChatOptions& options) const;
+  std::vector<std::pair<bool, std::string>> pieces(std::span<const ChatTurn> turns, const ChatOptions& options,
+                                                   bool preamble) const;
+  std::vector<int32_t> encode_pieces(std::span<const std::pair<bool, std::string>> pieces) const;
 
   Kind kind_;
   std::string name_;
   const Tokenizer* tokenizer_;
   std::vector<int32_t> stop_ids_;
+  std::vector<std::string> stop_texts_;
 };
 
 // Reads a reply as its tokens arrive: follows harmony's message headers

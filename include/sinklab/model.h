@@ -92,6 +92,9 @@ struct ModelConfig {
   // Attention variant of a sinklab-trained checkpoint (config.json "sinklab_variant":
   // vanilla, sink-token, sink-logit, goat or alibi); "" when the config does not say.
   std::string variant;
+  // The Jinja chat template (tokenizer_config.json beside the model, or GGUF
+  // tokenizer.chat_template); "" when the model has none. ChatFormat reads it.
+  std::string chat_template;
 };
 
 // One line on a known attention variant (ModelConfig::variant), e.g. "learned

@@ -1,11 +1,13 @@
 // Model loading: format detection, config, weights and tokenizer.
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "arch/registry.h"
+#include "sinklab/json_text.h"
 #include "weights.h"
 
 namespace sinklab {
@@ -50,6 +52,39 @@ std::unique_ptr<Tokenizer> find_tokenizer(const std::string& model_path, FileFor
   return nullptr;
 }
 
+// The chat template: tokenizer_config.json's "chat_template" beside the model
+// (a string, or a list of named templates whose "default" is taken), else GGUF's
+// tokenizer.chat_template. A config that is not JSON is ignored here: the
+// template only picks a default chat format.
+std::string find_chat_template(const std::string& model_path, const TensorFile& file) {
+  const fs::path p(model_path);
+  const fs::path dir = fs::is_directory(p) ? p : p.parent_path().empty() ? fs::path(".") : p.parent_path();
+  const fs::path config = dir / "tokenizer_config.json";
+  std::error_code ec;
+  if (fs::is_regular_file(config, ec) && fs::file_size(config, ec) < (64u << 20)) {
+    std::ifstream in(config, std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    nlohmann::json j;
+    try {
+      j = parse_json_text(text, config.string());
+    } catch (const Error&) {
+    }
+    if (j.is_object() && j.contains("chat_template")) {
+      const nlohmann::json& t = j["chat_template"];
+      if (t.is_string()) return t.get<std::string>();
+      if (t.is_array())
+        for (const nlohmann::json& named : t)
+          if (named.is_object() && named.value("name", "") == "default" && named.contains("template") &&
+              named["template"].is_string())
+            return named["template"].get<std::string>();
+    }
+  }
+  if (file.format() == FileFormat::Gguf && file.metadata().contains("tokenizer.chat_template") &&
+      file.metadata().at("tokenizer.chat_template").type() == MetaValue::Type::String)
+    return file.metadata().get_string("tokenizer.chat_template");
+  return {};
+}
+
 }  // namespace
 
 std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOptions& opts) {
@@ -85,6 +120,7 @@ std::shared_ptr<const Model> Model::from_tensor_file(std::unique_ptr<TensorFile>
   std::unique_ptr<Tokenizer> tok = opts.tokenizer_path.empty() ? find_tokenizer(path, ff, cfg.vocab)
                                                                 : load_tokenizer_file(opts.tokenizer_path, cfg.vocab);
   if (!tok && ff == FileFormat::Gguf) tok = tokenizer_from_gguf(file->metadata(), path);
+  cfg.chat_template = find_chat_template(path, *file);
   auto weights = bind_weights(std::move(file), cfg, opts.weight_dtype, !opts.mmap, opts.keep_quantized);
   if (tok) {
     check(tok->vocab_size() <= cfg.vocab, path + ": tokenizer has " + std::to_string(tok->vocab_size()) +

@@ -27,7 +27,7 @@ inline void add_chat_flags(CLI::App& sub, ChatArgs& a) {
                "Chat with an instruction-tuned model: -p becomes one user turn of its chat format, generation "
                "stops at the format's end-of-reply token, and only the assistant's reply is printed");
   sub.add_option("--chat-format", a.format,
-                 "harmony (gpt-oss), gemma, chatml or llama3; default: from the model's architecture and "
+                 "harmony (gpt-oss), gemma, chatml, llama3 or plain; default: from the model's chat template, architecture and "
                  "tokenizer (implies --chat)")
       ->check(CLI::IsMember(ChatFormat::names()));
   sub.add_option("--system", a.system,
@@ -50,7 +50,7 @@ inline void add_chat_flags(CLI::App& sub, ChatArgs& a) {
 inline ChatFormat chat_format(const ChatArgs& a, const Model& model, const Tokenizer& tok) {
   if (!a.format.empty()) return ChatFormat::by_name(a.format, tok);
   try {
-    return ChatFormat::for_model(model.config().arch, tok);
+    return ChatFormat::for_model(model.config().arch, tok, model.config().chat_template);
   } catch (const Error& e) {
     throw Error(std::string(e.what()) + " (name one with --chat-format)");
   }

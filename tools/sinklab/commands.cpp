@@ -13,6 +13,7 @@ Command litm_command();      // litm.cpp
 Command train_tokenizer_command();  // train_tokenizer.cpp
 Command train_command();     // train.cpp
 Command audit_command();     // audit.cpp
+Command serve_command();     // serve.cpp
 
 // One row per subcommand.
 std::vector<Command> all_commands() {
@@ -28,6 +29,7 @@ std::vector<Command> all_commands() {
       train_tokenizer_command(),
       train_command(),
       audit_command(),
+      serve_command(),
   };
 }
 

@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "bench_harness.h"
 #include "output_guard.h"
+#include "sinklab/chat.h"
 #include "sinklab/tasks.h"
 #include "sinklab/formats.h"
 #include "model_args.h"
@@ -65,6 +66,7 @@ nlohmann::json model_json(const Model& model) {
       {"attn_softcap", c.attn_softcap},
       {"final_softcap", c.final_softcap},
       {"tokenizer_vocab", model.tokenizer() ? model.tokenizer()->vocab_size() : 0},
+      {"chat_format", model.tokenizer() ? ChatFormat::for_model_or_plain(c.arch, *model.tokenizer(), c.chat_template).name() : ""},
   };
   // Sliding layers of a model that also has full layers keep their own window
   // cache (window + one forward's 256 tokens) whatever the context.
@@ -138,6 +140,11 @@ Command info_command() {
     if (!f->json.empty()) write_output_text(f->json, model_json(*model).dump(2) + "\n", "--json");
     if (f->json == kStdoutPath) return 0;
     std::string text = model->describe();
+    if (const Tokenizer* tok = model->tokenizer()) {
+      std::string why;
+      const ChatFormat format = ChatFormat::for_model_or_plain(model->config().arch, *tok, model->config().chat_template, &why);
+      text += "chat format:  " + format.name() + " (from " + why + "; `generate --chat`, `serve`)\n";
+    }
     const TaskConfig task = load_task_config_beside(model->path());
     if (task.enabled())
       text += "task:         " + task.task + " over " + std::to_string(task.vocab) +

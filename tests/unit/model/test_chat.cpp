@@ -131,6 +131,67 @@ TEST(ChatFormat, ChosenFromTheArchitectureOrTheTokenizer) {
   }
 }
 
+// A conversation kept in a cache: the first prompt, the reply as generated
+// (closed by its stop id or not), then encode_next of the next turn, reads as
+// the whole conversation's prompt.
+void expect_continuation_reads_as_whole(const ChatFormat& f, bool closed) {
+  const Tokenizer& tok = f.tokenizer();
+  ChatOptions o;
+  o.system = "Be brief.";
+  const std::vector<ChatTurn> first = {{"user", "Hi"}};
+  const std::vector<ChatTurn> next = {{"user", "And you?"}};
+  Ids cache = f.encode(first, o);
+  // plain opens the reply with "Assistant:"; the model writes the space.
+  const Ids reply = tok.encode_ignoring_special(f.name() == "plain" ? " Hello" : "Hello");
+  cache.insert(cache.end(), reply.begin(), reply.end());
+  if (closed && !f.stop_ids().empty()) cache.push_back(f.stop_ids().front());
+  const Ids more = f.encode_next(next, closed && !f.stop_ids().empty(), o);
+  cache.insert(cache.end(), more.begin(), more.end());
+  const std::vector<ChatTurn> whole = {{"user", "Hi"}, {"assistant", "Hello"}, {"user", "And you?"}};
+  EXPECT_EQ(tok.decode(cache, false), f.render(whole, o)) << f.name() << (closed ? " closed" : " open");
+}
+
+TEST(ChatFormat, ContinuationReadsAsTheWholePrompt) {
+  const auto multi = multi_format_tokenizer();
+  const auto gemma_tok = load_tokenizer_json(kDataDir + "gemma_tiny.json");
+  for (bool closed : {true, false}) {
+    expect_continuation_reads_as_whole(ChatFormat::by_name("chatml", *multi), closed);
+    expect_continuation_reads_as_whole(ChatFormat::by_name("llama3", *multi), closed);
+    expect_continuation_reads_as_whole(ChatFormat::by_name("gemma", *gemma_tok), closed);
+    expect_continuation_reads_as_whole(ChatFormat::by_name("plain", *multi), false);
+  }
+  // harmony: the generated reply carries its own channel header and ends with <|return|>.
+  const auto harmony_tok = load_tokenizer_json(kDataDir + "harmony_tiny.json");
+  const ChatFormat h = ChatFormat::by_name("harmony", *harmony_tok);
+  EXPECT_EQ(harmony_tok->decode(h.encode_next(std::vector<ChatTurn>{{"user", "Hi"}}, true), false),
+            "<|start|>user<|message|>Hi<|end|><|start|>assistant");
+  EXPECT_EQ(harmony_tok->decode(h.encode_next(std::vector<ChatTurn>{{"user", "Hi"}}, false), false),
+            "<|end|><|start|>user<|message|>Hi<|end|><|start|>assistant");
+}
+
+TEST(ChatFormat, PlainAndChosenFromTheChatTemplate) {
+  const auto multi = multi_format_tokenizer();
+  const ChatFormat plain = ChatFormat::by_name("plain", *multi);
+  const std::vector<ChatTurn> turns = {{"user", " Hi "}, {"assistant", "Yo"}, {"user", "Ok"}};
+  EXPECT_EQ(plain.render(turns), "User: Hi\nAssistant: Yo\nUser: Ok\nAssistant:");
+  EXPECT_EQ(plain.stop_texts(), std::vector<std::string>{"\nUser:"});
+  EXPECT_EQ(ChatFormat::name_for_template("{% for m in messages %}<|im_start|>{{ m.role }}"), "chatml");
+  EXPECT_EQ(ChatFormat::name_for_template("{{ '<|start_header_id|>' + role }}"), "llama3");
+  EXPECT_EQ(ChatFormat::name_for_template("<start_of_turn>user"), "gemma");
+  EXPECT_EQ(ChatFormat::name_for_template("{{ bos_token }}{{ content }}"), "");
+  // The template wins over the tokenizer's specials (this tokenizer has harmony's too).
+  EXPECT_EQ(ChatFormat::for_model("llama", *multi, "<|im_start|>").name(), "chatml");
+  EXPECT_EQ(ChatFormat::for_model("llama", *multi).name(), "harmony");
+  json bare = read_tokenizer_json("harmony_tiny.json");
+  bare["added_tokens"] = json::array();
+  const auto bare_tok = tokenizer_from_json_string(bare.dump(), "bare.json");
+  std::string why;
+  EXPECT_EQ(ChatFormat::for_model_or_plain("llama", *bare_tok, "", &why).name(), "plain");
+  EXPECT_EQ(why, "no chat template");
+  EXPECT_EQ(ChatFormat::for_model_or_plain("llama", *multi, "<|im_start|>", &why).name(), "chatml");
+  EXPECT_EQ(why, "the chat template");
+}
+
 void expect_error(const std::function<void()>& f, const std::string& what) {
   try {
     f();
