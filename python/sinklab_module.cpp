@@ -9,6 +9,7 @@ using namespace sinklab::python;
 namespace sinklab::python {
 void register_model(py::module_& m);  // model_bindings.cpp
 void register_train(py::module_& m);  // train_bindings.cpp
+void register_vision(py::module_& m);  // vision_bindings.cpp
 }  // namespace sinklab::python
 
 namespace {
@@ -124,4 +125,5 @@ PYBIND11_MODULE(sinklab, m) {
 
   register_model(m);
   register_train(m);
+  register_vision(m);
 }

@@ -137,6 +137,11 @@ std::string inspect_summary(const nlohmann::json& report);
 // the file that could not be written.
 void write_inspect_report(const std::string& dir, const nlohmann::json& report);
 
+// A self-contained HTML page of a vision inspection (vision_inspection_json in
+// sinklab/vision.h, with "image_png": a data: URI of the image the model saw,
+// and optionally "after": a second inspection with a "label").
+std::string vision_inspect_html(const nlohmann::json& report);
+
 // A self-contained HTML page of a training run's probes.json (sinklab train
 // --probe-every): emergence curves of the sink (attention on token 0 from free
 // and rule queries, value drain, massive ratio) per layer over training steps.

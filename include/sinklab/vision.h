@@ -50,13 +50,34 @@ struct VisionConfig {
 // defaults for keys it leaves out. Throws Error naming `source` and the key.
 VisionConfig parse_vision_config(const nlohmann::json& config, const std::string& source);
 
+// RegCache: keys and values of register tokens computed once (on another
+// image) and prefixed to every layer's attention from `first_layer` on. The
+// prefix rows are keys only: they have no query and no residual stream.
+struct VisionKvPrefix {
+  int first_layer = 0;
+  int64_t n = 0;                         // prefix tokens
+  std::vector<std::vector<float>> k, v;  // per layer [n, dim] (empty below first_layer)
+};
+
+// Tokens removed from the residual stream before block `layer` runs: the
+// listed indices (original token numbers) and, when norm_threshold > 0, every
+// token whose residual norm exceeds it there. CLS is never removed.
+struct VisionTokenDeletion {
+  int layer = -1;  // -1: none
+  std::vector<int> tokens;
+  double norm_threshold = 0;
+};
+
 struct VisionForwardOptions {
   const Taps* taps = nullptr;      // read or overwrite intermediate tensors
   int test_time_registers = 0;     // zero tokens appended after the patches (no position embedding)
+  const VisionKvPrefix* prefix = nullptr;
+  VisionTokenDeletion deletion;
 };
 
 struct VisionOutput {
   int64_t tokens = 0, dim = 0;
+  std::vector<int32_t> token_ids;  // original index of each output row (rows deleted on the way are gone)
   int grid_h = 0, grid_w = 0;      // patch grid of this image
   int n_prefix = 0;                // CLS + learned registers before the patches
   // As Hugging Face's last_hidden_state: after the final LayerNorm for vit,
@@ -123,8 +144,11 @@ ImagePreprocess load_preprocess(const std::string& model_path, const VisionConfi
 struct PreprocessedImage {
   int height = 0, width = 0;
   std::vector<float> pixels;  // [3, height, width]
+  Image shown;                // the 8-bit image after resize and crop (what the pixels encode)
 };
 PreprocessedImage preprocess_image(const Image& image, const ImagePreprocess& p);
+// PNG bytes of an image (stb_image_write), for reports.
+std::vector<uint8_t> encode_png(const Image& image);
 
 struct VisionWeights;  // src/vision/weights.h
 
@@ -135,6 +159,7 @@ class VisionModel {
   ~VisionModel();
 
   const VisionConfig& config() const { return config_; }
+  const VisionWeights& weights() const { return *weights_; }
   const std::string& path() const { return path_; }
   int64_t n_params() const;
 
@@ -151,5 +176,83 @@ class VisionModel {
   std::unique_ptr<VisionWeights> weights_;
   std::string path_;
 };
+
+// -------------------------------------------------------------- inspection ----
+// Per-layer token norms, high-norm tokens and the CLS token's attention over
+// the patches, measured through the taps of one forward.
+//
+// High-norm tokens (Darcet et al., "Vision Transformers Need Registers"): at
+// each layer, a token whose block output norm ||blk.L.resid_out|| exceeds the
+// threshold: `norm_threshold` when given, else `norm_factor` times the median
+// norm of that layer's patch tokens.
+struct VisionInspectOptions {
+  double norm_threshold = 0;  // > 0: absolute threshold for every layer
+  double norm_factor = 3.0;   // else: this multiple of the layer's median patch norm
+  VisionForwardOptions forward;  // taps (installed before the probe's own) and test-time registers
+};
+
+struct VisionInspection {
+  int n_layers = 0, n_heads = 0, grid_h = 0, grid_w = 0, n_prefix = 0, n_extra = 0;
+  int64_t tokens = 0;
+  std::vector<float> norms;             // [n_layers, tokens]
+  std::vector<float> median, threshold;  // [n_layers]: median patch norm, threshold used
+  std::vector<std::vector<int>> high_norm;  // per layer: token indices above the threshold
+  // Head-mean attention of the CLS token (query 0) on each patch [n_layers, patches]
+  // and on the other tokens (CLS, registers, test-time registers) [n_layers, prefix + extra];
+  // empty for models without CLS (SigLIP).
+  std::vector<float> cls_to_patches, cls_to_others;
+  std::vector<float> pooled;
+};
+
+VisionInspection inspect_vision(const VisionModel& model, const float* pixels, int height, int width,
+                                const VisionInspectOptions& opts = {});
+// The inspection as JSON ("format": "sinklab-vision-inspect"), with the model's
+// config and `source` (the image file) named.
+nlohmann::json vision_inspection_json(const VisionModel& model, const VisionInspection& r, const std::string& source);
+
+// ---------------------------------------------------------------- registers ----
+// Register neurons and test-time registers (Jiang et al., "Vision Transformers
+// Don't Need Trained Registers"; REFERENCES section 5). At the detection
+// layer, outlier tokens are those whose ||blk.D.resid_out|| exceeds the
+// threshold (absolute when > 0, else norm_factor times the median patch norm,
+// as in inspect_vision); each MLP neuron of the layers 0..highest_layer is
+// scored by the mean |blk.L.ffn_act| over the outlier tokens of all images;
+// the top_k highest are the register neurons.
+struct RegisterNeuron {
+  int layer = 0, neuron = 0;
+  double score = 0;  // mean |activation| over the outlier tokens
+};
+
+struct RegisterNeuronOptions {
+  int detection_layer = -1;      // -1: the last layer
+  double outlier_threshold = 0;  // > 0: absolute norm threshold
+  double norm_factor = 3.0;      // else this multiple of the median patch norm
+  int highest_layer = -1;        // -1: detection_layer
+  int top_k = 10;
+};
+
+struct RegisterNeuronResult {
+  std::vector<RegisterNeuron> neurons;  // highest score first
+  int images = 0;
+  int64_t outlier_tokens = 0;           // over all images
+  std::vector<double> outlier_thresholds;  // per image, at the detection layer
+};
+
+// An image for the finder: pixels [channels, height, width].
+struct PixelImage {
+  const float* pixels = nullptr;
+  int height = 0, width = 0;
+};
+
+RegisterNeuronResult find_register_neurons(const VisionModel& model, const std::vector<PixelImage>& images,
+                                           const RegisterNeuronOptions& opts = {});
+
+// Adds to `taps` the test-time register edit of `neurons` for a forward run
+// with `n_registers` test-time registers (the last rows): in blk.L.ffn_act of
+// each chosen (layer, neuron), every register row gets the maximum of that
+// neuron over all tokens, every other row is set to zero except CLS (row 0 when
+// the model has one), which is left as it is. Returns the tap ids.
+std::vector<int> add_test_time_register_taps(Taps& taps, const VisionConfig& config,
+                                             const std::vector<RegisterNeuron>& neurons, int n_registers = 1);
 
 }  // namespace sinklab

@@ -36,13 +36,14 @@ struct Pass {
   const VisionConfig& c;
   const VisionWeights& w;
   const Taps* taps;
+  const VisionKvPrefix* prefix;
   int64_t T;                      // tokens
   std::vector<int32_t> token_ids;  // 0..T-1, the rows' positions for taps
   std::vector<float> x;           // residual [T, dim]
 
   void tap(const std::string& name, float* data, int64_t rows, int64_t cols, int layer) const {
     if (!taps || taps->empty()) return;
-    taps->fire(TapEvent{name, data, rows, cols, layer, std::span<const int32_t>(token_ids.data(), size_t(rows)), {}});
+    taps->fire(TapEvent{name, data, rows, cols, layer, std::span<const int32_t>(token_ids.data(), size_t(std::min<int64_t>(rows, int64_t(token_ids.size())))), {}});
   }
   bool wants(const std::string& name) const { return taps && !taps->empty() && taps->wants(name); }
 };
@@ -108,6 +109,28 @@ void add_into(std::vector<float>& x, const std::vector<float>& a) {
   for (size_t i = 0; i < x.size(); ++i) x[i] += a[i];
 }
 
+// Removes the rows of `del` (by original token number) and, above the norm
+// threshold, the high-norm rows from the stream; CLS stays.
+void delete_tokens(Pass& p, const VisionTokenDeletion& del) {
+  const int64_t D = p.c.dim;
+  std::vector<float> x;
+  std::vector<int32_t> ids;
+  for (int64_t t = 0; t < p.T; ++t) {
+    const int32_t id = p.token_ids[size_t(t)];
+    const float* row = p.x.data() + t * D;
+    double norm = 0;
+    for (int64_t j = 0; j < D; ++j) norm += double(row[j]) * row[j];
+    const bool listed = std::find(del.tokens.begin(), del.tokens.end(), id) != del.tokens.end();
+    const bool high = del.norm_threshold > 0 && std::sqrt(norm) > del.norm_threshold;
+    if ((listed || high) && !(p.c.cls_token && id == 0)) continue;
+    x.insert(x.end(), row, row + D);
+    ids.push_back(id);
+  }
+  p.x = std::move(x);
+  p.token_ids = std::move(ids);
+  p.T = int64_t(p.token_ids.size());
+}
+
 void attention_block(Pass& p, int l) {
   const VisionConfig& c = p.c;
   const VisionLayer& L = p.w.layers[size_t(l)];
@@ -121,12 +144,19 @@ void attention_block(Pass& p, int l) {
   linear(L.v, h.data(), T, v.data());
   p.tap(blk(l, "q"), q.data(), T, D, l);
   p.tap(blk(l, "k"), k.data(), T, D, l);
-  p.tap(blk(l, "v"), v.data(), T, D, l);
+  p.tap(blk(l, "v"), v.data(), T, D, l);  // the prefix (when any) is added after the taps
   const std::string probs_name = blk(l, "attn_probs");
   std::vector<float> probs;
   const bool want_probs = p.wants(probs_name);
-  attend(c.n_heads, T, T, D, q.data(), k.data(), v.data(), ctx.data(), want_probs ? &probs : nullptr);
-  if (want_probs) p.tap(probs_name, probs.data(), c.n_heads * T, T, l);
+  // A RegCache prefix: its keys and values come first.
+  const bool prefixed = p.prefix && l >= p.prefix->first_layer && p.prefix->n > 0;
+  const int64_t P = prefixed ? p.prefix->n : 0;
+  if (prefixed) {
+    k.insert(k.begin(), p.prefix->k[size_t(l)].begin(), p.prefix->k[size_t(l)].end());
+    v.insert(v.begin(), p.prefix->v[size_t(l)].begin(), p.prefix->v[size_t(l)].end());
+  }
+  attend(c.n_heads, T, T + P, D, q.data(), k.data(), v.data(), ctx.data(), want_probs ? &probs : nullptr);
+  if (want_probs) p.tap(probs_name, probs.data(), c.n_heads * T, T + P, l);
   p.tap(blk(l, "attn_ctx"), ctx.data(), T, D, l);
   linear(L.o, ctx.data(), T, a.data());
   scale_rows(a, L.ls1, T);
@@ -205,6 +235,16 @@ void pool(const Pass& p, const std::vector<float>& normed, VisionOutput& out) {
   }
 }
 
+void check_prefix(const VisionConfig& c, const VisionKvPrefix* prefix) {
+  if (!prefix) return;
+  check(prefix->first_layer >= 0 && prefix->first_layer < c.n_layers && prefix->n >= 0 &&
+            prefix->k.size() == size_t(c.n_layers) && prefix->v.size() == size_t(c.n_layers),
+        "vision forward: the KV prefix should have one K and V entry per layer and a first layer in range");
+  for (int l = prefix->first_layer; l < c.n_layers; ++l)
+    check(prefix->k[size_t(l)].size() == size_t(prefix->n * c.dim) && prefix->v[size_t(l)].size() == size_t(prefix->n * c.dim),
+          "vision forward: KV prefix layer " + std::to_string(l) + " should hold n x dim keys and values");
+}
+
 }  // namespace
 
 VisionOutput VisionModel::forward(const float* pixels, int height, int width, const VisionForwardOptions& opts) const {
@@ -218,16 +258,19 @@ VisionOutput VisionModel::forward(const float* pixels, int height, int width, co
         "vision forward: test_time_registers should be in 0..1024");
   const int gh = height / c.patch_size, gw = width / c.patch_size;
   check(int64_t(gh) * gw <= (1 << 20), path_ + ": the image has more than 2^20 patches");
-  Pass p{c, *weights_, opts.taps, int64_t(c.n_prefix()) + int64_t(gh) * gw + opts.test_time_registers, {}, {}};
+  check_prefix(c, opts.prefix);
+  Pass p{c, *weights_, opts.taps, opts.prefix, int64_t(c.n_prefix()) + int64_t(gh) * gw + opts.test_time_registers, {}, {}};
   p.token_ids.resize(size_t(p.T));
   std::iota(p.token_ids.begin(), p.token_ids.end(), 0);
   p.x.assign(size_t(p.T * c.dim), 0.f);
   embed(p, pixels, height, width, gh, gw);
   for (int l = 0; l < c.n_layers; ++l) {
+    if (l == opts.deletion.layer) delete_tokens(p, opts.deletion);
     attention_block(p, l);
     ffn_block(p, l);
   }
   VisionOutput out;
+  out.token_ids = p.token_ids;
   out.tokens = p.T, out.dim = c.dim, out.grid_h = gh, out.grid_w = gw, out.n_prefix = c.n_prefix();
   std::vector<float> normed(p.x.size());
   layernorm(weights_->final, p.x.data(), p.T, c.dim, c.norm_eps, normed.data());

@@ -3,6 +3,7 @@
 // JPEG truncation (stb pads a cut-off entropy stream with zeros and reports
 // success, so a JPEG must end its last scan with an EOI marker).
 #include <stb_image.h>
+#include <stb_image_write.h>
 
 #include <cstring>
 #include <filesystem>
@@ -73,6 +74,19 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& name) {
   img.width = w, img.height = h;
   img.rgb.assign(pixels.get(), pixels.get() + size_t(w) * size_t(h) * 3);
   return img;
+}
+
+std::vector<uint8_t> encode_png(const Image& image) {
+  check(image.width > 0 && image.height > 0 && image.rgb.size() == size_t(image.width) * size_t(image.height) * 3,
+        "encode_png: the image is empty or inconsistent");
+  std::vector<uint8_t> out;
+  auto sink = [](void* ctx, void* data, int n) {
+    auto* o = static_cast<std::vector<uint8_t>*>(ctx);
+    o->insert(o->end(), static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + n);
+  };
+  check(stbi_write_png_to_func(sink, &out, image.width, image.height, 3, image.rgb.data(), image.width * 3) != 0,
+        "encode_png: stb could not encode the image");
+  return out;
 }
 
 Image load_image(const std::string& path) {

@@ -201,6 +201,7 @@ PreprocessedImage preprocess_image(const Image& image, const ImagePreprocess& p)
   if (p.center_crop) img = center_crop(img, p.crop_height, p.crop_width);
   PreprocessedImage out;
   out.height = img.height, out.width = img.width;
+  out.shown = img;
   const size_t plane = size_t(img.height) * size_t(img.width);
   out.pixels.resize(plane * 3);
   for (size_t i = 0; i < plane; ++i)

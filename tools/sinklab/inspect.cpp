@@ -17,6 +17,7 @@
 #include "bench_harness.h"
 #include "commands.h"
 #include "input_files.h"
+#include "inspect_image.h"
 #include "output_guard.h"
 #include "model_args.h"
 #include "sinklab/json_text.h"
@@ -41,6 +42,7 @@ struct InspectFlags {
   std::string run;  // a training run's folder with probes.json (default: the model's folder)
   bool out_given = false;
   OutputGuard guard;
+  ImageInspectArgs image;  // --image: the vision path (inspect_image.cpp)
 };
 
 // Whether `path` is a report.json that `sinklab inspect` wrote.
@@ -82,6 +84,10 @@ std::string emergence_summary(const SinkEmergence& e) {
 constexpr size_t kLongInspectTokens = 1024;
 
 int run_inspect_command(InspectFlags& f) {
+  if (!f.image.image.empty()) {
+    check(f.text_file.empty(), "--image and -f/--file are exclusive (a vision model reads an image, a language model a text)");
+    return run_image_inspect(f.image, {f.model.model_path, f.out, f.out_given, f.json, f.threads, &f.guard});
+  }
   if (!f.text_file.empty()) check_input_path(f.text_file, "-f/--file: text file");
   const std::shared_ptr<const Model> model = load_model(f.model);
   const TaskConfig task = load_task_config_beside(model->path());
@@ -202,6 +208,7 @@ Command inspect_command() {
         ->check(CLI::Range(1, 1024));
     sub->add_flag("--no-bos", f->no_bos, "Do not prepend the BOS token");
     add_ablate_flag(*sub, f->ablate);
+    add_image_inspect_flags(*sub, f->image);
     sub->add_option("--run", f->run,
                     "Training run folder whose probes.json (sinklab train --probe-every) is drawn as emergence "
                     "curves in OUT/emergence.html and linked from the report (default: the model's folder, when it "

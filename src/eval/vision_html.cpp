@@ -1,0 +1,118 @@
+// The self-contained HTML page of a vision inspection: the image the model saw
+// (embedded PNG) under each layer's CLS -> patch attention, the per-layer
+// norm maps with the high-norm tokens outlined, and a table of the layers.
+// A second run (e.g. with test-time registers) is drawn beside the first.
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "html_page.h"
+#include "sinklab/report.h"
+
+namespace sinklab {
+
+namespace {
+
+const char* const kHeadRest = R"HTML(.row { display: flex; flex-wrap: wrap; gap: 14px; }
+figure { margin: 0; font-size: 12px; text-align: center; width: 168px; }
+figure svg { display: block; }
+code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; }
+</style>
+</head>
+<body>
+<main>
+<header class="card"><h1>sinklab inspect: vision</h1><div id="title-body"></div></header>
+<section id="sec-attention"><h2>CLS &rarr; patch attention over the image (head mean, per layer)</h2><div class="body"></div></section>
+<section id="sec-norms"><h2>Token norms ||blk.L.resid_out|| (patch grid; high-norm tokens outlined)</h2><div class="body"></div></section>
+<section id="sec-table"><h2>Layers</h2><div class="body"></div></section>
+</main>
+<script type="application/json" id="vision-data">)HTML";
+
+const char* const kScript = R"HTML(const R = JSON.parse(document.getElementById("vision-data").textContent);
+const RUNS = [R].concat(R.after ? [R.after] : []);
+const SIZE = 168;
+const num = (v, d = 2) => Number.isFinite(v) ? v.toFixed(d) : String(v);
+function tokenName(run, t) {
+  const P = run.grid[0] * run.grid[1], pre = run.n_prefix, cls = R.model.cls_token ? 1 : 0;
+  if (t < cls) return "cls";
+  if (t < pre) return "reg" + (t - cls);
+  if (t < pre + P) { const p = t - pre; return `(${Math.floor(p / run.grid[1])},${p % run.grid[1]})`; }
+  return "ttr" + (t - pre - P);
+}
+// Attention: the image darkened where the value is low (value / hi). Norms: a
+// colour scale from the lowest (lo, blue) to the highest (hi, red) value.
+function grid(parent, run, values, lo, hi, withImage, outlined, caption) {
+  const [gh, gw] = run.grid, cw = SIZE / gw, ch = cw;
+  const fig = h("figure", {}, parent);
+  const svg = s("svg", {width: SIZE, height: ch * gh, viewBox: `0 0 ${SIZE} ${ch * gh}`}, fig);
+  if (withImage) s("image", {href: R.image_png, x: 0, y: 0, width: SIZE, height: ch * gh, preserveAspectRatio: "none"}, svg);
+  for (let p = 0; p < gh * gw; p++) {
+    const v = hi > lo ? Math.min(1, Math.max(0, (values[p] - lo) / (hi - lo))) : 0;
+    const r = s("rect", {x: (p % gw) * cw, y: Math.floor(p / gw) * ch, width: cw, height: ch,
+      fill: withImage ? "#000" : `rgb(${Math.round(255 * v)},${Math.round(80 * v)},${Math.round(255 * (1 - v))})`,
+      "fill-opacity": withImage ? (0.85 * (1 - v)).toFixed(3) : 1}, svg);
+    r.appendChild(document.createElementNS(NS, "title")).textContent = `${tokenName(run, run.n_prefix + p)}: ${num(values[p], 4)}`;
+    if (outlined.has(run.n_prefix + p)) s("rect", {x: (p % gw) * cw + 1, y: Math.floor(p / gw) * ch + 1, width: cw - 2, height: ch - 2, fill: "none", stroke: "#00e0ff", "stroke-width": 2}, svg);
+  }
+  h("figcaption", {}, fig, caption);
+}
+function renderTitle(body) {
+  const m = R.model;
+  h("p", {}, body, `model ${m.path} (${m.arch}, ${m.model_type}): ${m.layers} layers, ${m.heads} heads, dim ${m.dim}, patch ${m.patch_size}, ${m.registers} learned registers`);
+  h("p", {}, body, `image ${R.image}: ${R.grid[0]} x ${R.grid[1]} patches, ${R.tokens} tokens`);
+  h("p", {class: "note"}, body, R.threshold_rule);
+  if (R.after) h("p", {class: "note"}, body, `Second run: ${R.after.label}.`);
+}
+function renderAttention(body) {
+  if (!R.layers[0].cls_to_patches) { h("p", {class: "note"}, body, "This model has no CLS token (SigLIP pools with an attention head)."); return; }
+  for (const run of RUNS) {
+    h("h3", {}, body, run.label || "this image");
+    const row = h("div", {class: "row"}, body);
+    run.layers.forEach((L) => {
+      const hi = Math.max(...L.cls_to_patches);
+      const others = L.cls_to_others.reduce((a, b) => a + b, 0);
+      grid(row, run, L.cls_to_patches, 0, hi, true, new Set(), `layer ${L.layer}: max ${num(hi, 3)}, on non-patch tokens ${num(others, 3)}`);
+    });
+  }
+}
+function renderNorms(body) {
+  for (const run of RUNS) {
+    h("h3", {}, body, run.label || "this image");
+    const row = h("div", {class: "row"}, body);
+    run.layers.forEach((L) => {
+      const P = run.grid[0] * run.grid[1];
+      const patch = L.norms.slice(run.n_prefix, run.n_prefix + P);
+      const rest = L.norms.map((v, t) => [t, v]).filter(([t]) => t < run.n_prefix || t >= run.n_prefix + P);
+      const extra = rest.map(([t, v]) => `${tokenName(run, t)} ${num(v, 1)}`).join(", ");
+      grid(row, run, patch, Math.min(...L.norms), Math.max(...L.norms), false, new Set(L.high_norm_tokens), `layer ${L.layer}: median ${num(L.median_patch_norm, 1)}, max ${num(L.max_norm, 1)}` + (extra ? `; ${extra}` : ""));
+    });
+  }
+}
+function renderTable(body) {
+  for (const run of RUNS) {
+    h("h3", {}, body, run.label || "this image");
+    const t = h("table", {}, body);
+    const hr = h("tr", {}, t);
+    for (const x of ["layer", "median patch norm", "threshold", "max norm", "high-norm tokens"]) h("th", {class: x === "high-norm tokens" ? "l" : ""}, hr, x);
+    for (const L of run.layers) {
+      const tr = h("tr", {}, t);
+      for (const v of [L.layer, num(L.median_patch_norm), num(L.threshold), num(L.max_norm)]) h("td", {}, tr, String(v));
+      h("td", {class: "l"}, tr, L.high_norm_tokens.map((x) => tokenName(run, x)).join(" ") || "none");
+    }
+  }
+}
+const SECTIONS = [["title-body", renderTitle], ["sec-attention", renderAttention], ["sec-norms", renderNorms], ["sec-table", renderTable]];
+const complete = renderSections(SECTIONS, (id, root) => root.querySelector(".body") || root);
+document.title = `sinklab inspect: ${R.model.arch} on ${R.image}` + (complete ? "" : " (errors)");
+</script>
+</body>
+</html>
+)HTML";
+
+}  // namespace
+
+std::string vision_inspect_html(const nlohmann::json& report) {
+  return html::assemble_page("sinklab inspect: vision", kHeadRest, report, {kScript});
+}
+
+}  // namespace sinklab

@@ -1,0 +1,76 @@
+"""`sinklab inspect --image` on tiny random vision models (written by
+tests/reference/make_tiny_vision_models.py, which needs python3-torch) and a
+test image (tests/reference/make_vision_preprocess.py): the report, the
+test-time register run, and one clear error line for bad input."""
+import json
+import subprocess
+
+import pytest
+
+from cli_util import SOURCE, assert_one_clear_error, run
+
+SCRIPTS = SOURCE / "tests" / "reference"
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    base = tmp_path_factory.mktemp("vision")
+    r = subprocess.run(["/usr/bin/python3", SCRIPTS / "make_tiny_vision_models.py", base / "models"],
+                       capture_output=True, text=True)
+    if r.returncode == 77:
+        pytest.skip("python3-torch is missing: the tiny vision models are not written")
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(["/usr/bin/python3", SCRIPTS / "make_vision_preprocess.py", base / "images"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return base
+
+
+def test_inspect_image_writes_the_report(assets, tmp_path):
+    model = assets / "models" / "dinov2_registers"
+    r = run("inspect", "-m", model, "--image", assets / "images" / "wide.png", "--out", tmp_path / "rep")
+    assert r.returncode == 0, r.stderr
+    assert "median patch norm" in r.stdout and "4 registers" in r.stdout, r.stdout
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert rep["format"] == "sinklab-vision-inspect"
+    assert rep["grid"] == [4, 4] and rep["tokens"] == 1 + 4 + 16
+    assert len(rep["layers"]) == 3
+    for layer in rep["layers"]:
+        assert len(layer["norms"]) == 21 and len(layer["cls_to_patches"]) == 16
+        total = sum(layer["cls_to_patches"]) + sum(layer["cls_to_others"])
+        assert abs(total - 1) < 1e-4
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "sinklab inspect: vision" in page and "data:image/png;base64," in page
+
+
+def test_test_time_register_run(assets, tmp_path):
+    model = assets / "models" / "vit"
+    out = tmp_path / "rep"
+    r = run("inspect", "-m", model, "--image", assets / "images" / "tall.png", "--out", out,
+            "--register-neurons", "0:3,1:5")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((out / "report.json").read_text())
+    assert [(n["layer"], n["neuron"]) for n in rep["register_neurons"]["neurons"]] == [(0, 3), (1, 5)]
+    assert rep["after"]["tokens"] == rep["tokens"] + 1 and rep["after"]["test_time_registers"] == 1
+    r = run("inspect", "-m", model, "--image", assets / "images" / "tall.png", "--out", out, "--force",
+            "--test-time-register", "--detection-layer", 1, "--outlier-threshold", 1e-3, "--top-k", 3)
+    assert r.returncode == 0, r.stderr
+    found = json.loads((out / "report.json").read_text())["register_neurons"]
+    assert len(found["neurons"]) == 3 and found["outlier_tokens"] == rep["tokens"]
+    assert "register neurons (3):" in r.stdout
+
+
+def test_bad_input_gives_one_clear_error(assets, tmp_path):
+    model = assets / "models" / "vit"
+    png = (assets / "images" / "wide.png").read_bytes()
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(png[: len(png) // 2])
+    assert_one_clear_error(run("inspect", "-m", model, "--image", cut, "--out", tmp_path / "a"), str(cut))
+    assert_one_clear_error(run("inspect", "-m", model, "--image", tmp_path / "none.png", "--out", tmp_path / "b"),
+                           "none.png")
+    assert_one_clear_error(run("inspect", "-m", model, "--image", assets / "images" / "wide.png", "--out",
+                               tmp_path / "c", "--register-neurons", "3-4"), "--register-neurons")
+    assert_one_clear_error(run("inspect", "-m", model, "--image", assets / "images" / "wide.png", "--out",
+                               tmp_path / "d", "--register-neurons", "7:1"), "out of range")
+    assert_one_clear_error(run("inspect", "-m", model, "--image", assets / "images" / "wide.png", "-f",
+                               assets / "images" / "vit.json", "--out", tmp_path / "e"), "exclusive")
