@@ -150,7 +150,7 @@ void Server::Impl::routes() {
   http.new_task_queue = [threads] { return new httplib::ThreadPool(std::max<size_t>(threads, 8)); };
 
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (options.api_key.empty() || req.path == "/" || req.path == "/health")
+    if (options.api_key.empty() || req.path == "/" || req.path == "/health" || req.path == "/favicon.ico")
       return httplib::Server::HandlerResponse::Unhandled;
     const std::string auth = req.get_header_value("Authorization");
     if (auth.rfind("Bearer ", 0) == 0 && same_secret(auth.substr(7), options.api_key))
@@ -190,6 +190,7 @@ void Server::Impl::routes() {
   http.Get("/", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(chat_page_html(), "text/html; charset=utf-8");
   });
+  http.Get("/favicon.ico", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
   http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(metrics_text(metrics, *pool, *store, options), "text/plain; version=0.0.4");
   });

@@ -1,6 +1,7 @@
-"""`sinklab serve` against a client nobody here wrote: the official `openai` npm
-package (tests/serve_client, pinned by its package-lock.json), installed from the
-npm registry into the build folder on first use."""
+"""`sinklab serve` against clients nobody here wrote: the official `openai` npm
+package, and the chat page in Debian's chromium driven by playwright-core
+(tests/serve_client, pinned by its package-lock.json, installed from the npm
+registry into the build folder on first use)."""
 import os
 import pathlib
 import shutil
@@ -22,9 +23,9 @@ def client_folder():
         pytest.skip("node/npm not installed (scripts/setup.sh installs them)")
     folder = pathlib.Path(cli_util.binary()).resolve().parents[1] / "serve-client"
     folder.mkdir(exist_ok=True)
-    for name in ("package.json", "package-lock.json", "openai_sdk_check.mjs"):
+    for name in ("package.json", "package-lock.json", "openai_sdk_check.mjs", "chat_page_check.mjs"):
         shutil.copyfile(CLIENT / name, folder / name)
-    if not (folder / "node_modules" / "openai" / "package.json").exists():
+    if not all((folder / "node_modules" / pkg / "package.json").exists() for pkg in ("openai", "playwright-core")):
         r = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=folder,
                            capture_output=True, text=True, timeout=600)
         if r.returncode != 0:
@@ -43,3 +44,18 @@ def test_openai_sdk_against_serve():
         print(r.stdout)
         assert r.returncode == 0, r.stdout + r.stderr
         assert r.stdout.count("ok   ") == 7
+
+
+CHROMIUM = os.environ.get("SINKLAB_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason=f"chromium is not installed at {CHROMIUM}")
+def test_chat_page_streams_and_shows_the_cache(tmp_path):
+    folder = client_folder()
+    with Server("--parallel", "1") as s:
+        shot = tmp_path / "page.png"
+        r = subprocess.run(["node", "chat_page_check.mjs", s.url, str(shot)], cwd=folder,
+                           capture_output=True, text=True, timeout=240)
+        print(r.stdout)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert shot.stat().st_size > 10000
