@@ -255,4 +255,55 @@ RegisterNeuronResult find_register_neurons(const VisionModel& model, const std::
 std::vector<int> add_test_time_register_taps(Taps& taps, const VisionConfig& config,
                                              const std::vector<RegisterNeuron>& neurons, int n_registers = 1);
 
+// ------------------------------------------------------ RegCache, fake quant ----
+// Simulated quantization: symmetric round-to-nearest with an absmax scale,
+// values in [-(2^(b-1) - 1), 2^(b-1) - 1] times the scale.
+// Activations: one scale per tensor or per token (row), applied by taps to the
+// inputs of every block's linear layers (blk.L.attn_norm, attn_ctx, ffn_norm,
+// ffn_act). Weights: one scale per output channel, the blocks' q, k, v, o,
+// fc1, fc2 (patch embedding, norms and heads stay float32).
+void fake_quantize(float* x, int64_t rows, int64_t cols, int bits, bool per_token);
+std::vector<int> add_activation_fake_quant_taps(Taps& taps, int bits, bool per_token);
+std::shared_ptr<const VisionModel> quantize_vision_weights(const VisionModel& model, int bits);
+
+// RegCache (REFERENCES section 5): the keys and values, at layers first_layer..,
+// of `n_tokens` register tokens taken from a meaning-free calibration image
+// (`pixels`; all zeros = the mean colour when null): the non-CLS tokens with
+// the highest ||blk.(first_layer-1).resid_out|| (the embedding norm when
+// first_layer is 0). `token_ids` receives the chosen tokens.
+VisionKvPrefix build_regcache_prefix(const VisionModel& model, int height, int width, int first_layer, int n_tokens,
+                                     const float* pixels = nullptr, std::vector<int>* token_ids = nullptr);
+
+// The quantization error table: for each setting (weight bits, activation
+// bits, per token or per tensor) the relative error of the pooled embedding
+// and of each layer's blk.L.resid_out, against the float32 run of the same
+// configuration, without and with a RegCache prefix (plus deletion of the
+// input's tokens whose norm exceeds `delete_threshold` before first_layer).
+struct QuantSetting {
+  int weight_bits = 8, act_bits = 8;
+  bool per_token = false;
+  std::string name() const;  // "W8A8 per-tensor"
+};
+struct QuantErrors {
+  QuantSetting setting;
+  bool regcache = false;
+  double pooled_error = 0;
+  std::vector<double> layer_errors;  // [n_layers]
+};
+struct RegCacheOptions {
+  int first_layer = -1;         // -1: n_layers / 2
+  int n_tokens = 4;
+  double delete_threshold = 0;  // 0: no deletion
+};
+struct QuantReport {
+  RegCacheOptions regcache;
+  std::vector<int> prefix_tokens;     // calibration tokens whose K/V form the prefix
+  std::vector<int> deleted_tokens;    // input tokens removed before first_layer (float32 run)
+  double regcache_pooled_change = 0;  // float32 with RegCache vs without: relative change of the embedding
+  std::vector<QuantErrors> rows;
+};
+QuantReport vision_quant_report(const VisionModel& model, const float* pixels, int height, int width,
+                                const std::vector<QuantSetting>& settings, const RegCacheOptions& regcache);
+nlohmann::json quant_report_json(const QuantReport& r);
+
 }  // namespace sinklab

@@ -25,6 +25,7 @@ code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; }
 <section id="sec-attention"><h2>CLS &rarr; patch attention over the image (head mean, per layer)</h2><div class="body"></div></section>
 <section id="sec-norms"><h2>Token norms ||blk.L.resid_out|| (patch grid; high-norm tokens outlined)</h2><div class="body"></div></section>
 <section id="sec-table"><h2>Layers</h2><div class="body"></div></section>
+<section id="sec-quant"><h2>Simulated quantization, without and with RegCache</h2><div class="body"></div></section>
 </main>
 <script type="application/json" id="vision-data">)HTML";
 
@@ -101,7 +102,24 @@ function renderTable(body) {
     }
   }
 }
-const SECTIONS = [["title-body", renderTitle], ["sec-attention", renderAttention], ["sec-norms", renderNorms], ["sec-table", renderTable]];
+function renderQuant(body) {
+  const Q = R.quant;
+  if (!Q) { h("p", {class: "note"}, body, "Not measured (sinklab inspect --image ... --quant)."); return; }
+  const rc = Q.regcache;
+  h("p", {}, body, `RegCache: keys and values of ${rc.prefix_tokens.length} register tokens of a blank image prefixed from layer ${rc.first_layer}; ${rc.deleted_tokens.length} input tokens above norm ${num(rc.delete_threshold)} deleted before it. The prefix changes the float32 embedding by ${num(rc.pooled_change_float32, 4)} (relative).`);
+  h("p", {class: "note"}, body, "Errors are relative (||quantized - float32|| / ||float32||) against the float32 run of the same configuration.");
+  const t = h("table", {}, body);
+  const hr = h("tr", {}, t);
+  const L = Q.rows[0].layer_errors.length;
+  for (const x of ["setting", "RegCache", "embedding"].concat([...Array(L).keys()].map((l) => "layer " + l))) h("th", {class: x === "setting" ? "l" : ""}, hr, x);
+  for (const row of Q.rows) {
+    const tr = h("tr", {}, t);
+    h("td", {class: "l"}, tr, row.setting);
+    h("td", {}, tr, row.regcache ? "yes" : "no");
+    for (const v of [row.pooled_error].concat(row.layer_errors)) h("td", {}, tr, num(v, 4));
+  }
+}
+const SECTIONS = [["title-body", renderTitle], ["sec-attention", renderAttention], ["sec-norms", renderNorms], ["sec-table", renderTable], ["sec-quant", renderQuant]];
 const complete = renderSections(SECTIONS, (id, root) => root.querySelector(".body") || root);
 document.title = `sinklab inspect: ${R.model.arch} on ${R.image}` + (complete ? "" : " (errors)");
 </script>

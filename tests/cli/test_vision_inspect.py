@@ -74,3 +74,19 @@ def test_bad_input_gives_one_clear_error(assets, tmp_path):
                                tmp_path / "d", "--register-neurons", "7:1"), "out of range")
     assert_one_clear_error(run("inspect", "-m", model, "--image", assets / "images" / "wide.png", "-f",
                                assets / "images" / "vit.json", "--out", tmp_path / "e"), "exclusive")
+
+
+def test_quantization_table(assets, tmp_path):
+    model = assets / "models" / "dinov2_registers"
+    r = run("inspect", "-m", model, "--image", assets / "images" / "wide.png", "--out", tmp_path / "rep", "--quant",
+            "--regcache-layer", 1, "--regcache-tokens", 2)
+    assert r.returncode == 0, r.stderr
+    q = json.loads((tmp_path / "rep" / "report.json").read_text())["quant"]
+    assert [row["setting"] for row in q["rows"]][::2] == ["W8A8 per-tensor", "W8A8 per-token", "W4A8 per-tensor",
+                                                          "W4A8 per-token"]
+    assert [row["regcache"] for row in q["rows"]] == [False, True] * 4
+    assert q["regcache"]["first_layer"] == 1 and len(q["regcache"]["prefix_tokens"]) == 2
+    assert all(0 < row["pooled_error"] < 1 and len(row["layer_errors"]) == 3 for row in q["rows"])
+    assert "W4A8 per-token" in r.stdout
+    assert_one_clear_error(run("inspect", "-m", model, "--image", assets / "images" / "wide.png", "--out",
+                               tmp_path / "b", "--quant", "--regcache-layer", 7), "--regcache-layer")

@@ -119,6 +119,17 @@ void add_image_inspect_flags(CLI::App& sub, ImageInspectArgs& a) {
                  "Register-neuron finder: outlier tokens have a norm above this at the detection layer (default: "
                  "--norm-factor times the median patch norm)")
       ->check(CLI::Range(0.0, 1e30));
+  sub.add_flag("--quant", a.quant,
+               "--image: simulated activation quantization (W8A8 and W4A8, per tensor and per token) without and "
+               "with a RegCache prefix: the error of the pooled embedding and of each layer's output");
+  sub.add_option("--regcache-layer", a.regcache_layer,
+                 "--quant: first layer that sees the RegCache prefix; the tokens that are high-norm before it are "
+                 "deleted (default: the layer after the first one with high-norm tokens, else the middle layer)")
+      ->check(CLI::Range(-1, 4095));
+  sub.add_option("--regcache-tokens", a.regcache_tokens,
+                 "--quant: register tokens in the prefix: the highest-norm tokens of a blank (mean-colour) image "
+                 "(default 4)")
+      ->check(CLI::Range(1, 1024));
 }
 
 namespace {
@@ -196,6 +207,36 @@ void add_test_time_register_run(const VisionModel& model, const PreprocessedImag
   text += summary(model, after, j["image"].get<std::string>());
 }
 
+// The quantization error table (RegCache after the first high-norm layer by default).
+void add_quant_table(const VisionModel& model, const PreprocessedImage& img, const ImageInspectArgs& a,
+                     const VisionInspection& r, nlohmann::json& j, std::string& text) {
+  const int L = model.config().n_layers;
+  RegCacheOptions rc;
+  rc.n_tokens = a.regcache_tokens;
+  rc.first_layer = a.regcache_layer;
+  for (int l = 0; l < L && rc.first_layer < 0; ++l)
+    if (!r.high_norm[size_t(l)].empty()) rc.first_layer = std::min(l + 1, L - 1);
+  if (rc.first_layer < 0) rc.first_layer = L / 2;
+  check(rc.first_layer < L, [&] { return "--regcache-layer: layer " + std::to_string(rc.first_layer) + " is out of range (the model has layers 0.." + std::to_string(L - 1) + ")"; });
+  if (rc.first_layer > 0) rc.delete_threshold = r.threshold[size_t(rc.first_layer - 1)];
+  const std::vector<QuantSetting> settings = {{8, 8, false}, {8, 8, true}, {4, 8, false}, {4, 8, true}};
+  const QuantReport q = vision_quant_report(model, img.pixels.data(), img.height, img.width, settings, rc);
+  j["quant"] = quant_report_json(q);
+  char line[200];
+  std::snprintf(line, sizeof line, "quantization (RegCache from layer %d: %zu prefix tokens, %zu tokens deleted; "
+                "float32 embedding change %.3g):\n", q.regcache.first_layer, q.prefix_tokens.size(),
+                q.deleted_tokens.size(), q.regcache_pooled_change);
+  text += line;
+  for (size_t i = 0; i + 1 < q.rows.size(); i += 2) {
+    const QuantErrors& plain = q.rows[i];
+    const QuantErrors& cached = q.rows[i + 1];
+    std::snprintf(line, sizeof line, "  %-18s embedding error %.4f -> %.4f with RegCache; last layer %.4f -> %.4f\n",
+                  plain.setting.name().c_str(), plain.pooled_error, cached.pooled_error,
+                  plain.layer_errors.back(), cached.layer_errors.back());
+    text += line;
+  }
+}
+
 }  // namespace
 
 int run_image_inspect(const ImageInspectArgs& a, const ImageInspectRun& run) {
@@ -216,6 +257,7 @@ int run_image_inspect(const ImageInspectArgs& a, const ImageInspectRun& run) {
   nlohmann::json j = vision_inspection_json(*model, r, a.image);
   std::string text = summary(*model, r, a.image);
   if (a.test_time_register || !a.register_neurons.empty()) add_test_time_register_run(*model, img, a, opts, j, text);
+  if (a.quant) add_quant_table(*model, img, a, r, j, text);
   char rule[200];
   if (a.norm_threshold > 0) std::snprintf(rule, sizeof rule, "High-norm tokens: ||blk.L.resid_out|| > %g.", a.norm_threshold);
   else std::snprintf(rule, sizeof rule, "High-norm tokens: ||blk.L.resid_out|| > %g x the layer's median patch norm.", a.norm_factor);

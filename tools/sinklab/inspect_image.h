@@ -18,6 +18,9 @@ struct ImageInspectArgs {
   std::string register_neurons;
   int detection_layer = -1, highest_layer = -1, top_k = 10;
   double outlier_threshold = 0;
+  // RegCache and fake quantization error table.
+  bool quant = false;
+  int regcache_layer = -1, regcache_tokens = 4;
 };
 
 // --image, --norm-threshold, --norm-factor and the test-time register flags.
