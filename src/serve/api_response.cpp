@@ -113,7 +113,9 @@ void Job::text(const std::string& piece) {
   if (piece.empty()) return;
   std::lock_guard lock(m_);
   pending_.push_back(piece);
-  cv_.notify_all();
+  // A waiting HTTP thread wakes per piece only when it streams: every wake-up
+  // takes a core from the forward's OpenMP team.
+  if (req.stream) cv_.notify_all();
 }
 
 void Job::finish(const ReplyInfo& info) {
