@@ -60,8 +60,8 @@ struct ApiRequest {
   bool include_usage = false;
   bool return_tokens = false;  // "return_tokens": the ids fed and generated, in the reply
   // "observe_attention": measure the attention mass on the sink tokens at each
-  // step (the page asks for it; the probabilities are then computed by the
-  // float64 reference path, so logits may differ in the last bits).
+  // decode step (the page asks for it). The tapped probabilities come from the
+  // float64 reference beside the kernel's output, which they leave unchanged.
   bool observe = false;
 };
 

@@ -235,3 +235,15 @@ def test_disconnect_mid_stream_frees_the_slot():
         assert status == 200 and reply["usage"]["completion_tokens"] >= 1
         text = s.get("/metrics")[1]
         assert "sinklab_cancelled_requests_total 1" in text
+
+
+def test_observing_the_sinks_leaves_the_reply_unchanged(server):
+    body = {"prompt": "Once upon a time there was", "max_tokens": 24, "temperature": 0, "return_tokens": True,
+            "persist": True}
+    plain = server.post("/v1/completions", body)[1]
+    observed = server.post("/v1/completions", {**body, "observe_attention": True})[1]
+    assert observed["sinklab"]["completion_ids"] == plain["sinklab"]["completion_ids"]
+    view = server.get("/v1/conversations/" + observed["conversation_id"])[1]
+    assert 0 < view["sink_mass"] <= 1
+    assert len(view["sink_mass_by_layer"]) == 4 and all(0 <= m <= 1 for m in view["sink_mass_by_layer"])
+    assert server.get("/v1/conversations/" + plain["conversation_id"])[1]["sink_mass"] is None
