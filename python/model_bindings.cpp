@@ -296,8 +296,8 @@ A decoding session with a KV cache policy (see `sinklab info` for the list).
 
 Session(model, cache='dense', sink=None, window=None, positions=None, context=0, ablate=None)
   cache      policy name or spec: 'dense', 'window', 'sink', 'sink-logit', 'modal',
-             'chunked', or e.g. 'sink:sink=4,window=252',
-             'chunked:sink_chunks=1,window_chunks=4,chunk_tokens=64'
+             'chunked', 'heavy', 'adaptive', 'snapkv', or e.g. 'sink:sink=4,window=252',
+             'chunked:sink_chunks=1,window_chunks=4,chunk_tokens=64', 'adaptive:sink=4,budget=64'
   sink       sink tokens S (cache='sink')
   window     window tokens W (cache='window', 'sink', 'sink-logit')
   positions  'reindex', 'shift' or 'absolute'; None = reindex (absolute for

@@ -156,6 +156,9 @@ int run_ppl(PplFlags& f) {
       probe.context = o.context;
       Session s(model, probe);
       const AttachedInterventions check_ablate(s, parse_interventions(o.ablate));  // refuses what does not apply
+      check(!o.recompute || !kv_policy_info(s.cache_spec().policy).needs_attention,
+            "--recompute runs the cache policy without a model, and '" + s.cache_spec().policy +
+                "' evicts by the attention it observes (stream it instead)");
       if (k == 0 && !f.ablate.empty())
         std::fprintf(stderr, "ppl: interventions %s\n", describe_interventions(parse_interventions(f.ablate)).c_str());
       const int64_t n_pred = int64_t(ids.size()) - 1;

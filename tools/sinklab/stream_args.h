@@ -27,9 +27,11 @@ struct CacheArgs {
 inline void add_cache_flags(CLI::App& sub, CacheArgs& a, const std::string& default_policy,
                             std::vector<std::string>* cache_list = nullptr) {
   a.default_policy = default_policy;
+  std::string names;  // from the registry, so a new policy is listed without touching this
+  for (const KvPolicyInfo& p : kv_policies()) names += std::string(names.empty() ? "" : ", ") + p.name;
   const std::string help =
-      "KV cache policy or spec: dense, window, sink, sink-logit, modal, chunked, or e.g. "
-      "'sink:sink=4,window=252', 'chunked:window_chunks=4'. Sizes left out follow the "
+      std::string("KV cache policy or spec: ") + names +
+      ", or e.g. 'sink:sink=4,window=252', 'chunked:window_chunks=4', 'adaptive:sink=4,budget=64'. Sizes left out follow the "
       "context (-c, default the model's): window W = context, sink 4 + (context - 4) (default " +
       default_policy + ")" +
       (cache_list ? ". Several (repeat --cache or list them: dense,window,sink) are compared on the same "
