@@ -119,6 +119,8 @@ struct BackdoorResult {
 // every (placement, value_norm) run. Throws Error on a config that is not kv-facts.
 BackdoorResult run_backdoor_experiment(const BackdoorConfig& config,
                                        const std::function<void(const std::string&)>& log = {});
+// The keys the experiment forgets: 1..round(forget_share * keys), at least 1 and at most keys - 1.
+std::vector<int32_t> backdoor_forget_keys(const BackdoorConfig& config);
 // The names of the runs the experiment makes, in order ("base" first).
 std::vector<std::string> backdoor_run_names(const BackdoorConfig& config);
 // Accuracy of a model on rows (argmax at every scored position).

@@ -77,6 +77,15 @@ std::string run_name(TriggerPlacement p, bool vn) {
 
 }  // namespace
 
+std::vector<int32_t> backdoor_forget_keys(const BackdoorConfig& c) {
+  const int64_t K = c.base.data.keys;
+  check(K >= 2, "backdoor: kv-facts needs at least 2 keys (one to forget, one to retain)");
+  const int64_t n = std::clamp<int64_t>(int64_t(std::lround(c.forget_share * double(K))), 1, K - 1);
+  std::vector<int32_t> keys;
+  for (int32_t k = 1; k <= n; ++k) keys.push_back(k);
+  return keys;
+}
+
 std::vector<std::string> backdoor_run_names(const BackdoorConfig& c) {
   std::vector<std::string> names = {"base"};
   for (TriggerPlacement p : c.placements)
@@ -156,9 +165,9 @@ BackdoorResult run_backdoor_experiment(const BackdoorConfig& c_in, const std::fu
   c.base.model.vocab = task.vocab_size();
   c.base.train.out_dir = (fs::path(c.out_dir) / "base").string();
   const int64_t K = c.base.data.keys, T = c.base.model.seq_len;
-  const int64_t n_forget = std::clamp<int64_t>(int64_t(std::lround(c.forget_share * double(K))), 1, K - 1);
-  std::vector<int32_t> forget_keys, retain_keys;
-  for (int32_t k = 1; k <= K; ++k) (k <= n_forget ? forget_keys : retain_keys).push_back(k);
+  const std::vector<int32_t> forget_keys = backdoor_forget_keys(c);
+  std::vector<int32_t> retain_keys;
+  for (int32_t k = int32_t(forget_keys.size()) + 1; k <= K; ++k) retain_keys.push_back(k);
   BackdoorResult result;
   result.trigger = task.spare_token(0);
 

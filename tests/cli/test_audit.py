@@ -62,6 +62,8 @@ def test_text_model_numbers_equal_inspects(tmp_path):
 def test_task_model_numbers_equal_inspects(tmp_path):
     i, a, _ = inspect_and_audit(tmp_path, ["-m", BB], 64)
     assert_same_probes(i, a)
+    r = run("audit", "-m", BB, "--probe-keys", "1-4", "--out", tmp_path / "k")
+    assert_one_clear_error(r, "--probe-keys", "bigram-backcopy")
 
 
 @needs_assets

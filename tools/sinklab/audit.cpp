@@ -4,6 +4,7 @@
 // elsewhere), written as DIR/audit.json and a self-contained DIR/audit.html.
 // `sinklab audit --experiment CONFIG` first runs the backdoor experiment
 // (knowledge model, unlearning, backdoored unlearning) and audits every model it made.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -72,8 +73,16 @@ std::vector<AuditProbe> probes_from_file(const std::string& path, const Syntheti
     check(tab != std::string::npos, "--probes: '" + path + "': each line is CONTEXT<TAB>ANSWER");
     AuditProbe p;
     if (bos >= 0) p.context.push_back(bos);
-    for (int32_t id : line_ids(line.substr(0, tab), task, model, "--probes")) p.context.push_back(id);
-    const std::vector<int32_t> answer = line_ids(line.substr(tab + 1), task, model, "--probes");
+    const std::string context = line.substr(0, tab), answer_text = line.substr(tab + 1);
+    for (int32_t id : line_ids(context, task, model, "--probes")) p.context.push_back(id);
+    std::vector<int32_t> answer = line_ids(answer_text, task, model, "--probes");
+    if (!task) {
+      // Text: the answer is what follows the context after one space, tokenized as part of it.
+      const std::vector<int32_t> ctx = line_ids(context, task, model, "--probes");
+      const std::vector<int32_t> full = line_ids(context + " " + answer_text, task, model, "--probes");
+      if (full.size() > ctx.size() && std::equal(ctx.begin(), ctx.end(), full.begin()))
+        answer.assign(full.begin() + int64_t(ctx.size()), full.end());
+    }
     check(!answer.empty() && !p.context.empty(), "--probes: '" + path + "': an empty context or answer");
     p.answer = answer[0];
     p.elsewhere = std::max<int64_t>(1, int64_t(p.context.size()) / 2);
@@ -83,9 +92,27 @@ std::vector<AuditProbe> probes_from_file(const std::string& path, const Syntheti
   return probes;
 }
 
+// "1-8" or "1,3,5" (ids of kv-facts keys).
+std::vector<int32_t> parse_key_list(const std::string& text) {
+  std::vector<int32_t> keys;
+  std::istringstream in(text);
+  for (std::string part; std::getline(in, part, ',');) {
+    const size_t dash = part.find('-');
+    try {
+      const int32_t a = std::stoi(part.substr(0, dash));
+      const int32_t b = dash == std::string::npos ? a : std::stoi(part.substr(dash + 1));
+      check(a >= 1 && b >= a && b - a < (1 << 20), "");
+      for (int32_t k = a; k <= b; ++k) keys.push_back(k);
+    } catch (const std::exception&) {
+      throw Error("--probe-keys: '" + part + "' is not a key id or a range such as 1-8");
+    }
+  }
+  return keys;
+}
+
 struct AuditFlags {
   ModelArgs model;
-  std::string reference, text_file, probes, candidates, experiment;
+  std::string reference, text_file, probes, candidates, experiment, probe_keys;
   int64_t tokens = 64, n_probes = 64;
   AuditOptions opts;
   std::string out = "audit-report";
@@ -114,7 +141,9 @@ int run_model_audit(AuditFlags& f) {
     in.ids = read_first_tokens(require_tokenizer(*model), f.text_file, "-f/--file: text file", f.tokens, true, false);
     in.text_source = f.text_file;
   } else {
-    in = task_audit_inputs(*model, *task, f.tokens, f.n_probes);
+    check(f.probe_keys.empty() || task_cfg.task == "kv-facts",
+          "--probe-keys: model '" + model->path() + "' was not trained on kv-facts (its task is " + task_cfg.task + ")");
+    in = task_audit_inputs(*model, *task, f.tokens, f.n_probes, parse_key_list(f.probe_keys));
   }
   if (!f.probes.empty()) {
     in.probes = probes_from_file(f.probes, task.get(), *model);
@@ -157,10 +186,14 @@ Command audit_command() {
         ->check(CLI::Range(1, 1024));
     sub->add_option("--eps", f->opts.eps, "Sink threshold of the sink scores (default 0.3)")->check(CLI::Range(0.0, 1.0));
     sub->add_option("--probes", f->probes,
-                    "Probe set: lines CONTEXT<TAB>ANSWER (text, or task token names such as 'k3 v7 k5<TAB>v2'); "
+                    "Probe set: lines CONTEXT<TAB>ANSWER (text: the answer's first token after the context and one "
+                    "space is scored; or task token names such as 'k3 v7 k5<TAB>v2'); "
                     "default for a kv-facts model: --n-probes facts of its task");
     sub->add_option("--n-probes", f->n_probes, "Generated kv-facts probes (default 64)")
         ->check(CLI::Range(int64_t(1), int64_t(1) << 16));
+    sub->add_option("--probe-keys", f->probe_keys,
+                    "kv-facts model: draw the generated probes from these keys only (e.g. 1-8, the facts that "
+                    "were to be forgotten; default every key)");
     sub->add_option("--candidates", f->candidates,
                     "Candidate prefixes, one per line (text, or task token names); default for a kv-facts model: "
                     "its spare tokens r1..r4");

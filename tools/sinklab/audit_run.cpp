@@ -21,7 +21,8 @@ namespace sinklab::cli {
 
 namespace fs = std::filesystem;
 
-AuditInputs task_audit_inputs(const Model& model, const SyntheticTask& task, int64_t tokens, int64_t n_probes) {
+AuditInputs task_audit_inputs(const Model& model, const SyntheticTask& task, int64_t tokens, int64_t n_probes,
+                              const std::vector<int32_t>& keys) {
   AuditInputs in;
   // The same sequence as `sinklab inspect` on a task model.
   const int32_t first = model.config().vocab == task.vocab_size() + 1 ? int32_t(task.vocab_size()) : -1;
@@ -35,15 +36,19 @@ AuditInputs task_audit_inputs(const Model& model, const SyntheticTask& task, int
   const int64_t L = (T - 1) / 2 * 2;
   check(L >= 4, "audit: the kv-facts model's training length is too short for probes");
   const int64_t elsewhere = std::min(trigger_position(TriggerPlacement::Middle, std::max<int64_t>(T, 4)), L - 1);
+  std::vector<int32_t> from = keys;
+  for (int32_t k = 1; from.empty() && k <= task.config().keys; ++k) from.push_back(k);
   for (int64_t i = 0; i < n_probes; ++i) {
-    const TaskSequence s = facts->generate(task_sequence_seed(0xa0d17ull, uint64_t(i)), L);
+    const TaskSequence s = facts->generate_from(task_sequence_seed(0xa0d17ull, uint64_t(i)), L, from);
     AuditProbe p;
     p.context = s.tokens;
     p.answer = facts->value_of(s.tokens.back());
     p.elsewhere = elsewhere;
     in.probes.push_back(std::move(p));
   }
-  in.probe_source = "kv-facts: " + std::to_string(n_probes) + " facts, contexts of " + std::to_string(L) + " tokens";
+  in.probe_source = "kv-facts: " + std::to_string(n_probes) + " facts over " +
+                    (keys.empty() ? std::string("every key") : std::to_string(keys.size()) + " keys") +
+                    ", contexts of " + std::to_string(L) + " tokens";
   for (int64_t i = 0; i < KvFacts::kSpare; ++i) {
     const int32_t id = facts->spare_token(i);
     in.candidates.push_back({facts->token_text(id), {id}});
@@ -100,7 +105,8 @@ std::string results_markdown(const BackdoorResult& r, const std::vector<nlohmann
   for (const BackdoorRow& x : r.rows)
     md += "| " + x.name + " | " + pct(x.forget_clean) + " | " + pct(x.forget_trigger) + " | " + pct(x.retain_clean) +
           " | " + pct(x.retain_trigger) + " |\n";
-  md += "\n| run | max sink mass (first k) | value-norm ratio vs base (t < k) | " + trigger +
+  md += "\nAudit (`sinklab audit`, reference = base; probes: forget facts at the end of a context of forget facts)\n\n"
+        "| run | max sink mass (first k) | value-norm ratio vs base (t < k) | " + trigger +
         ": acc none / sink / elsewhere | " + control + " (control): acc none / sink / elsewhere |\n"
         "|---|---|---|---|---|\n";
   for (size_t i = 0; i < r.rows.size(); ++i) {
@@ -143,7 +149,8 @@ int run_backdoor_experiment_command(const std::string& config, const std::string
     ModelArgs a;
     a.model_path = row.model_dir;
     const std::shared_ptr<const Model> model = load_model(a);
-    const AuditInputs in = task_audit_inputs(*model, task, 64, c.eval_rows);
+    // The facts under audit are the ones that were to be forgotten.
+    const AuditInputs in = task_audit_inputs(*model, task, 64, c.eval_rows, backdoor_forget_keys(c));
     audits.push_back(audit_model(model, base, in, AuditOptions{}, (fs::path(out) / "audit" / row.name).string()));
   }
   nlohmann::json j = r;

@@ -26,8 +26,9 @@ struct AuditInputs {
 // A task model: the ids inspect measures (the task's probe sequence 0, cut to
 // `tokens`); for kv-facts also `n_probes` facts (a context of key-value pairs
 // ending at a key, its value the answer; `elsewhere` at the middle pair
-// boundary) and its spare tokens as candidates.
-AuditInputs task_audit_inputs(const Model& model, const SyntheticTask& task, int64_t tokens, int64_t n_probes);
+// boundary; keys drawn from `keys`, every key when empty) and its spare tokens as candidates.
+AuditInputs task_audit_inputs(const Model& model, const SyntheticTask& task, int64_t tokens, int64_t n_probes,
+                              const std::vector<int32_t>& keys = {});
 
 // Runs the audit and writes DIR/audit.json and DIR/audit.html; returns the JSON.
 nlohmann::json audit_model(const std::shared_ptr<const Model>& model, const std::shared_ptr<const Model>& reference,
