@@ -306,4 +306,64 @@ QuantReport vision_quant_report(const VisionModel& model, const float* pixels, i
                                 const std::vector<QuantSetting>& settings, const RegCacheOptions& regcache);
 nlohmann::json quant_report_json(const QuantReport& r);
 
+// -------------------------------------------------- CLIP ModifiedResNet ----
+// OpenAI CLIP's ResNet image tower (OpenCLIP / OpenAI names, "visual." prefix
+// optional): a three-convolution stem with average pooling, bottleneck stages
+// with anti-aliasing average pools, and the attention pool (the mean token
+// plus position embeddings queries all tokens; c_proj gives the embedding).
+// config.json: {"model_type": "clip_resnet", "layers": [3, 4, 6, 3],
+// "width": 64, "embed_dim": 1024, "image_size": 224, "heads": 32 (default
+// width * 32 / 64)}.
+struct ClipResNetConfig {
+  std::vector<int> layers;
+  int width = 64, embed_dim = 1024, image_size = 224, heads = 32;
+  int feature_dim() const { return width * 32; }  // channels of the last stage
+  int grid() const { return image_size / 32; }
+};
+
+struct ClipResNetWeights;  // src/vision/resnet.cpp
+
+struct ClipResNetOutput {
+  int grid_h = 0, grid_w = 0;
+  std::vector<float> features;  // last stage [grid_h * grid_w, feature_dim] (token-major)
+  std::vector<float> attn;      // attention pool weights [heads, 1 + grid_h * grid_w] (mean token first)
+  std::vector<float> pooled;    // image embedding [embed_dim]
+};
+
+// The neuron x head decomposition of the pooled embedding: with a_hj the
+// attention of head h on token j, x_j the tokens (mean feature, then the
+// features) and C_h, W_h the head's slices of c_proj and v_proj,
+//   pooled = sum_{n, h} C_h W_h[:, n] (sum_j a_hj f_jn)      (neuron n, head h)
+//          + sum_h C_h W_h (sum_j a_hj pos_j) + sum_h C_h b_v,h + b_c.
+// Each pair's contribution is a vector; `top` lists the largest by norm.
+struct NeuronHeadPair {
+  int neuron = 0, head = 0;
+  double norm = 0;   // ||contribution||
+  double share = 0;  // <contribution, pooled> / ||pooled||^2
+};
+struct AttnPoolDecomposition {
+  std::vector<double> neuron_head_sum;  // sum over all pairs [embed_dim]
+  std::vector<double> position_term, value_bias_term, output_bias;  // [embed_dim]
+  std::vector<NeuronHeadPair> top;
+  std::vector<double> head_neuron_inputs;  // [heads, feature_dim]: sum_j a_hj f_jn
+};
+
+class ClipResNet {
+ public:
+  static std::shared_ptr<const ClipResNet> load(const std::string& path);
+  ~ClipResNet();
+  const ClipResNetConfig& config() const { return config_; }
+  // pixels [3, image_size, image_size].
+  ClipResNetOutput forward(const float* pixels, int height, int width) const;
+  AttnPoolDecomposition decompose(const ClipResNetOutput& out, int top_k = 20) const;
+  // One pair's contribution vector [embed_dim].
+  std::vector<double> pair_contribution(const AttnPoolDecomposition& d, int neuron, int head) const;
+
+  ClipResNet(ClipResNetConfig config, std::unique_ptr<ClipResNetWeights> weights);
+
+ private:
+  ClipResNetConfig config_;
+  std::unique_ptr<ClipResNetWeights> weights_;
+};
+
 }  // namespace sinklab

@@ -26,6 +26,7 @@ code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; }
 <section id="sec-norms"><h2>Token norms ||blk.L.resid_out|| (patch grid; high-norm tokens outlined)</h2><div class="body"></div></section>
 <section id="sec-table"><h2>Layers</h2><div class="body"></div></section>
 <section id="sec-quant"><h2>Simulated quantization, without and with RegCache</h2><div class="body"></div></section>
+<section id="sec-decomp"><h2>Attention pool: neuron &times; head decomposition of the embedding</h2><div class="body"></div></section>
 </main>
 <script type="application/json" id="vision-data">)HTML";
 
@@ -59,12 +60,14 @@ function grid(parent, run, values, lo, hi, withImage, outlined, caption) {
 }
 function renderTitle(body) {
   const m = R.model;
-  h("p", {}, body, `model ${m.path} (${m.arch}, ${m.model_type}): ${m.layers} layers, ${m.heads} heads, dim ${m.dim}, patch ${m.patch_size}, ${m.registers} learned registers`);
+  if (R.decomposition) h("p", {}, body, `model ${m.path} (CLIP ModifiedResNet: blocks ${m.blocks.join("/")}, width ${m.width}, ${m.heads} attention-pool heads, embedding ${m.embed_dim})`);
+  else h("p", {}, body, `model ${m.path} (${m.arch}, ${m.model_type}): ${m.layers} layers, ${m.heads} heads, dim ${m.dim}, patch ${m.patch_size}, ${m.registers} learned registers`);
   h("p", {}, body, `image ${R.image}: ${R.grid[0]} x ${R.grid[1]} patches, ${R.tokens} tokens`);
   h("p", {class: "note"}, body, R.threshold_rule);
   if (R.after) h("p", {class: "note"}, body, `Second run: ${R.after.label}.`);
 }
 function renderAttention(body) {
+  if (!R.layers.length) { h("p", {class: "note"}, body, "A convolutional model: see the attention pool below."); return; }
   if (!R.layers[0].cls_to_patches) { h("p", {class: "note"}, body, "This model has no CLS token (SigLIP pools with an attention head)."); return; }
   for (const run of RUNS) {
     h("h3", {}, body, run.label || "this image");
@@ -77,6 +80,7 @@ function renderAttention(body) {
   }
 }
 function renderNorms(body) {
+  if (!R.layers.length) { h("p", {class: "note"}, body, "No transformer layers."); return; }
   for (const run of RUNS) {
     h("h3", {}, body, run.label || "this image");
     const row = h("div", {class: "row"}, body);
@@ -90,6 +94,7 @@ function renderNorms(body) {
   }
 }
 function renderTable(body) {
+  if (!R.layers.length) { h("p", {class: "note"}, body, "No transformer layers."); return; }
   for (const run of RUNS) {
     h("h3", {}, body, run.label || "this image");
     const t = h("table", {}, body);
@@ -119,7 +124,18 @@ function renderQuant(body) {
     for (const v of [row.pooled_error].concat(row.layer_errors)) h("td", {}, tr, num(v, 4));
   }
 }
-const SECTIONS = [["title-body", renderTitle], ["sec-attention", renderAttention], ["sec-norms", renderNorms], ["sec-table", renderTable], ["sec-quant", renderQuant]];
+function renderDecomp(body) {
+  const Dc = R.decomposition;
+  if (!Dc) { h("p", {class: "note"}, body, "Only for CLIP ModifiedResNet models."); return; }
+  h("p", {}, body, `The embedding is the sum of one term per (neuron n of the last stage, attention-pool head h), C_h W_h[:, n] sum_j a_hj f_jn, plus the position, value-bias and output-bias terms; the terms sum back to the embedding within ${num(Dc.sum_error, 9)} (relative).`);
+  const row = h("div", {class: "row"}, body);
+  Dc.head_attention.forEach((a, hd) => grid(row, R, a.slice(1), 0, Math.max(...a.slice(1)), true, new Set(), `head ${hd}: on the mean token ${num(a[0], 3)}`));
+  const t = h("table", {}, body);
+  const hr = h("tr", {}, t);
+  for (const x of ["rank", "neuron", "head", "||term||", "share of the embedding"]) h("th", {}, hr, x);
+  Dc.top.forEach((p, i) => { const tr = h("tr", {}, t); for (const v of [i + 1, p.neuron, p.head, num(p.norm, 4), num(p.share, 4)]) h("td", {}, tr, String(v)); });
+}
+const SECTIONS = [["title-body", renderTitle], ["sec-attention", renderAttention], ["sec-norms", renderNorms], ["sec-table", renderTable], ["sec-quant", renderQuant], ["sec-decomp", renderDecomp]];
 const complete = renderSections(SECTIONS, (id, root) => root.querySelector(".body") || root);
 document.title = `sinklab inspect: ${R.model.arch} on ${R.image}` + (complete ? "" : " (errors)");
 </script>

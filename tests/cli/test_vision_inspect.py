@@ -90,3 +90,17 @@ def test_quantization_table(assets, tmp_path):
     assert "W4A8 per-token" in r.stdout
     assert_one_clear_error(run("inspect", "-m", model, "--image", assets / "images" / "wide.png", "--out",
                                tmp_path / "b", "--quant", "--regcache-layer", 7), "--regcache-layer")
+
+
+def test_clip_resnet_decomposition(assets, tmp_path):
+    model = assets / "models" / "clip_resnet"
+    r = run("inspect", "-m", model, "--image", assets / "images" / "wide.png", "--out", tmp_path / "rep",
+            "--top-k", 5)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    d = rep["decomposition"]
+    assert d["sum_error"] < 1e-5 and len(d["top"]) == 5
+    assert [p["norm"] for p in d["top"]] == sorted((p["norm"] for p in d["top"]), reverse=True)
+    assert len(d["head_attention"]) == 4 and all(abs(sum(a) - 1) < 1e-5 for a in d["head_attention"])
+    assert "top pairs" in r.stdout
+    assert "neuron" in (tmp_path / "rep" / "report.html").read_text()

@@ -6,7 +6,9 @@ config.json), input.json ({"height", "width"} of the image), pixels.f32 (the
 preprocessed image [channels, height, width]) and the float64 forward's
 outputs: hidden.f32 (last_hidden_state [tokens, dim]), pooled.f32
 (pooler_output [dim]) and embeds.f32 (CLIP's image_embeds, empty otherwise),
-all little-endian float32.
+all little-endian float32. clip_resnet (CLIP's ModifiedResNet) holds the
+last stage's features in hidden.f32 [HW, C], the embedding in pooled.f32 and
+the attention pool's weights [heads, 1 + HW] in embeds.f32.
 
 The forward follows the Hugging Face definitions of ViTModel, Dinov2Model,
 Dinov2WithRegistersModel, CLIPVisionModel(WithProjection) and
@@ -257,6 +259,108 @@ def forward(v, cfg, W, stored, pixels):
     return hidden, pooled, embeds
 
 
+# CLIP's ModifiedResNet (OpenAI CLIP model.py), written with torch.nn.functional.
+RESNET = {"model_type": "clip_resnet", "layers": [1, 2, 1, 1], "width": 8, "embed_dim": 12, "image_size": 64,
+          "heads": 4}
+
+
+def resnet_weights(cfg, gen):
+    W = {}
+
+    def conv(name, out, inp, k):
+        W[name + ".weight"] = torch.randn(out, inp, k, k, generator=gen) / math.sqrt(inp * k * k)
+
+    def bn(name, c):
+        W[name + ".weight"] = 1 + 0.2 * torch.randn(c, generator=gen)
+        W[name + ".bias"] = 0.1 * torch.randn(c, generator=gen)
+        W[name + ".running_mean"] = 0.1 * torch.randn(c, generator=gen)
+        W[name + ".running_var"] = 0.5 + torch.rand(c, generator=gen)
+
+    w = cfg["width"]
+    conv("conv1", w // 2, 3, 3), bn("bn1", w // 2)
+    conv("conv2", w // 2, w // 2, 3), bn("bn2", w // 2)
+    conv("conv3", w, w // 2, 3), bn("bn3", w)
+    inplanes = w
+    for stage, blocks in enumerate(cfg["layers"]):
+        planes = w << stage
+        for i in range(blocks):
+            p = f"layer{stage + 1}.{i}."
+            conv(p + "conv1", planes, inplanes, 1), bn(p + "bn1", planes)
+            conv(p + "conv2", planes, planes, 3), bn(p + "bn2", planes)
+            conv(p + "conv3", planes * 4, planes, 1), bn(p + "bn3", planes * 4)
+            stride = 2 if (i == 0 and stage > 0) else 1
+            if stride > 1 or inplanes != planes * 4:
+                conv(p + "downsample.0", planes * 4, inplanes, 1), bn(p + "downsample.1", planes * 4)
+            inplanes = planes * 4
+    D, G = w * 32, cfg["image_size"] // 32
+    W["attnpool.positional_embedding"] = torch.randn(G * G + 1, D, generator=gen) / math.sqrt(D)
+    for name, out in (("q_proj", D), ("k_proj", D), ("v_proj", D), ("c_proj", cfg["embed_dim"])):
+        W[f"attnpool.{name}.weight"] = torch.randn(out, D, generator=gen) / math.sqrt(D)
+        W[f"attnpool.{name}.bias"] = 0.1 * torch.randn(out, generator=gen)
+    return W
+
+
+def resnet_forward(cfg, W, x):
+    """Returns (pooled [embed_dim], attention [heads, tokens], features [HW, C])."""
+    d = {k: v.double() for k, v in W.items()}
+
+    def bn(name, x):
+        return F.batch_norm(x, d[name + ".running_mean"], d[name + ".running_var"], d[name + ".weight"],
+                            d[name + ".bias"], training=False, eps=1e-5)
+
+    x = x.unsqueeze(0)
+    x = F.relu(bn("bn1", F.conv2d(x, d["conv1.weight"], stride=2, padding=1)))
+    x = F.relu(bn("bn2", F.conv2d(x, d["conv2.weight"], padding=1)))
+    x = F.relu(bn("bn3", F.conv2d(x, d["conv3.weight"], padding=1)))
+    x = F.avg_pool2d(x, 2)
+    for stage, blocks in enumerate(cfg["layers"]):
+        for i in range(blocks):
+            p = f"layer{stage + 1}.{i}."
+            stride = 2 if (i == 0 and stage > 0) else 1
+            out = F.relu(bn(p + "bn1", F.conv2d(x, d[p + "conv1.weight"])))
+            out = F.relu(bn(p + "bn2", F.conv2d(out, d[p + "conv2.weight"], padding=1)))
+            if stride > 1:
+                out = F.avg_pool2d(out, stride)
+            out = bn(p + "bn3", F.conv2d(out, d[p + "conv3.weight"]))
+            identity = x
+            if p + "downsample.0.weight" in d:
+                idn = F.avg_pool2d(x, stride) if stride > 1 else x
+                identity = bn(p + "downsample.1", F.conv2d(idn, d[p + "downsample.0.weight"]))
+            x = F.relu(out + identity)
+    feats = x.flatten(2)[0].T  # [HW, C]
+    tok = torch.cat([feats.mean(0, keepdim=True), feats]) + d["attnpool.positional_embedding"]
+    heads = cfg["heads"]
+    D = tok.shape[1]
+    hd = D // heads
+    q = (tok[:1] @ d["attnpool.q_proj.weight"].T + d["attnpool.q_proj.bias"]).view(1, heads, hd).transpose(0, 1)
+    k = (tok @ d["attnpool.k_proj.weight"].T + d["attnpool.k_proj.bias"]).view(-1, heads, hd).transpose(0, 1)
+    v = (tok @ d["attnpool.v_proj.weight"].T + d["attnpool.v_proj.bias"]).view(-1, heads, hd).transpose(0, 1)
+    a = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(hd), dim=-1)  # [heads, 1, T]
+    ctx = (a @ v).transpose(0, 1).reshape(1, D)
+    pooled = (ctx @ d["attnpool.c_proj.weight"].T + d["attnpool.c_proj.bias"])[0]
+    return pooled, a[:, 0, :], feats
+
+
+def build_resnet(out_dir, seed):
+    gen = torch.Generator().manual_seed(seed)
+    W = resnet_weights(RESNET, gen)
+    size = RESNET["image_size"]
+    pixels = torch.randn(3, size, size, generator=gen)
+    with torch.no_grad():
+        pooled, attn, feats = resnet_forward(RESNET, W, pixels.double())
+    folder = os.path.join(out_dir, "clip_resnet")
+    os.makedirs(folder)
+    write_safetensors(os.path.join(folder, "model.safetensors"), sorted(("visual." + k, t) for k, t in W.items()))
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(RESNET, f, indent=2)
+    with open(os.path.join(folder, "input.json"), "w") as f:
+        json.dump({"height": size, "width": size, "tokens": attn.shape[1]}, f)
+    write_f32(os.path.join(folder, "pixels.f32"), pixels)
+    write_f32(os.path.join(folder, "hidden.f32"), feats)
+    write_f32(os.path.join(folder, "pooled.f32"), pooled)
+    write_f32(os.path.join(folder, "embeds.f32"), attn)
+
+
 def write_f32(path, t):
     with open(path, "wb") as f:
         if t is not None:
@@ -305,8 +409,9 @@ def main():
     os.makedirs(staging)
     for seed, (name, case) in enumerate(CASES.items(), start=1):
         build(name, case, staging, seed)
+    build_resnet(staging, len(CASES) + 1)
     os.rename(staging, out_dir)
-    print(f"make_tiny_vision_models.py: wrote {len(CASES)} models to {out_dir}")
+    print(f"make_tiny_vision_models.py: wrote {len(CASES) + 1} models to {out_dir}")
     return 0
 
 

@@ -114,7 +114,7 @@ void add_image_inspect_flags(CLI::App& sub, ImageInspectArgs& a) {
   sub.add_option("--highest-layer", a.highest_layer,
                  "Register-neuron finder: highest layer searched (default: the detection layer)")
       ->check(CLI::Range(-1, 4095));
-  sub.add_option("--top-k", a.top_k, "Register-neuron finder: neurons kept (default 10)")->check(CLI::Range(1, 1 << 20));
+  sub.add_option("--top-k", a.top_k, "Register neurons kept (finder), or the neuron x head pairs listed for a CLIP ResNet (default 10)")->check(CLI::Range(1, 1 << 20));
   sub.add_option("--outlier-threshold", a.outlier_threshold,
                  "Register-neuron finder: outlier tokens have a norm above this at the detection layer (default: "
                  "--norm-factor times the median patch norm)")
@@ -239,6 +239,39 @@ void add_quant_table(const VisionModel& model, const PreprocessedImage& img, con
 
 }  // namespace
 
+std::string png_data_uri(const Image& image) { return "data:image/png;base64," + base64(encode_png(image)); }
+
+void write_vision_report(const ImageInspectRun& run, const nlohmann::json& j, const std::string& image_uri,
+                         const std::string& text) {
+  nlohmann::json page = j;
+  page["image_png"] = image_uri;
+  std::filesystem::create_directories(run.out);
+  const std::filesystem::path dir(run.out);
+  const std::string doc = j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  write_output_text((dir / "report.json").string(), doc, "--out");
+  write_output_text((dir / "report.html").string(), vision_inspect_html(page), "--out");
+  if (!run.json.empty()) write_output_text(run.json, doc, "--json");
+  if (run.json != kStdoutPath) {
+    std::fputs(text.c_str(), stdout);
+    std::printf("wrote:      %s, %s\n", (dir / "report.json").string().c_str(), (dir / "report.html").string().c_str());
+  }
+}
+
+bool is_clip_resnet(const std::string& model_path) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::is_directory(model_path) ? fs::path(model_path) : fs::path(model_path).parent_path();
+  const fs::path cfg = dir / "config.json";
+  std::error_code ec;
+  if (!fs::is_regular_file(cfg, ec) || fs::file_size(cfg, ec) > (uintmax_t(1) << 24)) return false;
+  std::ifstream in(cfg, std::ios::binary);
+  try {
+    const nlohmann::json j = parse_json_text(std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()), cfg.string());
+    return j.is_object() && j.value("model_type", std::string()) == "clip_resnet";
+  } catch (const Error&) {
+    return false;  // the loader reports a broken config.json
+  }
+}
+
 int run_image_inspect(const ImageInspectArgs& a, const ImageInspectRun& run) {
   check_input_path(a.image, "--image");
   const std::string model_path = resolve_model_path(run.model_path);
@@ -247,6 +280,7 @@ int run_image_inspect(const ImageInspectArgs& a, const ImageInspectRun& run) {
   run.guard->check_folder_files(run.out, {"report.json", "report.html"}, "--out");
   if (!run.json.empty()) run.guard->check_file(run.json, "--json");
   bench::set_threads(run.threads);
+  if (is_clip_resnet(model_path)) return run_resnet_inspect(a, run, model_path);
   const auto model = VisionModel::load(model_path);
   const ImagePreprocess prep = load_preprocess(model_path, model->config());
   const PreprocessedImage img = preprocess_image(load_image(a.image), prep);
@@ -262,18 +296,7 @@ int run_image_inspect(const ImageInspectArgs& a, const ImageInspectRun& run) {
   if (a.norm_threshold > 0) std::snprintf(rule, sizeof rule, "High-norm tokens: ||blk.L.resid_out|| > %g.", a.norm_threshold);
   else std::snprintf(rule, sizeof rule, "High-norm tokens: ||blk.L.resid_out|| > %g x the layer's median patch norm.", a.norm_factor);
   j["threshold_rule"] = rule;
-  nlohmann::json page = j;
-  page["image_png"] = "data:image/png;base64," + base64(encode_png(img.shown));
-  std::filesystem::create_directories(run.out);
-  const std::filesystem::path dir(run.out);
-  const std::string doc = j.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-  write_output_text((dir / "report.json").string(), doc, "--out");
-  write_output_text((dir / "report.html").string(), vision_inspect_html(page), "--out");
-  if (!run.json.empty()) write_output_text(run.json, doc, "--json");
-  if (run.json != kStdoutPath) {
-    std::fputs(text.c_str(), stdout);
-    std::printf("wrote:      %s, %s\n", (dir / "report.json").string().c_str(), (dir / "report.html").string().c_str());
-  }
+  write_vision_report(run, j, png_data_uri(img.shown), text);
   return 0;
 }
 

@@ -5,7 +5,10 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "output_guard.h"
+#include "sinklab/vision.h"
 
 namespace sinklab::cli {
 
@@ -36,5 +39,14 @@ struct ImageInspectRun {
 };
 
 int run_image_inspect(const ImageInspectArgs& args, const ImageInspectRun& run);
+
+// Shared by the two vision paths (inspect_image.cpp, inspect_resnet.cpp).
+std::string png_data_uri(const sinklab::Image& image);
+void write_vision_report(const ImageInspectRun& run, const nlohmann::json& report, const std::string& image_uri,
+                         const std::string& summary);
+// CLIP ModifiedResNet models (config.json model_type "clip_resnet"): the
+// attention pool's maps and the neuron x head decomposition of the embedding.
+bool is_clip_resnet(const std::string& model_path);
+int run_resnet_inspect(const ImageInspectArgs& args, const ImageInspectRun& run, const std::string& model_path);
 
 }  // namespace sinklab::cli
