@@ -205,7 +205,6 @@ class ConversationStore {
   double expiry_s_;
   std::mutex m_;
   std::map<std::string, std::shared_ptr<Conversation>> by_id_;
-  int64_t reserved_ = 0;  // conversations holding (or about to hold) a session
 };
 
 std::string random_id(const char* prefix);
