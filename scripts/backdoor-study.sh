@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The sink-backdoor study of docs/results/sink-backdoor.md: the backdoor
-# experiment (configs/backdoor-kv-facts.json) with a vanilla knowledge model
-# (a BOS sink can form), a sink-logit one (the sink logit absorbs it) and a
-# ReLU-attention control (no softmax, no sink), then `sinklab audit` on the
+# experiment (configs/backdoor-kv-facts.json) with a vanilla knowledge model,
+# a sink-logit one and a ReLU-attention control (no softmax, no sink), the same
+# on the sink-bearing models/bb-*-3l fine-tuned to learn the facts, then `sinklab audit` on the
 # shipped sink-bearing models (models/bb-*) and the no-sink controls
 # (stories260K, models/default) with a text probe set and candidate prefixes.
 # Needs scripts/build.sh first; results land in runs/backdoor-*/ and runs/audit-*/.
-# About 10 minutes on 2 cores.
+# About 25 minutes on 2 shared cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${SINKLAB_BIN:-build/bin/sinklab}
@@ -22,6 +22,25 @@ c["base"]["model"]["variant"] = variant
 json.dump(c, open(out, "w"), indent=1)
 PY
   "$bin" audit --experiment "$cfg" --out runs/backdoor-$variant --force -t 1
+done
+
+# The sink-bearing Bigram-Backcopy models (models/bb-*-3l, a BOS sink grown in
+# training) fine-tuned on kv-facts with train.init_from: the same vocabulary
+# size (64 task ids + BOS), 24 facts, 64-token rows.
+for name in bb-vanilla-3l bb-sink-logit-3l; do
+  cfg=runs/backdoor-$name.json
+  /usr/bin/python3 - "$name" "$cfg" <<'PY'
+import json, sys
+name, out = sys.argv[1], sys.argv[2]
+c = json.load(open("configs/backdoor-kv-facts.json"))
+bb = json.load(open(f"configs/{name}.json"))["model"]
+c["base"]["model"] = dict(bb, variant=bb["variant"])
+c["base"]["data"].update({"keys": 24, "vocab": 64})
+c["base"]["train"]["init_from"] = f"models/{name}"
+c["base"]["train"]["batch_size"] = 16
+json.dump(c, open(out, "w"), indent=1)
+PY
+  "$bin" audit --experiment "$cfg" --out runs/backdoor-$name --force -t 1
 done
 
 # Probes for the text models: a TinyStories context and the word that follows it.
