@@ -49,6 +49,9 @@ struct VisionConfig {
 // `siglip` config, or a vision model's own config, with Hugging Face's
 // defaults for keys it leaves out. Throws Error naming `source` and the key.
 VisionConfig parse_vision_config(const nlohmann::json& config, const std::string& source);
+// OpenCLIP's open_clip_config.json (model_cfg.vision_cfg of a ViT tower;
+// quick_gelu from model_cfg, the projection size from model_cfg.embed_dim).
+VisionConfig parse_openclip_config(const nlohmann::json& config, const std::string& source);
 
 // RegCache: keys and values of register tokens computed once (on another
 // image) and prefixed to every layer's attention from `first_layer` on. The
@@ -154,7 +157,8 @@ struct VisionWeights;  // src/vision/weights.h
 
 class VisionModel {
  public:
-  // A safetensors file or folder with config.json beside it.
+  // A safetensors file or folder with config.json (Hugging Face names) or
+  // open_clip_config.json (OpenCLIP's visual.* names) beside it.
   static std::shared_ptr<const VisionModel> load(const std::string& path);
   ~VisionModel();
 

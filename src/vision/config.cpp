@@ -1,6 +1,8 @@
 // config.json of the vision architectures, with Hugging Face's class defaults
 // for the keys a saved config leaves out (save_pretrained writes only the
 // values that differ from them).
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include "sinklab/vision.h"
@@ -136,6 +138,37 @@ VisionConfig parse_vision_config(const nlohmann::json& config, const std::string
     return source + ": image_size " + std::to_string(c.image_size) + " is smaller than patch_size " +
            std::to_string(c.patch_size);
   });
+  return c;
+}
+
+VisionConfig parse_openclip_config(const nlohmann::json& j, const std::string& source) {
+  check(j.is_object() && j.contains("model_cfg") && j["model_cfg"].is_object(),
+        source + ": open_clip_config.json should hold a model_cfg object");
+  const json& m = j["model_cfg"];
+  check(m.contains("vision_cfg") && m["vision_cfg"].is_object(), source + ": model_cfg has no vision_cfg object");
+  const json& v = m["vision_cfg"];
+  check(!(v.contains("layers") && v["layers"].is_array()),
+        source + ": a ResNet image tower (vision_cfg.layers is a list): write a clip_resnet config.json instead");
+  const Reader r{v, source}, top{m, source};
+  VisionConfig c;
+  c.arch = VisionArch::Clip;
+  c.model_type = "open_clip";
+  c.dim = r.integer("width", 768);
+  c.n_layers = r.integer("layers", 12, 1, 4096);
+  const int head_width = r.integer("head_width", 64, 1, 4096);
+  check(c.dim % head_width == 0, source + ": vision_cfg.width should be a multiple of head_width");
+  c.n_heads = c.dim / head_width;
+  const double ratio = r.number("mlp_ratio", 4.0);
+  check(ratio > 0 && ratio < 64, source + ": vision_cfg.mlp_ratio should be in (0, 64)");
+  c.hidden = int(std::lround(double(c.dim) * ratio));
+  c.patch_size = r.integer("patch_size", 16, 1, 4096);
+  c.image_size = r.integer("image_size", 224);
+  c.act = top.boolean("quick_gelu", false) ? VisionActivation::QuickGelu : VisionActivation::Gelu;
+  c.norm_eps = 1e-5f;
+  c.pre_norm = true;
+  c.proj_dim = top.integer("embed_dim", 512);
+  check(c.image_size >= c.patch_size, source + ": vision_cfg.image_size is smaller than patch_size");
+  check(c.dim / c.n_heads <= 256, source + ": head size above 256 is not supported");
   return c;
 }
 

@@ -6,8 +6,13 @@
 #include <cmath>
 #include <numeric>
 
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
 #include "ops.h"
 #include "sinklab/attention.h"
+#include "sinklab/json_text.h"
 #include "weights.h"
 
 namespace sinklab {
@@ -21,8 +26,20 @@ int64_t VisionModel::n_params() const { return weights_->n_params; }
 
 std::shared_ptr<const VisionModel> VisionModel::load(const std::string& path) {
   auto file = std::make_unique<TensorFile>(load_safetensors(path));
-  check(file->has_config(), path + ": no config.json beside the safetensors file (a vision model needs one)");
-  VisionConfig config = parse_vision_config(file->config(), path + "/config.json");
+  const std::filesystem::path dir =
+      std::filesystem::is_directory(path) ? std::filesystem::path(path) : std::filesystem::path(path).parent_path();
+  const std::filesystem::path openclip = dir / "open_clip_config.json";
+  VisionConfig config;
+  if (file->has_config()) {
+    config = parse_vision_config(file->config(), path + "/config.json");
+  } else {
+    check(std::filesystem::exists(openclip),
+          path + ": no config.json or open_clip_config.json beside the safetensors file (a vision model needs one)");
+    check_regular_file(openclip.string(), "OpenCLIP config");
+    std::ifstream in(openclip);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    config = parse_openclip_config(parse_json_text(text, openclip.string()), openclip.string());
+  }
   auto weights = std::make_unique<VisionWeights>(bind_vision_weights(*file, config));
   return std::make_shared<const VisionModel>(std::move(config), std::move(weights), path);
 }

@@ -156,6 +156,43 @@ void bind_clip_family(const Binder& b, const VisionConfig& c, VisionWeights& w) 
   }
 }
 
+// OpenCLIP's VisionTransformer: q, k and v fused in in_proj, the projection
+// stored as [dim, proj] (x @ proj).
+void bind_openclip(const Binder& b, const VisionConfig& c, VisionWeights& w) {
+  const int64_t D = c.dim, G = c.grid();
+  w.patch = b.linear("visual.conv1", D, int64_t(c.channels) * c.patch_size * c.patch_size, false);
+  w.cls = b.floats("visual.class_embedding", {D});
+  w.pos_prefix = 1;
+  w.pos = b.floats("visual.positional_embedding", {G * G + 1, D});
+  w.pre = b.norm("visual.ln_pre", D);
+  for (int l = 0; l < c.n_layers; ++l) {
+    const std::string p = "visual.transformer.resblocks." + std::to_string(l) + ".";
+    VisionLayer L;
+    L.ln1 = b.norm(p + "ln_1", D);
+    const std::vector<float> in_w = b.floats(p + "attn.in_proj_weight", {3 * D, D});
+    const std::vector<float> in_b = b.floats(p + "attn.in_proj_bias", {3 * D});
+    VisionLinear* parts[3] = {&L.q, &L.k, &L.v};
+    for (int i = 0; i < 3; ++i) {
+      parts[i]->w.assign(in_w.begin() + i * D * D, in_w.begin() + (i + 1) * D * D);
+      parts[i]->b.assign(in_b.begin() + i * D, in_b.begin() + (i + 1) * D);
+      parts[i]->out = D, parts[i]->in = D;
+    }
+    L.o = b.linear(p + "attn.out_proj", D, D);
+    L.ln2 = b.norm(p + "ln_2", D);
+    L.fc1 = b.linear(p + "mlp.c_fc", c.hidden, D);
+    L.fc2 = b.linear(p + "mlp.c_proj", D, c.hidden);
+    w.layers.push_back(std::move(L));
+  }
+  w.final = b.norm("visual.ln_post", D);
+  const std::vector<float> proj = b.floats("visual.proj", {D, c.proj_dim}, true);
+  if (!proj.empty()) {
+    w.proj.out = c.proj_dim, w.proj.in = D;
+    w.proj.w.resize(proj.size());
+    for (int64_t i = 0; i < D; ++i)
+      for (int64_t o = 0; o < c.proj_dim; ++o) w.proj.w[size_t(o * D + i)] = proj[size_t(i * c.proj_dim + o)];
+  }
+}
+
 }  // namespace
 
 VisionWeights bind_vision_weights(const TensorFile& file, const VisionConfig& c) {
@@ -164,6 +201,8 @@ VisionWeights bind_vision_weights(const TensorFile& file, const VisionConfig& c)
     const std::string prefix = find_prefix(file, {"", "vit.", "dinov2.", "model."},
                                            "embeddings.patch_embeddings.projection.weight");
     bind_vit_family(Binder(file, prefix, w.n_params), c, w);
+  } else if (c.arch == VisionArch::Clip && file.contains("visual.transformer.resblocks.0.ln_1.weight")) {
+    bind_openclip(Binder(file, "", w.n_params), c, w);
   } else {
     const std::string prefix = find_prefix(file, {"vision_model.", "", "model.vision_model."},
                                            "embeddings.patch_embedding.weight");

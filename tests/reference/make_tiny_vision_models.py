@@ -361,6 +361,36 @@ def build_resnet(out_dir, seed):
     write_f32(os.path.join(folder, "embeds.f32"), attn)
 
 
+def openclip_names(stored, v, cfg):
+    """The `clip` checkpoint under OpenCLIP's names (visual.*; q/k/v fused into
+    in_proj; the projection stored transposed as visual.proj), with
+    open_clip_config.json."""
+    out = {}
+    p = "vision_model."
+    out["visual.class_embedding"] = stored[p + "embeddings.class_embedding"]
+    out["visual.positional_embedding"] = stored[p + "embeddings.position_embedding.weight"]
+    out["visual.conv1.weight"] = stored[p + "embeddings.patch_embedding.weight"]
+    for a, b in (("pre_layrnorm", "ln_pre"), ("post_layernorm", "ln_post")):
+        for kind in ("weight", "bias"):
+            out[f"visual.{b}.{kind}"] = stored[f"{p}{a}.{kind}"]
+    for l in range(v["num_hidden_layers"]):
+        src, dst = f"{p}encoder.layers.{l}.", f"visual.transformer.resblocks.{l}."
+        for kind in ("weight", "bias"):
+            out[dst + "attn.in_proj_" + kind] = torch.cat([stored[src + f"self_attn.{x}_proj.{kind}"] for x in "qkv"])
+            out[dst + "attn.out_proj." + kind] = stored[src + "self_attn.out_proj." + kind]
+            out[dst + "ln_1." + kind] = stored[src + "layer_norm1." + kind]
+            out[dst + "ln_2." + kind] = stored[src + "layer_norm2." + kind]
+            out[dst + "mlp.c_fc." + kind] = stored[src + "mlp.fc1." + kind]
+            out[dst + "mlp.c_proj." + kind] = stored[src + "mlp.fc2." + kind]
+    out["visual.proj"] = stored["visual_projection.weight"].T.contiguous()
+    config = {"model_cfg": {"embed_dim": cfg["projection_dim"], "quick_gelu": True,
+                            "vision_cfg": {"image_size": v["image_size"], "layers": v["num_hidden_layers"],
+                                           "width": v["hidden_size"], "patch_size": v["patch_size"],
+                                           "head_width": v["hidden_size"] // v["num_attention_heads"],
+                                           "mlp_ratio": v["intermediate_size"] / v["hidden_size"]}}}
+    return out, config
+
+
 def write_f32(path, t):
     with open(path, "wb") as f:
         if t is not None:
@@ -386,6 +416,14 @@ def build(name, case, out_dir, seed):
     write_f32(os.path.join(folder, "hidden.f32"), hidden)
     write_f32(os.path.join(folder, "pooled.f32"), pooled)
     write_f32(os.path.join(folder, "embeds.f32"), embeds)
+    if name == "clip":  # the same model under OpenCLIP's names
+        renamed, oc_config = openclip_names(stored, v, cfg)
+        twin = os.path.join(out_dir, "clip_openclip")
+        shutil.copytree(folder, twin)
+        os.remove(os.path.join(twin, "config.json"))
+        write_safetensors(os.path.join(twin, "model.safetensors"), sorted(renamed.items()))
+        with open(os.path.join(twin, "open_clip_config.json"), "w") as f:
+            json.dump(oc_config, f, indent=2)
 
 
 def main():
@@ -411,7 +449,7 @@ def main():
         build(name, case, staging, seed)
     build_resnet(staging, len(CASES) + 1)
     os.rename(staging, out_dir)
-    print(f"make_tiny_vision_models.py: wrote {len(CASES) + 1} models to {out_dir}")
+    print(f"make_tiny_vision_models.py: wrote {len(os.listdir(out_dir))} models to {out_dir}")
     return 0
 
 

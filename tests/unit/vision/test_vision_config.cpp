@@ -110,3 +110,33 @@ TEST(VisionLoad, MissingOrMisshapedTensorIsNamed) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(VisionConfig, OpenClipConfig) {
+  const VisionConfig c = parse_openclip_config(
+      json::parse(R"({"model_cfg": {"embed_dim": 512, "quick_gelu": true, "vision_cfg": {"image_size": 224,
+        "layers": 12, "width": 768, "patch_size": 16}}})"),
+      "oc");
+  EXPECT_EQ(c.arch, VisionArch::Clip);
+  EXPECT_EQ(c.n_heads, 12);
+  EXPECT_EQ(c.hidden, 3072);
+  EXPECT_EQ(c.proj_dim, 512);
+  EXPECT_EQ(c.act, VisionActivation::QuickGelu);
+  EXPECT_TRUE(c.pre_norm);
+  auto err = [](const char* text) {
+    try {
+      parse_openclip_config(json::parse(text), "oc");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(err(R"({"model_cfg": {"vision_cfg": {"layers": [3, 4, 6, 3], "width": 64}}})").find("clip_resnet"),
+            std::string::npos);
+  EXPECT_NE(err(R"({"model_cfg": {}})").find("vision_cfg"), std::string::npos);
+  EXPECT_NE(err(R"({"model_cfg": {"vision_cfg": {"width": 100, "head_width": 64}}})").find("head_width"),
+            std::string::npos);
+}
+
+}  // namespace

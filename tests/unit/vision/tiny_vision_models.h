@@ -21,7 +21,7 @@ namespace sinklab::test {
 
 inline const std::vector<std::string>& tiny_vision_model_names() {
   static const std::vector<std::string> names = {"vit", "vit_resized", "dinov2", "dinov2_registers",
-                                                 "clip", "clip_vision", "siglip"};
+                                                 "clip", "clip_openclip", "clip_vision", "siglip"};
   return names;
 }
 
