@@ -217,6 +217,38 @@ TEST(Backdoor, PipelineEndToEndAndAuditMatchesInspect) {
     for (int64_t g = 0; g < a.n_kv_heads; ++g)
       for (int64_t t = 0; t < a.n_tokens; ++t) EXPECT_NEAR(a.at(li, g, t), ins.value_norms.at(li, g, t), 1e-6);
   EXPECT_TRUE(aud.has_reference);
+
+  // Recovery: the runtime model's accuracy on forget facts equals the trainer's
+  // forward on the same contexts, with and without the trigger after BOS.
+  const std::vector<int32_t> forget = backdoor_forget_keys(c);
+  std::vector<AuditProbe> probes;
+  std::vector<UnlearnExample> rows_none, rows_sink;
+  const int32_t trigger = task.spare_token(0);
+  for (uint64_t i = 0; i < 24; ++i) {
+    const TaskSequence s = task.generate_from(task_sequence_seed(77, i), 14, forget);
+    AuditProbe p{s.tokens, task.value_of(s.tokens.back()), 7};
+    for (const std::vector<int32_t>& ctx : {p.context, with_prefix(p.context, std::vector<int32_t>{trigger}, 1)}) {
+      UnlearnExample e{ctx, std::vector<int32_t>(ctx.size(), -1), true};
+      e.targets.back() = p.answer;
+      (ctx.size() == p.context.size() ? rows_none : rows_sink).push_back(e);
+    }
+    probes.push_back(p);
+  }
+  const AuditReport rec = run_audit(model, nullptr, ids, probes, {{"r1", {trigger}}, {"r2", {task.spare_token(1)}}}, ao);
+  ASSERT_EQ(rec.recovery.size(), 2u);
+  TrainModelConfig mc = c.base.model;
+  mc.vocab = task.vocab_size();
+  TrainModel trained(mc, 0);
+  trained.load_values(r.rows[2].model_dir + "/model.safetensors");
+  EXPECT_NEAR(rec.recovery[0].acc_none, facts_accuracy(trained, rows_none), 1e-12);
+  EXPECT_NEAR(rec.recovery[0].acc_sink, facts_accuracy(trained, rows_sink), 1e-12);
+  EXPECT_EQ(rec.recovery[0].acc_none, rec.recovery[1].acc_none);
+  EXPECT_FALSE(rec.has_reference);
+  EXPECT_THROW(run_audit(model, nullptr, ids, probes, {{"empty", {}}}, ao), Error);
+  EXPECT_THROW(run_audit(model, nullptr, {}, {}, {}, ao), Error);
+  const std::vector<int32_t> ctx = {0, 5, 6};
+  EXPECT_EQ(with_prefix(ctx, std::vector<int32_t>{9, 8}, 1), (std::vector<int32_t>{0, 9, 8, 5, 6}));
+  EXPECT_THROW(with_prefix(ctx, std::vector<int32_t>{9}, 4), Error);
   fs::remove_all(c.out_dir);
 }
 
