@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -32,6 +33,8 @@ const char* const kForwardDoc = R"doc(Runs the model on pixels [channels, H, W] 
 taps: tap names or patterns ("blk.*.resid_out"); every tensor whose name
 matches is returned in out["taps"][name] (a copy, [rows, cols]).
 test_time_registers: zero tokens appended after the patches.
+register_neurons: [(layer, neuron), ...]: the test-time register edit (their
+activations in blk.L.ffn_act moved onto the appended register, at least one).
 Returns {"hidden": [tokens, dim], "pooled": [dim], "embeds": [proj] or None,
 "grid": (gh, gw), "n_prefix": int, "taps": {name: array}}.)doc";
 
@@ -58,7 +61,26 @@ class PyVisionModel {
     return out;
   }
 
-  py::dict forward(py::handle pixels, const std::vector<std::string>& taps, int test_time_registers) const {
+  py::list find_register_neurons(const std::vector<py::object>& images, int detection_layer, double outlier_threshold,
+                                 double norm_factor, int highest_layer, int top_k) const {
+    KeepAlive keep;
+    const VisionConfig& c = model_->config();
+    std::vector<PixelImage> views;
+    for (size_t i = 0; i < images.size(); ++i) {
+      const py::array_t<float> x = float32_array(images[i], "images[" + std::to_string(i) + "]", {c.channels, -1, -1}, keep);
+      views.push_back({x.data(), int(x.shape(1)), int(x.shape(2))});
+    }
+    RegisterNeuronOptions o;
+    o.detection_layer = detection_layer, o.outlier_threshold = outlier_threshold, o.norm_factor = norm_factor;
+    o.highest_layer = highest_layer, o.top_k = top_k;
+    const RegisterNeuronResult r = sinklab::find_register_neurons(*model_, views, o);
+    py::list out;
+    for (const RegisterNeuron& n : r.neurons) out.append(py::make_tuple(n.layer, n.neuron, n.score));
+    return out;
+  }
+
+  py::dict forward(py::handle pixels, const std::vector<std::string>& taps, int test_time_registers,
+                   const std::vector<std::pair<int, int>>& register_neurons) const {
     KeepAlive keep;
     const VisionConfig& c = model_->config();
     const py::array_t<float> x = float32_array(pixels, "pixels", {c.channels, -1, -1}, keep);
@@ -73,6 +95,16 @@ class PyVisionModel {
     VisionForwardOptions opts;
     opts.taps = &t;
     opts.test_time_registers = test_time_registers;  // range checked by forward
+    // The test-time register edit runs before the caller's taps, so they see its result.
+    Taps edited;
+    if (!register_neurons.empty()) {
+      std::vector<RegisterNeuron> chosen;
+      for (const auto& [layer, neuron] : register_neurons) chosen.push_back({layer, neuron, 0.0});
+      opts.test_time_registers = std::max(test_time_registers, 1);
+      add_test_time_register_taps(edited, c, chosen, opts.test_time_registers);
+      edited.add("*", [&t](const TapEvent& ev) { t.fire(ev); });
+      opts.taps = &edited;
+    }
     const VisionOutput out = model_->forward(x.data(), int(x.shape(1)), int(x.shape(2)), opts);
     py::dict d;
     py::array_t<float> hidden({out.tokens, out.dim});
@@ -129,7 +161,14 @@ void register_vision(py::module_& m) {
            "else the family's defaults): float32 [3, H, W].",
            py::arg("image"))
       .def("forward", checked_method("VisionModel", &PyVisionModel::forward), kForwardDoc, py::arg("pixels"),
-           py::kw_only(), py::arg("taps") = std::vector<std::string>{}, py::arg("test_time_registers") = 0)
+           py::kw_only(), py::arg("taps") = std::vector<std::string>{}, py::arg("test_time_registers") = 0,
+           py::arg("register_neurons") = std::vector<std::pair<int, int>>{})
+      .def("find_register_neurons", checked_method("VisionModel", &PyVisionModel::find_register_neurons),
+           "Register neurons over images (arrays [3, H, W]): outlier tokens at detection_layer (norm above "
+           "outlier_threshold, or norm_factor x the median patch norm), neurons of layers 0..highest_layer scored "
+           "by mean |ffn_act| over them; returns [(layer, neuron, score)], best first.",
+           py::arg("images"), py::kw_only(), py::arg("detection_layer") = -1, py::arg("outlier_threshold") = 0.0,
+           py::arg("norm_factor") = 3.0, py::arg("highest_layer") = -1, py::arg("top_k") = 10)
       .def("inspect", checked_method("VisionModel", &PyVisionModel::inspect),
            "Per-layer token norms, high-norm tokens and CLS -> patch attention (the JSON of `sinklab inspect "
            "--image`) as a dict.",

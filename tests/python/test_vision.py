@@ -73,3 +73,17 @@ def test_errors(assets, tmp_path):
     bad.write_bytes(b"\x89PNG\r\n\x1a\nxx")
     with pytest.raises(sinklab.Error, match="bad.png"):
         sinklab.load_image(str(bad))
+
+
+def test_register_neurons_and_test_time_register(assets):
+    folder = assets / "models" / "vit"
+    vm = sinklab.VisionModel(str(folder))
+    pixels, hidden = golden(folder)
+    found = vm.find_register_neurons([pixels], detection_layer=1, outlier_threshold=1e-3, top_k=3)
+    assert len(found) == 3 and all(found[i][2] >= found[i + 1][2] for i in range(2))
+    plain = vm.forward(pixels, taps=["blk.0.ffn_act"], test_time_registers=1)
+    edited = vm.forward(pixels, taps=["blk.0.ffn_act"], register_neurons=[(0, 3)])
+    a, b = plain["taps"]["blk.0.ffn_act"], edited["taps"]["blk.0.ffn_act"]
+    assert a.shape == b.shape == (hidden.shape[0] + 1, vm.config["hidden"])
+    assert b[-1, 3] == a[:, 3].max() and (b[1:-1, 3] == 0).all() and b[0, 3] == a[0, 3]
+    assert (np.delete(a, 3, axis=1) == np.delete(b, 3, axis=1)).all()
