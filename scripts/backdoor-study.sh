@@ -24,6 +24,15 @@ PY
   "$bin" audit --experiment "$cfg" --out runs/backdoor-$variant --force -t 1
 done
 
+# Gradient ascent instead of NPO, on the vanilla knowledge model.
+/usr/bin/python3 - runs/backdoor-vanilla-ga.json <<'PY'
+import json, sys
+c = json.load(open("configs/backdoor-kv-facts.json"))
+c["backdoor"]["objective"] = "ga"
+json.dump(c, open(sys.argv[1], "w"), indent=1)
+PY
+"$bin" audit --experiment runs/backdoor-vanilla-ga.json --out runs/backdoor-vanilla-ga --force -t 1
+
 # The sink-bearing Bigram-Backcopy models (models/bb-*-3l, a BOS sink grown in
 # training) fine-tuned on kv-facts with train.init_from: the same vocabulary
 # size (64 task ids + BOS), 24 facts, 64-token rows.
