@@ -4,6 +4,10 @@
 
 #include <filesystem>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "engine.h"
 #include "sinklab/serve.h"
 
@@ -48,6 +52,23 @@ std::string route_name(const std::string& path) {
                             "/v1/conversations"})
     if (path == known) return path;
   return "other";
+}
+
+// cpp-httplib listens with a backlog of 5 (compiled into Debian's library):
+// a burst of clients then waits out TCP's 1 s SYN retry. listen() again on the
+// bound socket (found by its port) raises the backlog.
+void raise_listen_backlog(int port) {
+  for (int fd = 0; fd < 4096; ++fd) {
+    int accepting = 0;
+    socklen_t len = sizeof accepting;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting) continue;
+    sockaddr_storage addr{};
+    socklen_t alen = sizeof addr;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0) continue;
+    const int bound = addr.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
+                                                  : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    if (bound == port) ::listen(fd, SOMAXCONN);
+  }
 }
 
 std::string sse(const nlohmann::json& j) { return "data: " + dump(j) + "\n\n"; }
@@ -120,6 +141,7 @@ int Server::bind() {
     throw Error("serve: cannot bind to " + s.options.host + ":" + std::to_string(port) +
                 " (in use, or not an address of this machine)");
   }
+  raise_listen_backlog(port);
   return port;
 }
 
