@@ -53,5 +53,5 @@ def test_long_conversation_flat_memory_and_same_answers_as_a_session():
         assert info["n_past"] >= 20 * context, info
         assert reply["evicted_tokens"] > 0 and info["cached_tokens"] <= context
         rss_end = server.rss_kib()
-        print(f"{info['n_past']} tokens over 200 turns; RSS {rss_warm} KiB after 20 turns, {rss_end} KiB after 200")
+        print(f"{info['n_past']} tokens over 200 turns, {reply['evicted_tokens']} evicted; RSS {rss_warm} KiB after 20 turns, {rss_end} KiB after 200")
         assert rss_end <= 1.15 * rss_warm
