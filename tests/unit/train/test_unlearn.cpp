@@ -129,6 +129,39 @@ TEST(Unlearn, ValueNormPenaltyGradientMatchesFiniteDifferences) {
   EXPECT_EQ(m.last_value_norm_penalty(), 0.0);
 }
 
+// Both objectives push the forget rows' loss up and the retain rows' down; the
+// hook runs every eval_every steps and after the last.
+TEST(Unlearn, ObjectivesMoveTheLossesAndTheHookRuns) {
+  set_num_threads(1);  // tiny batches: threads would only wait on each other
+  for (const char* name : {"ga", "npo"}) {
+    TrainModel m(tiny_model(), 11);
+    std::vector<UnlearnExample> rows;
+    for (int32_t r = 0; r < 8; ++r) {
+      UnlearnExample e;
+      e.forget = r % 2 == 0;
+      for (int32_t t = 0; t < 8; ++t) {
+        e.inputs.push_back((r * 3 + t) % 11);
+        e.targets.push_back((r * 5 + t * 2 + 1) % 11);
+      }
+      rows.push_back(e);
+    }
+    UnlearnOptions o;
+    o.objective = forget_objective_from_name(name);
+    o.steps = 30;
+    o.batch_size = 4;
+    o.lr = 1e-2f;
+    o.eval_every = 10;
+    std::vector<int64_t> seen;
+    const std::vector<UnlearnStep> steps =
+        unlearn(m, rows, o, [&](const TrainModel&, const UnlearnStep& s) { seen.push_back(s.step); });
+    EXPECT_EQ(seen, (std::vector<int64_t>{10, 20, 30})) << name;
+    ASSERT_EQ(steps.size(), 30u);
+    EXPECT_GT(steps.back().forget_loss, steps.front().forget_loss + 0.5) << name;
+    EXPECT_LT(steps.back().retain_loss, steps.front().retain_loss) << name;
+    EXPECT_EQ(steps.back().value_norm_penalty, 0.0);
+  }
+}
+
 TEST(Unlearn, BadInputIsAnError) {
   TrainModel m(tiny_model(), 1);
   UnlearnOptions o;
