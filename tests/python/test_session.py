@@ -188,3 +188,21 @@ def test_add_tap_reads_and_replaces_tensors():
     boom.add_tap("logits", fail)
     with pytest.raises(KeyError, match="from the tap"):
         boom.feed(ids)
+
+
+@pytest.mark.parametrize("spec", ["adaptive:sink=4,budget=48", "heavy:budget=48", "snapkv:prompt=64,budget=48,window=8"])
+def test_attention_driven_caches_from_python(model, spec):
+    """The caches that evict by attention run from Python: bounded, and equal
+    to dense while nothing has been evicted."""
+    ids = stream_ids(200)
+    s = sinklab.Session(model, cache=spec)
+    dense = sinklab.Session(model)
+    s.feed(ids[:40])
+    dense.feed(ids[:40])
+    np.testing.assert_allclose(s.next_logits(), dense.next_logits(), rtol=1e-5, atol=1e-5)
+    for t in ids[40:]:
+        s.feed([t])
+    kept = s.cached_indices()
+    assert len(kept) <= max(48, 64) and s.evict_stats()["evicted"] == 200 - len(kept)
+    assert list(kept) == sorted(kept) and kept[-1] == 199
+    assert np.isfinite(s.next_logits()).all()
