@@ -207,7 +207,13 @@ TrainResult train(const TrainConfig& config_in, const std::function<void(const T
   Optimizer opt(model, o);
   if (world.rank == 0) ckpt.clean_leftovers();
   const int64_t start = ckpt.restore(model, opt);
-  if (start == 0 && !o.init_from.empty()) model.load_values(checkpoint_weights_path(o.init_from));
+  if (start == 0 && !o.init_from.empty()) {
+    try {
+      model.load_values(checkpoint_weights_path(o.init_from));
+    } catch (const Error& e) {
+      throw Error(std::string("train.init_from: ") + e.what());
+    }
+  }
   int64_t saved_step = start > 0 ? start : -1;  // the last checkpoint on disk
   ProbeRecorder probes(cfg, data.task.get(), data.first_token, data.tokens.valid, data.config_json);
   probes.resume(start);

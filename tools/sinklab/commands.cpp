@@ -14,6 +14,7 @@ Command train_tokenizer_command();  // train_tokenizer.cpp
 Command train_command();     // train.cpp
 Command audit_command();     // audit.cpp
 Command serve_command();     // serve.cpp
+Command train_vit_command();  // train_vit.cpp
 
 // One row per subcommand.
 std::vector<Command> all_commands() {
@@ -30,6 +31,7 @@ std::vector<Command> all_commands() {
       train_command(),
       audit_command(),
       serve_command(),
+      train_vit_command(),
   };
 }
 

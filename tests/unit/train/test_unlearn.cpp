@@ -314,8 +314,19 @@ TEST(Train, InitFromStartsAtTheCheckpointsWeights) {
   a.load_values(cfg.train.out_dir + "/model.safetensors");
   b.load_values(again.train.out_dir + "/model.safetensors");
   for (int64_t i = 0; i < a.n_params(); ++i) ASSERT_NEAR(a.values()[size_t(i)], b.values()[size_t(i)], 1e-6f) << i;
+  // A checkpoint of another shape is one error naming the key.
+  TrainConfig wider = again;
+  wider.model.dim = 32;
+  wider.train.out_dir = fresh_dir("third");
+  try {
+    train(wider);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("train.init_from"), std::string::npos) << e.what();
+  }
   fs::remove_all(cfg.train.out_dir);
   fs::remove_all(again.train.out_dir);
+  fs::remove_all(wider.train.out_dir);
 }
 
 }  // namespace
