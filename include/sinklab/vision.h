@@ -370,4 +370,44 @@ class ClipResNet {
   std::unique_ptr<ClipResNetWeights> weights_;
 };
 
+// ---------------------------------------------------------- training ViTs ----
+// Generated images of one shape (0 disk, 1 square, 2 triangle, 3 cross) at a
+// random place, size and colour on a noisy background with a few clutter
+// dots; pixels [3, size, size] in [-1, 1].
+struct ShapeImage {
+  int label = 0;
+  std::vector<float> pixels;
+};
+ShapeImage make_shape_image(int size, uint64_t seed);
+
+// A small DINOv2-style ViT (pre-LN, GELU, optional register tokens) with a
+// linear classifier on CLS, trained with AdamW on make_shape_image batches.
+struct VitTrainConfig {
+  int image_size = 32, patch_size = 4, dim = 64, layers = 4, heads = 4, hidden = 256, registers = 0, classes = 4;
+  int batch = 32;
+  float lr = 1e-3f, weight_decay = 0.05f;
+  uint64_t seed = 1;
+};
+struct VitStepResult {
+  float loss = 0, accuracy = 0;  // over the step's batch
+};
+class VitTrainer {
+ public:
+  explicit VitTrainer(const VitTrainConfig& config);
+  ~VitTrainer();
+  VitStepResult step(int step_index);  // one AdamW step on batch `step_index`
+  // One image's loss; with_gradients: the gradients of it replace the stored ones.
+  float loss(const float* pixels, int label, bool with_gradients);
+  std::vector<std::string> parameter_names() const;
+  std::vector<float>& values(const std::string& name);
+  const std::vector<float>& gradients(const std::string& name) const;
+  // A Hugging Face dinov2 (dinov2_with_registers) folder: model.safetensors
+  // (LayerScale written as 1, plus classifier.*), config.json, preprocessor_config.json.
+  void save(const std::string& dir) const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
 }  // namespace sinklab
