@@ -104,3 +104,19 @@ def test_clip_resnet_decomposition(assets, tmp_path):
     assert len(d["head_attention"]) == 4 and all(abs(sum(a) - 1) < 1e-5 for a in d["head_attention"])
     assert "top pairs" in r.stdout
     assert "neuron" in (tmp_path / "rep" / "report.html").read_text()
+
+
+def test_train_vit_then_inspect(tmp_path):
+    out = tmp_path / "vit"
+    r = run("train-vit", "--out", out, "--steps", 4, "--log-every", 2, "--dim", 16, "--layers", 2, "--heads", 2,
+            "--hidden", 32, "--image-size", 16, "--batch", 4, "--registers", 2, "--samples", 1, "-t", 1)
+    assert r.returncode == 0, r.stderr
+    assert "step      4  loss" in r.stdout
+    log = json.loads((out / "train_log.json").read_text())
+    assert [e["step"] for e in log["log"]] == [2, 4] and log["config"]["registers"] == 2
+    assert json.loads((out / "config.json").read_text())["model_type"] == "dinov2_with_registers"
+    r = run("inspect", "-m", out, "--image", out / "sample-0.png", "--out", tmp_path / "rep")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert rep["tokens"] == 1 + 2 + 16 and rep["model"]["registers"] == 2
+    assert_one_clear_error(run("train-vit", "--out", out, "--steps", 1), "exists")
