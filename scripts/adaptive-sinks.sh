@@ -84,3 +84,6 @@ table "one-slot-bb-vanilla-3l-b16" -m models/bb-vanilla-3l --task-stream 4096 \
   --cache "dense,window:window=16,sink:sink=1,window=15,adaptive:sink=1,budget=16,heavy:heavy=1,window=15"
 table "one-slot-stories260k-b64" -m "$STORIES" -f "$STORIES_TEXT" --max-tokens 4000 \
   --cache "dense,window:window=64,sink:sink=1,window=63,adaptive:sink=1,budget=64,heavy:heavy=1,window=63"
+# One sink slot per layer: adaptive-layer stores L*S + W tokens, each layer sees S + W.
+table "per-layer-bb-vanilla-3l-b16" -m models/bb-vanilla-3l --task-stream 4096 \
+  --cache "dense,sink:sink=1,window=15,adaptive:sink=1,budget=16,adaptive-layer:sink=1,budget=16,adaptive:sink=4,budget=16,adaptive-layer:sink=4,budget=16"

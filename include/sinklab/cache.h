@@ -58,6 +58,9 @@ struct CacheOptions {
   // snapkv: the prompt's length and the max-pooling width of its key scores
   int64_t prompt = 0;
   int64_t pool = 7;
+  // adaptive-layer: the layers of the cache, each with its own sinks (the
+  // Session sets it to its model's when left 0)
+  int64_t layers = 0;
 };
 
 // Parses "name" or "name:key=value,key=value" (keys are CacheOptions field
@@ -104,6 +107,9 @@ class KvPolicy {
   // called for rows with needs_attention (heavy, adaptive, snapkv). The
   // default ignores it.
   virtual void observe_attention(const AttentionObservation&) {}
+  // The survivors that cache layer `layer` must not attend to (they stay for
+  // other layers); only asked of rows with masks_per_layer. Default: none.
+  virtual void hidden_from_layer(int /*layer*/, std::vector<TokenMeta>& out) const { out.clear(); }
   // Most tokens the next batch may hold without an eviction inside it
   // (batched_append rows). A policy that must see the attention of a part of
   // the stream on its own (snapkv's observation window) returns less.
@@ -131,6 +137,7 @@ struct KvPolicyInfo {
   bool needs_sink_logits;  // only for models with learned sink logits
   const char* group_size_option;  // the option a fixed group size (--chunk-tokens) sets; nullptr = none
   bool needs_attention;  // evicts by the attention it observes (KvPolicy::observe_attention)
+  bool masks_per_layer;  // some survivors are hidden from some layers (KvPolicy::hidden_from_layer)
 };
 std::span<const KvPolicyInfo> kv_policies();
 // The row of a policy; throws Error naming the unknown policy and listing the known ones.
@@ -281,6 +288,9 @@ class StreamingCache {
   CachePositions slot_positions(int64_t query_index) const;
   // [high_water] f32: 0 for live slots, -inf for free ones (AttnSpec::key_bias).
   std::vector<float> slot_key_bias() const;
+  // Sets -inf in `key_bias` (as slot_key_bias gives it) for the slots the
+  // policy hides from cache layer `layer` (KvPolicy::hidden_from_layer).
+  void hide_from_layer(int layer, std::vector<float>& key_bias) const;
   // Rows re-rotated by Shift since construction.
   int64_t rows_rotated() const { return rows_rotated_; }
 

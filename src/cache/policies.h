@@ -18,6 +18,7 @@ std::unique_ptr<KvPolicy> make_modal_policy(const CacheOptions& o);
 std::unique_ptr<KvPolicy> make_chunked_policy(const CacheOptions& o);
 std::unique_ptr<KvPolicy> make_heavy_policy(const CacheOptions& o);
 std::unique_ptr<KvPolicy> make_adaptive_policy(const CacheOptions& o);
+std::unique_ptr<KvPolicy> make_adaptive_layer_policy(const CacheOptions& o);
 std::unique_ptr<KvPolicy> make_snapkv_policy(const CacheOptions& o);
 
 // Throws "<policy> cache: option '<option>' must be >= min (got value)".

@@ -28,6 +28,7 @@ void sinks_and_window(const char* policy, CacheOptions& o, int64_t context) {
 }
 void sink_defaults(CacheOptions& o, int64_t context) { sinks_and_window("sink", o, context); }
 void adaptive_defaults(CacheOptions& o, int64_t context) { sinks_and_window("adaptive", o, context); }
+void adaptive_layer_defaults(CacheOptions& o, int64_t context) { sinks_and_window("adaptive-layer", o, context); }
 // H2O: a budget of the context, half heavy hitters and half recent tokens.
 void heavy_defaults(CacheOptions& o, int64_t context) {
   if (o.budget == 0 && (o.heavy == 0 || o.window == 0)) o.budget = context;
@@ -39,37 +40,43 @@ void snapkv_defaults(CacheOptions& o, int64_t) {
 
 constexpr KvPolicyInfo kPolicies[] = {
     {"dense", "keep every token up to a hard 'limit' (no streaming; default the context)", make_dense_policy, "limit",
-     dense_defaults, false, true, false, false, nullptr, false},
+     dense_defaults, false, true, false, false, nullptr, false, false},
     {"window", "the last 'window' tokens (0+W; default W = the context)", make_window_policy, "window",
-     window_defaults, true, true, false, false, nullptr, false},
+     window_defaults, true, true, false, false, nullptr, false, false},
     {"sink",
      "StreamingLLM: the first 'sink' tokens + the last 'window' (or 'budget' - 'sink'); default 4 + the "
      "context - 4",
-     make_sink_policy, "sink,window,budget", sink_defaults, true, true, false, false, nullptr, false},
+     make_sink_policy, "sink,window,budget", sink_defaults, true, true, false, false, nullptr, false, false},
     {"sink-logit", "the last 'window' tokens, for models with learned sink logits (default W = the context)",
-     make_sink_logit_policy, "window", window_defaults, true, true, false, true, nullptr, false},
+     make_sink_logit_policy, "window", window_defaults, true, true, false, true, nullptr, false, false},
     {"modal",
      "StreamingVLM: 'text_sink' + 'text_window' text tokens + the last 'vision_rounds' rounds of "
      "other tokens (at most 'round_tokens' per round)",
      make_modal_policy, "text_sink,text_window,vision_rounds,round_tokens", nullptr, true, false, true, false,
-     "round_tokens", false},
+     "round_tokens", false, false},
     {"chunked",
      "chunked video: the first 'sink_chunks' chunks + the last 'window_chunks' chunks (at most "
      "'chunk_tokens' each), evicted whole",
      make_chunked_policy, "sink_chunks,window_chunks,chunk_tokens", nullptr, true, false, true, false,
-     "chunk_tokens", false},
+     "chunk_tokens", false, false},
     {"heavy",
      "H2O heavy hitters: the last 'window' tokens + the 'heavy' older ones with the most attention received "
      "(or 'budget' = heavy + window; default half each of the context)",
-     make_heavy_policy, "heavy,window,budget", heavy_defaults, true, true, false, false, nullptr, true},
+     make_heavy_policy, "heavy,window,budget", heavy_defaults, true, true, false, false, nullptr, true, false},
     {"adaptive",
      "adaptive sinks: the last 'window' tokens + the 'sink' older tokens this model parks the most attention "
      "on, measured online (or 'budget' = sink + window); default 4 + the context - 4",
-     make_adaptive_policy, "sink,window,budget", adaptive_defaults, true, true, false, false, nullptr, true},
+     make_adaptive_policy, "sink,window,budget", adaptive_defaults, true, true, false, false, nullptr, true, false},
+    {"adaptive-layer",
+     "adaptive sinks per layer: each layer sees the last 'window' tokens + its own 'sink' older tokens it parks "
+     "the most attention on (or 'budget' = sink + window); the storage holds 'layers' x sink + window "
+     "('layers' = the model's); default 4 + the context - 4",
+     make_adaptive_layer_policy, "sink,window,budget,layers", adaptive_layer_defaults, true, true, false, false,
+     nullptr, true, true},
     {"snapkv",
      "SnapKV prompt compression: of the first 'prompt' tokens keep the 'budget' - 'window' keys its last "
      "'window' tokens (default 32) attend to most (max-pooled over 'pool'), then the latest tokens up to 'budget'",
-     make_snapkv_policy, "prompt,budget,window,pool", snapkv_defaults, true, true, false, false, nullptr, true},
+     make_snapkv_policy, "prompt,budget,window,pool", snapkv_defaults, true, true, false, false, nullptr, true, false},
 };
 
 struct OptionField {
@@ -91,6 +98,7 @@ constexpr OptionField kOptionFields[] = {
     {"heavy", &CacheOptions::heavy},
     {"prompt", &CacheOptions::prompt},
     {"pool", &CacheOptions::pool},
+    {"layers", &CacheOptions::layers},
 };
 
 std::string trim(std::string_view s) {

@@ -36,17 +36,20 @@ void ScoredEviction::survivors(std::vector<TokenMeta>& out) const {
   out.insert(out.end(), recent_.begin(), recent_.end());
 }
 
-void ScoredEviction::observe_attention(const AttentionObservation& obs) {
+void ScoredEviction::observe_attention(const AttentionObservation& obs) { tally_attention(name_, tally_, obs); }
+
+void tally_attention(const char* policy, std::unordered_map<int64_t, AttentionTally>& tally,
+                     const AttentionObservation& obs) {
   const size_t n = obs.tokens.size();
   check(obs.n_layers >= 1 && obs.layer >= 0 && obs.layer < obs.n_layers && obs.n_kv_heads >= 1 &&
             obs.mass.size() == size_t(obs.n_kv_heads) * n,
-        std::string(name_) + " cache: an attention observation of " + std::to_string(obs.mass.size()) +
+        std::string(policy) + " cache: an attention observation of " + std::to_string(obs.mass.size()) +
             " masses for " + std::to_string(obs.n_kv_heads) + " kv heads x " + std::to_string(n) +
             " tokens (layer " + std::to_string(obs.layer) + " of " + std::to_string(obs.n_layers) + ")");
   const size_t cells = size_t(obs.n_layers) * size_t(obs.n_kv_heads);
   for (size_t i = 0; i < n; ++i) {
-    const auto it = tally_.find(obs.tokens[i].index);
-    check(it != tally_.end(), std::string(name_) + " cache: attention observed on token " +
+    const auto it = tally.find(obs.tokens[i].index);
+    check(it != tally.end(), std::string(policy) + " cache: attention observed on token " +
                                   std::to_string(obs.tokens[i].index) + ", which the cache does not hold");
     AttentionTally& t = it->second;
     if (t.mass.size() != cells) t.mass.assign(cells, 0.0);

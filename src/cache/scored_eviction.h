@@ -25,6 +25,11 @@ struct AttentionTally {
   int64_t query_heads = 0;   // (query, query head) pairs that could see it (causal), counted once per step
 };
 
+// Adds one observation to the tallies of the tokens it names (every one must
+// be in `tally`); errors name `policy`.
+void tally_attention(const char* policy, std::unordered_map<int64_t, AttentionTally>& tally,
+                     const AttentionObservation& obs);
+
 class ScoredEviction : public KvPolicy {
  public:
   ScoredEviction(const char* name, int64_t keep, int64_t window) : name_(name), keep_(keep), window_(window) {}

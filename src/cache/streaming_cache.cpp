@@ -140,4 +140,13 @@ std::vector<float> StreamingCache::slot_key_bias() const {
   return bias;
 }
 
+void StreamingCache::hide_from_layer(int layer, std::vector<float>& key_bias) const {
+  check(int64_t(key_bias.size()) == storage_.high_water(),
+        "StreamingCache::hide_from_layer: a key bias of " + std::to_string(key_bias.size()) + " slots for " +
+            std::to_string(storage_.high_water()));
+  std::vector<TokenMeta> hidden;
+  policy_->hidden_from_layer(layer, hidden);
+  for (const TokenMeta& t : hidden) key_bias[size_t(slot_of_.at(t.index))] = -std::numeric_limits<float>::infinity();
+}
+
 }  // namespace sinklab

@@ -19,6 +19,7 @@ struct Session::Buffers {
   std::vector<int32_t> tokens;
   std::vector<float> prior_bias, alibi;
   std::vector<float> column_sums;  // [heads, n_ctx], for policies that evict by attention
+  std::vector<float> layer_bias;   // the key bias of one layer, for policies that hide tokens per layer
 };
 
 Session::Session(std::shared_ptr<const Model> model, SessionOptions opts)
@@ -72,6 +73,13 @@ void Session::make_caches() {
   storage_layer_.assign(size_t(n_layers), 0);
   int n_main = 0, n_loc = 0;
   for (int l = 0; l < n_layers; ++l) storage_layer_[size_t(l)] = split && c.layer_window[size_t(l)] > 0 ? n_loc++ : n_main++;
+  // Policies that keep tokens per layer are sized by the layers of their cache.
+  if (kv_policy_reads(spec_.policy, "layers")) {
+    if (spec_.options.layers == 0) spec_.options.layers = n_main;
+    check(spec_.options.layers == n_main, "Session: cache option 'layers' is " + std::to_string(spec_.options.layers) +
+                                              " but this model's cache has " + std::to_string(n_main) +
+                                              " layers (leave 'layers' out)");
+  }
   cache_ = make_cache(spec_, n_main, storage_contract_, c.rope);
   if (!split) return;
   check(opts_.local_batch >= 0, "Session: local_batch must be >= 0");
@@ -315,7 +323,14 @@ void Session::attention_block(Forward& fw, int l, Placement& at) {
   if (!at.rotate_outside) spec.rope = *at.rope;
   spec.scale = c.attn_scale;
   spec.softcap = c.attn_softcap;
-  spec.key_bias = TensorView::strided(at.key_bias.data(), DType::F32, {1, Hkv, n_ctx}, {0, 0, 1});
+  // Policies that keep some tokens for other layers only hide them here.
+  std::vector<float>* key_bias = &at.key_bias;
+  if (at.cache == cache_.get() && kv_policy_info(spec_.policy).masks_per_layer) {
+    B.layer_bias = at.key_bias;
+    at.cache->hide_from_layer(sl, B.layer_bias);
+    key_bias = &B.layer_bias;
+  }
+  spec.key_bias = TensorView::strided(key_bias->data(), DType::F32, {1, Hkv, n_ctx}, {0, 0, 1});
   if (!L.sinks.empty()) spec.sink_logits = L.sinks.data();
   if (c.relu_attention) spec.normalization = AttnNormalization::Relu;
   if (c.prior.kind == PriorKind::Alibi) {
@@ -328,7 +343,7 @@ void Session::attention_block(Forward& fw, int l, Placement& at) {
                    L.prior_first.data(), std::span<const int32_t>(at.pos.keys.data(), size_t(n_ctx)),
                    B.prior_bias.data());
     for (int64_t g = 0; g < Hkv; ++g)
-      for (int64_t s = 0; s < n_ctx; ++s) B.prior_bias[size_t(g * n_ctx + s)] += at.key_bias[size_t(s)];
+      for (int64_t s = 0; s < n_ctx; ++s) B.prior_bias[size_t(g * n_ctx + s)] += (*key_bias)[size_t(s)];
     spec.key_bias = TensorView::strided(B.prior_bias.data(), DType::F32, {1, Hkv, n_ctx}, {0, n_ctx, 1});
   }
   const TensorView qv = TensorView::strided(B.q.data(), DType::F32, {1, H, n, hd}, {n * qd, hd, qd, 1});

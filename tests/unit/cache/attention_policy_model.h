@@ -90,6 +90,69 @@ inline std::vector<int64_t> scored_brute_force(const std::string& policy, int64_
   return alive;
 }
 
+// adaptive-layer: each of `n_layers` layers has its own list of kept tokens.
+// After every token, the token that left the last `window` joins every
+// layer's list; while a layer's list holds more than `keep`, its token with
+// the lowest score at that layer (max over kv heads of the mass there /
+// query heads) leaves it (ties: the newest). The cache holds every token some
+// list holds plus the window; layer l sees its list plus the window.
+struct PerLayerKept {
+  std::vector<int64_t> alive;                 // ascending
+  std::vector<std::vector<int64_t>> visible;  // per layer, ascending
+};
+inline PerLayerKept per_layer_brute_force(int64_t keep, int64_t window, int n_layers,
+                                          const std::vector<StreamEvent>& log) {
+  std::vector<int64_t> stream;
+  std::vector<std::vector<int64_t>> lists(static_cast<size_t>(n_layers));
+  std::vector<StreamEvent> seen;
+  auto layer_score = [&](int l, int64_t index) {
+    std::vector<double> mass;
+    int64_t query_heads = 0;
+    detail::tally_of(index, seen, mass, query_heads);
+    if (query_heads == 0 || mass.empty()) return 0.0;
+    const size_t heads = mass.size() / size_t(n_layers);
+    double best = 0;
+    for (size_t g = 0; g < heads; ++g) best = std::max(best, mass[size_t(l) * heads + g]);
+    return best / double(query_heads);
+  };
+  for (const StreamEvent& e : log) {
+    for (const sinklab::TokenMeta& t : e.batch) {
+      stream.push_back(t.index);
+      if (int64_t(stream.size()) <= window) continue;
+      const int64_t leaving = stream[stream.size() - size_t(window) - 1];
+      for (int l = 0; l < n_layers; ++l) {
+        std::vector<int64_t>& list = lists[size_t(l)];
+        list.push_back(leaving);
+        if (int64_t(list.size()) <= keep) continue;
+        size_t victim = 0;
+        double lowest = 0;
+        for (size_t i = 0; i < list.size(); ++i) {
+          const double s = layer_score(l, list[i]);
+          if (i == 0 || s <= lowest) {
+            lowest = s;
+            victim = i;
+          }
+        }
+        list.erase(list.begin() + std::ptrdiff_t(victim));
+      }
+    }
+    seen.push_back(StreamEvent{{}, e.observed});
+  }
+  PerLayerKept out;
+  const size_t recent_from = stream.size() - std::min(stream.size(), size_t(window));
+  const std::vector<int64_t> recent(stream.begin() + std::ptrdiff_t(recent_from), stream.end());
+  for (const std::vector<int64_t>& list : lists) {
+    out.alive.insert(out.alive.end(), list.begin(), list.end());
+    std::vector<int64_t> v = list;
+    v.insert(v.end(), recent.begin(), recent.end());
+    out.visible.push_back(std::move(v));
+  }
+  std::sort(out.alive.begin(), out.alive.end());
+  out.alive.erase(std::unique(out.alive.begin(), out.alive.end()), out.alive.end());
+  out.alive.insert(out.alive.end(), recent.begin(), recent.end());
+  return out;
+}
+
 // snapkv: the whole stream up to `prompt` tokens; after it, the prompt's first
 // prompt - window tokens are scored by the observations whose queries all lie
 // in the prompt's last `window` tokens (made before any later token arrived),
