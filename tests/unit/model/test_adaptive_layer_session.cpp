@@ -22,10 +22,13 @@
 #include <vector>
 
 #include "../cache/attention_policy_model.h"
+#include "tiny_decoder.h"
 #include "sinklab/formats.h"
 #include "sinklab/model.h"
 
 using namespace sinklab;
+using sinklab::test::rel_err;
+using sinklab::test::survivor_indices;
 
 namespace {
 
@@ -34,37 +37,15 @@ constexpr int64_t kVocab = 48, kDim = 32, kHeads = 4, kKvHeads = 2, kHeadDim = 8
 // kSink7 (feature 1) by layer 1's; every other token carries feature 0.
 constexpr int32_t kSink7 = kVocab - 1, kSink0 = kVocab - 2;
 
-double rel_err(std::span<const float> got, std::span<const float> ref) {
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    diff = std::max(diff, std::fabs(double(got[i]) - double(ref[i])));
-    scale = std::max(scale, std::fabs(double(ref[i])));
-  }
-  return scale > 0 ? diff / scale : diff;
-}
-
 // A 2-layer llama decoder as safetensors, random weights. `planted`: q reads
 // feature 0 and layer l's k reads feature 2 (l = 0) or 1 (l = 1) into head
 // dim 7 (the slowest RoPE pair; theta 1e6), v ignores features 0..2, and no
 // layer writes features 0..2 to the residual, so every query of layer 0
 // parks on kSink0 and every query of layer 1 on kSink7 (no-op sinks).
 std::shared_ptr<const Model> write_model(bool planted, const std::string& tag) {
-  const std::string dir = ::testing::TempDir() + "/sinklab_adaptive_layer_" + tag + "_" + std::to_string(::getpid());
-  std::filesystem::create_directories(dir);
-  std::mt19937 rng(2718);
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  std::vector<std::vector<float>> store;
-  store.reserve(64);
-  std::vector<TensorEntry> entries;
+  test::TinyDecoder model({kVocab, kDim, kHeads, kKvHeads, kHeadDim, kHidden}, 2718);
   auto add = [&](const std::string& name, int64_t rows, int64_t cols, float scale, float offset = 0.f) {
-    std::vector<float> w(static_cast<size_t>(rows * cols));
-    for (float& x : w) x = offset + scale * u(rng);
-    store.push_back(std::move(w));
-    std::vector<int64_t> shape = {rows, cols};
-    if (rows == 1) shape = {cols};
-    entries.push_back({name, TensorType::F32, shape, reinterpret_cast<const uint8_t*>(store.back().data()),
-                       store.back().size() * sizeof(float)});
-    return &store.back();
+    return model.add(name, rows, cols, scale, offset);
   };
   std::vector<float>* embed = add("model.embed_tokens.weight", kVocab, kDim, planted ? 0.3f : 1.f);
   add("lm_head.weight", kVocab, kDim, 0.5f);
@@ -97,30 +78,11 @@ std::shared_ptr<const Model> write_model(bool planted, const std::string& tag) {
       std::fill_n(wd->begin() + f * kHidden, kHidden, 0.f);
     }
   }
-  write_safetensors(dir + "/model.safetensors", entries);
-  std::ofstream(dir + "/config.json") << "{\"model_type\": \"llama\", \"vocab_size\": " << kVocab
-                                      << ", \"hidden_size\": " << kDim << ", \"num_hidden_layers\": " << kLayers
-                                      << ", \"num_attention_heads\": " << kHeads
-                                      << ", \"num_key_value_heads\": " << kKvHeads << ", \"head_dim\": " << kHeadDim
-                                      << ", \"intermediate_size\": " << kHidden
-                                      << ", \"max_position_embeddings\": 256, \"rms_norm_eps\": 1e-5, "
-                                      << "\"rope_theta\": " << (planted ? "1000000.0" : "100.0") << "}";
-  std::shared_ptr<const Model> model = Model::load(dir);
-  std::filesystem::remove_all(dir);
-  return model;
+  return model.load(kLayers, planted ? 1e6 : 100.0, "adaptive_layer_" + tag);
 }
 
 std::vector<int32_t> random_ids(size_t n, uint32_t seed, int32_t vocab = kVocab) {
-  std::mt19937 rng(seed);
-  std::vector<int32_t> ids(n);
-  for (auto& x : ids) x = int32_t(rng() % uint32_t(vocab));
-  return ids;
-}
-
-std::vector<int64_t> survivor_indices(const Session& s) {
-  std::vector<int64_t> out;
-  for (const TokenMeta& t : s.cache().survivors()) out.push_back(t.index);
-  return out;
+  return test::random_ids(n, seed, vocab);
 }
 
 // The survivors cache layer `layer` does not see.

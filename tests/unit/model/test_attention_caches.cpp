@@ -23,24 +23,18 @@
 #include <vector>
 
 #include "../cache/attention_policy_model.h"
+#include "tiny_decoder.h"
 #include "sinklab/formats.h"
 #include "sinklab/model.h"
 
 using namespace sinklab;
+using sinklab::test::rel_err;
+using sinklab::test::survivor_indices;
 
 namespace {
 
 constexpr int64_t kVocab = 48, kDim = 32, kHeads = 4, kKvHeads = 2, kHeadDim = 8, kHidden = 64;
 constexpr int32_t kSinkToken = kVocab - 1;  // the planted model's sink: the only token with feature 1
-
-double rel_err(std::span<const float> got, std::span<const float> ref) {
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    diff = std::max(diff, std::fabs(double(got[i]) - double(ref[i])));
-    scale = std::max(scale, std::fabs(double(ref[i])));
-  }
-  return scale > 0 ? diff / scale : diff;
-}
 
 // A llama decoder written as safetensors. Random weights; `planted` makes
 // every query of layer 0 park on kSinkToken: all other tokens carry a
@@ -49,22 +43,9 @@ double rel_err(std::span<const float> got, std::span<const float> ref) {
 // layouts, with theta 1e6 it barely turns), and v ignores both features, so
 // the sink's value is small (a no-op sink).
 std::shared_ptr<const Model> write_model(int layers, bool planted, const std::string& tag) {
-  const std::string dir = ::testing::TempDir() + "/sinklab_attn_caches_" + tag + "_" + std::to_string(::getpid());
-  std::filesystem::create_directories(dir);
-  std::mt19937 rng(4321);
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  std::vector<std::vector<float>> store;
-  store.reserve(64);
-  std::vector<TensorEntry> entries;
+  test::TinyDecoder model({kVocab, kDim, kHeads, kKvHeads, kHeadDim, kHidden}, 4321);
   auto add = [&](const std::string& name, int64_t rows, int64_t cols, float scale, float offset = 0.f) {
-    std::vector<float> w(static_cast<size_t>(rows * cols));
-    for (float& x : w) x = offset + scale * u(rng);
-    store.push_back(std::move(w));
-    std::vector<int64_t> shape = {rows, cols};
-    if (rows == 1) shape = {cols};
-    entries.push_back({name, TensorType::F32, shape, reinterpret_cast<const uint8_t*>(store.back().data()),
-                       store.back().size() * sizeof(float)});
-    return &store.back();
+    return model.add(name, rows, cols, scale, offset);
   };
   std::vector<float>* embed = add("model.embed_tokens.weight", kVocab, kDim, planted ? 0.3f : 1.f);
   add("lm_head.weight", kVocab, kDim, 0.5f);
@@ -91,30 +72,11 @@ std::shared_ptr<const Model> write_model(int layers, bool planted, const std::st
     add(p + "mlp.up_proj.weight", kHidden, kDim, 0.3f);
     add(p + "mlp.down_proj.weight", kDim, kHidden, 0.3f);
   }
-  write_safetensors(dir + "/model.safetensors", entries);
-  std::ofstream(dir + "/config.json") << "{\"model_type\": \"llama\", \"vocab_size\": " << kVocab
-                                      << ", \"hidden_size\": " << kDim << ", \"num_hidden_layers\": " << layers
-                                      << ", \"num_attention_heads\": " << kHeads
-                                      << ", \"num_key_value_heads\": " << kKvHeads << ", \"head_dim\": " << kHeadDim
-                                      << ", \"intermediate_size\": " << kHidden
-                                      << ", \"max_position_embeddings\": 256, \"rms_norm_eps\": 1e-5, "
-                                      << "\"rope_theta\": " << (planted ? "1000000.0" : "100.0") << "}";
-  std::shared_ptr<const Model> model = Model::load(dir);
-  std::filesystem::remove_all(dir);
-  return model;
+  return model.load(layers, planted ? 1e6 : 100.0, "attn_caches_" + tag);
 }
 
 std::vector<int32_t> random_ids(size_t n, uint32_t seed, int32_t vocab = kVocab) {
-  std::mt19937 rng(seed);
-  std::vector<int32_t> ids(n);
-  for (auto& x : ids) x = int32_t(rng() % uint32_t(vocab));
-  return ids;
-}
-
-std::vector<int64_t> survivor_indices(const Session& s) {
-  std::vector<int64_t> out;
-  for (const TokenMeta& t : s.cache().survivors()) out.push_back(t.index);
-  return out;
+  return test::random_ids(n, seed, vocab);
 }
 
 // What the brute force needs of one cache: its sizes and which model to use.
